@@ -1,0 +1,1 @@
+//! host-sim: a simulated TOTVS RM host (to be written).

@@ -1,0 +1,1 @@
+//! The C ABI boundary (to be written: see issue "Foundation").

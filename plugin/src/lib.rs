@@ -1,0 +1,13 @@
+//! tae-edu: the TOTVS Educacional ⇄ TOTVS Assinatura Eletrônica (TAE) integration plugin.
+//!
+//! The C ABI lives in [`ffi`] (the only module allowed `unsafe`); everything else is safe Rust,
+//! testable with a mock [`host::Host`]. See `docs/abi.md` and `include/tae_edu.h`.
+
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod error;
+#[allow(unsafe_code)]
+pub mod ffi;
+pub mod host;
+pub mod redact;

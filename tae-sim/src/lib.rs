@@ -1,0 +1,1 @@
+//! tae-sim: a stand-in for the TAE REST API (to be written).
