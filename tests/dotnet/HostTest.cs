@@ -1,0 +1,339 @@
+// The C# host test: an RM-like host written in C# (in-memory contracts, parameters, records,
+// scripted authentication and CPF screens) that drives the built plugin through the P/Invoke
+// binding in include/dotnet/TaeEdu.cs, against a running tae-sim.
+//
+// Usage: mono HostTest.exe <tae-sim base URL>
+// Exit code 0 when every check passes; the last line is "N passed, M failed".
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Text;
+
+namespace TaeEdu.Tests
+{
+    class Contract
+    {
+        public string Key, CodContrato, Ra, Student, Course, Period, Status;
+        public string RespName, RespCpf, RespEmail;
+
+        public Dictionary<string, object> ToJson()
+        {
+            return new Dictionary<string, object>
+            {
+                { "key", Key }, { "data_server", "EduContratoData" },
+                { "codcoligada", 1L }, { "codfilial", 1L }, { "codcontrato", CodContrato }, { "ra", Ra },
+                { "student_name", Student }, { "course", Course }, { "period", Period }, { "status", Status },
+                { "financial_responsible", new Dictionary<string, object> {
+                    { "code", "R" + CodContrato }, { "name", RespName }, { "cpf", RespCpf }, { "email", RespEmail } } },
+            };
+        }
+    }
+
+    /// <summary>The host's services over in-memory state.</summary>
+    class MemoryHost : IHostServices
+    {
+        public readonly string TaeUrl;
+        public readonly List<Contract> Contracts = new List<Contract>();
+        public readonly Dictionary<string, Dictionary<string, object>> Records = new Dictionary<string, Dictionary<string, object>>();
+        public readonly List<string> LogLines = new List<string>();
+        public int AuthPrompts, CpfPrompts, ProgressCalls;
+        public readonly List<string> Methods = new List<string>();
+        public const string RmUserEmail = "secretaria.dotnet@escola.example";
+        public const string AdminEmail = "admin@escola.example";
+        public const string AdminPassword = "Admin@123";
+
+        public MemoryHost(string taeUrl) { TaeUrl = taeUrl; }
+
+        public Dictionary<string, object> Params()
+        {
+            return new Dictionary<string, object>
+            {
+                { "auth_url", TaeUrl + "/identityintegration" },
+                { "api_url", TaeUrl },
+                { "web_login_url", TaeUrl + "/webapptotvssign/#/auth/login?external=true" },
+                { "service_user", AdminEmail },
+                { "service_password", AdminPassword },
+                { "request_timeout_secs", 30L },
+                { "max_concurrency", 4L },
+                { "document_name_template", "Contrato {codcontrato} - {aluno}" },
+            };
+        }
+
+        static byte[] Json(object value) { return Encoding.UTF8.GetBytes(MiniJson.Write(value)); }
+
+        public byte[] Call(string method, byte[] request)
+        {
+            Methods.Add(method);
+            var req = MiniJson.Obj(MiniJson.Parse(Encoding.UTF8.GetString(request)));
+            switch (method)
+            {
+                case "user.current":
+                    return Json(new Dictionary<string, object> {
+                        { "login", "secretaria" }, { "name", "Secretária .NET" }, { "email", RmUserEmail }, { "interactive", true } });
+                case "user.has_permission":
+                    return Json(new Dictionary<string, object> { { "granted", true } });
+                case "params.get":
+                    return Json(new Dictionary<string, object> { { "values", Params() } });
+                case "contracts.get":
+                {
+                    var keys = MiniJson.Arr(req["keys"]).Cast<string>().ToList();
+                    var found = Contracts.Where(c => keys.Contains(c.Key)).Select(c => (object)c.ToJson()).ToList();
+                    var missing = keys.Where(k => !Contracts.Any(c => c.Key == k)).Cast<object>().ToList();
+                    return Json(new Dictionary<string, object> { { "contracts", found }, { "missing", missing } });
+                }
+                case "contracts.find":
+                    return Json(new Dictionary<string, object> { { "contracts", Contracts.Select(c => (object)c.ToJson()).ToList() } });
+                case "contracts.set_status":
+                {
+                    var contract = Contracts.FirstOrDefault(c => c.Key == (string)req["key"]);
+                    if (contract == null) throw new HostServiceException("contrato desconhecido: " + req["key"]);
+                    contract.Status = (string)req["status"];
+                    return Json(new Dictionary<string, object>());
+                }
+                case "report.render":
+                {
+                    var contract = Contracts.FirstOrDefault(c => c.Key == (string)req["contract_key"]);
+                    if (contract == null) throw new HostServiceException("contrato desconhecido: " + req["contract_key"]);
+                    return Pdf.Contract(contract);
+                }
+                case "file.read":
+                    return File.ReadAllBytes((string)req["path"]);
+                case "ui.authenticate":
+                    AuthPrompts++;
+                    return Json(new Dictionary<string, object> {
+                        { "cancelled", false }, { "email", AdminEmail }, { "password", AdminPassword } });
+                case "ui.ask_cpf":
+                    CpfPrompts++;
+                    return Json(new Dictionary<string, object> { { "cancelled", false }, { "cpf", "246.813.579-28" } });
+                case "records.get":
+                {
+                    var keys = MiniJson.Arr(req["keys"]).Cast<string>().ToList();
+                    var found = Records.Values.Where(r => keys.Contains((string)r["record_key"])).Cast<object>().ToList();
+                    return Json(new Dictionary<string, object> { { "records", found } });
+                }
+                case "records.put":
+                    foreach (var r in MiniJson.Arr(req["records"]))
+                    {
+                        var record = MiniJson.Obj(r);
+                        Records[(string)record["id"]] = record;
+                    }
+                    return Json(new Dictionary<string, object>());
+                case "records.query":
+                {
+                    var filter = MiniJson.Obj(req.ContainsKey("filter") && req["filter"] != null ? req["filter"] : new Dictionary<string, object>());
+                    IEnumerable<Dictionary<string, object>> rows = Records.Values;
+                    object ids;
+                    if (filter.TryGetValue("record_ids", out ids) && ids != null)
+                    {
+                        var idList = MiniJson.Arr(ids).Cast<string>().ToList();
+                        rows = rows.Where(r => idList.Contains((string)r["id"]));
+                    }
+                    object key;
+                    if (filter.TryGetValue("contract_key", out key) && key != null)
+                        rows = rows.Where(r => (string)r["record_key"] == (string)key);
+                    object status;
+                    if (filter.TryGetValue("status", out status) && status != null)
+                        rows = rows.Where(r => (string)r["status"] == (string)status);
+                    var all = rows.OrderByDescending(r => (string)(MiniJson.Get(r, "sent_at") ?? MiniJson.Get(r, "created_at") ?? "")).ToList();
+                    int offset = req.ContainsKey("offset") ? (int)(long)req["offset"] : 0;
+                    int limit = req.ContainsKey("limit") ? (int)(long)req["limit"] : 50;
+                    return Json(new Dictionary<string, object> {
+                        { "total", (long)all.Count }, { "records", all.Skip(offset).Take(limit).Cast<object>().ToList() } });
+                }
+                case "records.store_file":
+                    return Json(new Dictionary<string, object> { { "path", "/dev/null" } });
+                default:
+                    throw new HostServiceException("unknown method");
+            }
+        }
+
+        public void Log(int level, string message)
+        {
+            LogLines.Add(level + " " + message);
+        }
+
+        public bool Progress(uint done, uint total, string detailJson)
+        {
+            ProgressCalls++;
+            return false;
+        }
+    }
+
+    /// <summary>A small but valid PDF (correct xref offsets) with the contract's data.</summary>
+    static class Pdf
+    {
+        public static byte[] Contract(Contract c)
+        {
+            string text = "Contrato " + c.CodContrato + " - aluno RA " + c.Ra;
+            string stream = "BT /F1 14 Tf 72 720 Td (" + text + ") Tj ET";
+            var objects = new List<string>
+            {
+                "<< /Type /Catalog /Pages 2 0 R >>",
+                "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+                "<< /Length " + stream.Length + " >>\nstream\n" + stream + "\nendstream",
+                "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            };
+            var sb = new StringBuilder("%PDF-1.4\n");
+            var offsets = new List<int>();
+            for (int i = 0; i < objects.Count; i++)
+            {
+                offsets.Add(sb.Length);
+                sb.Append((i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n");
+            }
+            int xref = sb.Length;
+            sb.Append("xref\n0 " + (objects.Count + 1) + "\n0000000000 65535 f \n");
+            foreach (int offset in offsets) sb.Append(offset.ToString("D10") + " 00000 n \n");
+            sb.Append("trailer\n<< /Size " + (objects.Count + 1) + " /Root 1 0 R >>\nstartxref\n" + xref + "\n%%EOF\n");
+            return Encoding.ASCII.GetBytes(sb.ToString());
+        }
+    }
+
+    static class Program
+    {
+        static int passed, failed;
+
+        static void Check(bool condition, string what, string context = null)
+        {
+            if (condition)
+            {
+                passed++;
+                Console.WriteLine("ok   - " + what);
+            }
+            else
+            {
+                failed++;
+                Console.WriteLine("FAIL - " + what + (context == null ? "" : "\n       " + context));
+            }
+        }
+
+        static string Post(string url, string json)
+        {
+            var request = (HttpWebRequest)WebRequest.Create(url);
+            request.Method = "POST";
+            request.ContentType = "application/json";
+            byte[] body = Encoding.UTF8.GetBytes(json);
+            request.ContentLength = body.Length;
+            using (var stream = request.GetRequestStream()) stream.Write(body, 0, body.Length);
+            using (var response = (HttpWebResponse)request.GetResponse())
+            using (var reader = new StreamReader(response.GetResponseStream(), Encoding.UTF8))
+                return reader.ReadToEnd();
+        }
+
+        static string Execute(TaeEduPlugin plugin, string option, IEnumerable<string> keys, Dictionary<string, object> parameters)
+        {
+            var request = new Dictionary<string, object>
+            {
+                { "session", "dotnet-session-1" },
+                { "invoked_from", new Dictionary<string, object> {
+                    { "kind", "contract_view" }, { "contract_keys", keys.Cast<object>().ToList() } } },
+                { "option", option },
+                { "params", parameters },
+            };
+            var response = plugin.Execute(MiniJson.Write(request));
+            Check(response.Ok, "execute " + option + " answers status 0", response.Json);
+            return response.Json;
+        }
+
+        static List<Dictionary<string, object>> Results(string json)
+        {
+            var results = MiniJson.Get(MiniJson.Parse(json), "results") as List<object>;
+            return results == null ? new List<Dictionary<string, object>>() : results.Select(MiniJson.Obj).ToList();
+        }
+
+        static int Main(string[] args)
+        {
+            if (args.Length < 1)
+            {
+                Console.Error.WriteLine("usage: HostTest.exe <tae-sim base URL>");
+                return 2;
+            }
+            string taeUrl = args[0].TrimEnd('/');
+            var host = new MemoryHost(taeUrl);
+            host.Contracts.Add(new Contract { Key = "1;2026901;901", CodContrato = "901", Ra = "2026901", Student = "Ana Lúcia Araújo",
+                Course = "Enfermagem", Period = "2026/1", Status = "Ativo", RespName = "Márcia Araújo", RespCpf = "529.982.247-25", RespEmail = "marcia.araujo@familia.example" });
+            host.Contracts.Add(new Contract { Key = "1;2026902;902", CodContrato = "902", Ra = "2026902", Student = "João Araújo",
+                Course = "Enfermagem", Period = "2026/1", Status = "Ativo", RespName = "Márcia Araújo", RespCpf = "529.982.247-25", RespEmail = "marcia.araujo@familia.example" });
+            host.Contracts.Add(new Contract { Key = "1;2026903;903", CodContrato = "903", Ra = "2026903", Student = "Conceição Lima",
+                Course = "Direito", Period = "2026/1", Status = "Ativo", RespName = "José Lima", RespCpf = "111.444.777-35", RespEmail = "jose.lima@familia.example" });
+            var keys = host.Contracts.Select(c => c.Key).ToList();
+
+            Check(NativeMethods.AbiVersion() == 1, "tae_edu_abi_version() is 1");
+            using (var plugin = new TaeEduPlugin(host))
+            {
+                // configure: describe, validate, test
+                var describe = plugin.Configure("{\"action\":\"describe\"}");
+                var fields = MiniJson.Get(MiniJson.Parse(describe.Json), "fields") as List<object>;
+                Check(describe.Ok && fields != null && fields.Count >= 10, "configure describe lists the parameter fields", describe.Json);
+
+                var validateRequest = new Dictionary<string, object> { { "action", "validate" }, { "values", host.Params() } };
+                var validate = plugin.Configure(MiniJson.Write(validateRequest));
+                Check(validate.Ok, "configure validate accepts the parameters", validate.Json);
+
+                var badValues = host.Params();
+                badValues["api_url"] = "http://tae.example.com";
+                var invalid = plugin.Configure(MiniJson.Write(new Dictionary<string, object> { { "action", "validate" }, { "values", badValues } }));
+                Check(invalid.Status == (int)TaeEduStatus.InvalidConfig && invalid.Json.Contains("api_url"),
+                      "configure validate refuses http:// to a non-loopback host, naming api_url", invalid.Json);
+
+                var test = plugin.Configure("{\"action\":\"test\"}");
+                Check(test.Ok && Equals(MiniJson.Get(MiniJson.Parse(test.Json), "login_ok"), true)
+                      && Equals(MiniJson.Get(MiniJson.Parse(test.Json), "permissions", "send"), true),
+                      "configure test logs in with the service user and reports permissions", test.Json);
+
+                // send 3 contracts (the report rendered by this host)
+                var sendParams = new Dictionary<string, object> {
+                    { "source", new Dictionary<string, object> { { "kind", "report" }, { "report_code", "EDU.CONTRATO" } } } };
+                var sent = Results(Execute(plugin, "send", keys, sendParams));
+                Check(sent.Count == 3 && sent.All(r => (string)r["outcome"] == "sent" && r["document_id"] != null),
+                      "send: the 3 contracts are sent, each with a TAE document id", MiniJson.Write(sent));
+                Check(host.AuthPrompts == 1, "the authentication screen was shown once (" + host.AuthPrompts + ")");
+                Check(host.CpfPrompts == 1, "the CPF screen registered the RM user once (" + host.CpfPrompts + ")");
+                Check(host.ProgressCalls >= 3, "progress was reported per contract (" + host.ProgressCalls + " calls)");
+
+                // the responsibles sign in the portal (tae-sim's side)
+                foreach (var result in sent)
+                {
+                    var contract = host.Contracts.First(c => c.Key == (string)result["contract_key"]);
+                    Post(taeUrl + "/_sim/documents/" + Convert.ToString(result["document_id"]) + "/act",
+                         MiniJson.Write(new Dictionary<string, object> { { "email", contract.RespEmail } }));
+                }
+
+                // check: all finalised, contracts marked "Assinado", records finalizado
+                var checkedResults = Results(Execute(plugin, "check", keys, new Dictionary<string, object>()));
+                Check(checkedResults.Count == 3 && checkedResults.All(r => (string)r["outcome"] == "signed"),
+                      "check: the 3 documents are signed", MiniJson.Write(checkedResults));
+                Check(host.Contracts.All(c => c.Status == "Assinado"), "the 3 contracts are marked \"Assinado\" in the host",
+                      string.Join(", ", host.Contracts.Select(c => c.CodContrato + "=" + c.Status)));
+                Check(host.Records.Count == 3 && host.Records.Values.All(r => (string)r["status"] == "finalizado"
+                      && r["document_id"] != null && ((string)r["sha256"]).Length == 64),
+                      "3 integration records, each finalizado with its document id and SHA-256",
+                      MiniJson.Write(host.Records.Values.Select(r => r["status"]).ToList()));
+                Check(host.AuthPrompts == 1, "no second authentication within the session (" + host.AuthPrompts + ")");
+
+                // attachment list
+                var list = plugin.AttachmentList("{\"page\":1,\"page_size\":10}");
+                Check(list.Ok && Equals(MiniJson.Get(MiniJson.Parse(list.Json), "total"), 3L),
+                      "attachment_list lists the 3 records", list.Json);
+
+                // malformed requests
+                var malformed = plugin.ExecuteRaw(Encoding.UTF8.GetBytes("{this is not json"));
+                Check(malformed.Status == (int)TaeEduStatus.InvalidRequest
+                      && MiniJson.Get(MiniJson.Parse(malformed.Json), "error", "code") != null,
+                      "a malformed request answers INVALID_REQUEST with a JSON error", malformed.Status + " " + malformed.Json);
+                var badUtf8 = plugin.ExecuteRaw(new byte[] { 0x7b, 0xff, 0xfe, 0x7d });
+                Check(badUtf8.Status == (int)TaeEduStatus.InvalidUtf8, "invalid UTF-8 answers INVALID_UTF8", badUtf8.Status + " " + badUtf8.Json);
+
+                // secrets never reach the host's log
+                Check(!host.LogLines.Any(l => l.Contains(MemoryHost.AdminPassword)), "the TAE password never appears in a log line");
+            }
+            Check(TaeEduPlugin.SessionEnd("dotnet-session-1") == 0, "tae_edu_session_end answers 0");
+            Check(TaeEduPlugin.Shutdown() == 0 && TaeEduPlugin.Shutdown() == 0, "tae_edu_shutdown twice answers 0");
+
+            Console.WriteLine("dotnet: " + passed + " passed, " + failed + " failed");
+            return failed == 0 ? 0 : 1;
+        }
+    }
+}
