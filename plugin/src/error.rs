@@ -141,3 +141,27 @@ impl std::fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
+
+impl PluginError {
+    /// The same error with another technical detail (redacted).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = crate::redact::redact(&detail.into());
+        self
+    }
+
+    pub fn cancelled(message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::Cancelled, message, detail)
+    }
+
+    pub fn auth_failed(message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::AuthFailed, message, detail)
+    }
+
+    pub fn permission(message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::PermissionDenied, message, detail)
+    }
+
+    pub fn tae(message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::TaeError, message, detail)
+    }
+}

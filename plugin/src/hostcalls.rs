@@ -1,0 +1,204 @@
+//! Typed wrappers over the host's `call` methods (`docs/abi.md`, "Host methods").
+
+use crate::error::PluginError;
+use crate::host::{Host, HostCallError};
+use crate::records::{Contract, Record};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const PROCESS_PERMISSION: &str = "Integração com TOTVS Assinatura Digital";
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct CurrentUser {
+    #[serde(default)]
+    pub login: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default = "yes")]
+    pub interactive: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl CurrentUser {
+    /// Who did it, in records and events.
+    pub fn who(&self) -> String {
+        if self.login.is_empty() {
+            self.name.clone()
+        } else {
+            self.login.clone()
+        }
+    }
+}
+
+/// The host's answer to `ui.authenticate` / `ui.ask_cpf`.
+pub enum Screen<T> {
+    Cancelled,
+    Confirmed(T),
+}
+
+#[derive(Clone, Copy)]
+pub struct HostApi<'h> {
+    pub host: &'h dyn Host,
+}
+
+fn host_err(e: HostCallError) -> PluginError {
+    PluginError::host(e.to_string())
+}
+
+impl<'h> HostApi<'h> {
+    pub fn new(host: &'h dyn Host) -> Self {
+        HostApi { host }
+    }
+
+    pub fn raw(&self, method: &str, request: &Value) -> Result<Vec<u8>, HostCallError> {
+        self.host.call(method, request.to_string().as_bytes())
+    }
+
+    pub fn json(&self, method: &str, request: &Value) -> Result<Value, PluginError> {
+        let bytes = self.raw(method, request).map_err(host_err)?;
+        if bytes.is_empty() {
+            return Ok(json!({}));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| PluginError::host(format!("host method {method}: invalid JSON answer: {e}")))
+    }
+
+    fn field<T: serde::de::DeserializeOwned>(method: &str, v: &Value, name: &str) -> Result<T, PluginError> {
+        serde_json::from_value(v.get(name).cloned().unwrap_or(Value::Null)).map_err(|e| {
+            PluginError::host(format!("host method {method}: field {name} has an unexpected shape: {e}"))
+        })
+    }
+
+    pub fn user_current(&self, session: &str) -> Result<CurrentUser, PluginError> {
+        let v = self.json("user.current", &json!({"session": session}))?;
+        serde_json::from_value(v)
+            .map_err(|e| PluginError::host(format!("host method user.current: {e}")))
+    }
+
+    pub fn has_permission(&self, session: &str) -> Result<bool, PluginError> {
+        let v = self.json(
+            "user.has_permission",
+            &json!({"session": session, "permission": PROCESS_PERMISSION}),
+        )?;
+        Ok(v.get("granted").and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    pub fn params(&self) -> Result<Value, PluginError> {
+        let v = self.json("params.get", &json!({}))?;
+        Ok(v.get("values").cloned().unwrap_or(Value::Null))
+    }
+
+    pub fn contracts_get(&self, keys: &[String]) -> Result<(Vec<Contract>, Vec<String>), PluginError> {
+        if keys.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let v = self.json("contracts.get", &json!({"keys": keys}))?;
+        let contracts: Vec<Contract> = Self::field("contracts.get", &v, "contracts")?;
+        let missing: Option<Vec<String>> = Self::field("contracts.get", &v, "missing")?;
+        Ok((contracts, missing.unwrap_or_default()))
+    }
+
+    pub fn contracts_find(&self, filter: &Value) -> Result<Vec<Contract>, PluginError> {
+        let v = self.json("contracts.find", &json!({"filter": filter}))?;
+        Self::field("contracts.find", &v, "contracts")
+    }
+
+    pub fn set_contract_signed(&self, key: &str, by: &str) -> Result<(), PluginError> {
+        self.json(
+            "contracts.set_status",
+            &json!({"key": key, "status": "Assinado", "by": by}),
+        )
+        .map(|_| ())
+    }
+
+    pub fn file_read(&self, path: &str) -> Result<Vec<u8>, HostCallError> {
+        self.raw("file.read", &json!({"path": path}))
+    }
+
+    pub fn report_render(&self, report_code: &str, contract_key: &str) -> Result<Vec<u8>, HostCallError> {
+        self.raw(
+            "report.render",
+            &json!({"report_code": report_code, "contract_key": contract_key}),
+        )
+    }
+
+    /// `ui.authenticate`: `(email, password)` or cancelled.
+    pub fn ui_authenticate(
+        &self,
+        session: &str,
+        email_hint: Option<&str>,
+        reason: &str,
+        message: Option<&str>,
+    ) -> Result<Screen<(String, String)>, PluginError> {
+        let v = self.json(
+            "ui.authenticate",
+            &json!({"session": session, "email_hint": email_hint, "reason": reason, "message": message}),
+        )?;
+        if v.get("cancelled").and_then(Value::as_bool).unwrap_or(false) {
+            return Ok(Screen::Cancelled);
+        }
+        let email = v.get("email").and_then(Value::as_str).unwrap_or("").trim().to_string();
+        let password = v.get("password").and_then(Value::as_str).unwrap_or("").to_string();
+        crate::redact::register_secret(&password);
+        Ok(Screen::Confirmed((email, password)))
+    }
+
+    pub fn ui_ask_cpf(
+        &self,
+        session: &str,
+        name: &str,
+        email: &str,
+        message: Option<&str>,
+    ) -> Result<Screen<String>, PluginError> {
+        let v = self.json(
+            "ui.ask_cpf",
+            &json!({"session": session, "name": name, "email": email, "message": message}),
+        )?;
+        if v.get("cancelled").and_then(Value::as_bool).unwrap_or(false) {
+            return Ok(Screen::Cancelled);
+        }
+        Ok(Screen::Confirmed(
+            v.get("cpf").and_then(Value::as_str).unwrap_or("").to_string(),
+        ))
+    }
+
+    pub fn records_get(&self, data_server: &str, keys: &[String]) -> Result<Vec<Record>, PluginError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v = self.json("records.get", &json!({"data_server": data_server, "keys": keys}))?;
+        Self::field("records.get", &v, "records")
+    }
+
+    pub fn records_query(&self, filter: &Value, offset: usize, limit: usize) -> Result<(u64, Vec<Record>), PluginError> {
+        let v = self.json(
+            "records.query",
+            &json!({"filter": filter, "offset": offset, "limit": limit}),
+        )?;
+        let total: Option<u64> = Self::field("records.query", &v, "total")?;
+        let records: Vec<Record> = Self::field("records.query", &v, "records")?;
+        Ok((total.unwrap_or(records.len() as u64), records))
+    }
+
+    pub fn records_put(&self, records: &[&Record]) -> Result<(), PluginError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.json("records.put", &json!({"records": records})).map(|_| ())
+    }
+
+    pub fn records_store_file(&self, record_id: &str, file_name: &str, content: &[u8]) -> Result<Option<String>, PluginError> {
+        use base64::Engine;
+        let v = self.json(
+            "records.store_file",
+            &json!({"record_id": record_id, "file_name": file_name,
+                    "content_base64": base64::engine::general_purpose::STANDARD.encode(content)}),
+        )?;
+        Ok(v.get("path").and_then(Value::as_str).map(str::to_string))
+    }
+}

@@ -1,0 +1,504 @@
+//! "Enviar documento": per contract, validate the financial responsible, get the PDF (the file
+//! chosen in the process or the report the host renders), register the signer in TAE when
+//! missing, write the record ("enviando"), upload (record "rascunho" + id), publish (record
+//! "pendente"). A record stuck mid-send is reconciled with TAE first; a contract with an active
+//! record is skipped.
+
+use super::{locate_document, put, tae_failed, Item, Outcome};
+use crate::config::{self, Params, Person, RecipientAuthType};
+use crate::error::{PluginError, Status};
+use crate::hostcalls::HostApi;
+use crate::records::{Contract, Recipient, RecipientState, Record, RecordStatus, Role};
+use crate::session::Auth;
+use crate::tae::{api, ErrorKind, TaeError};
+use crate::validate::{normalize_cpf, normalize_email, same_email};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::rc::Rc;
+
+pub const PARAM_KEYS: &[&str] = &[
+    "source",
+    "validators",
+    "witnesses",
+    "extra_signers",
+    "document_name_template",
+    "subject",
+    "body",
+];
+
+pub enum Source {
+    /// The file chosen in the process, read once for the batch.
+    File { bytes: Rc<Vec<u8>>, file_name: String },
+    /// A predefined report the host renders per contract.
+    Report { report_code: String },
+}
+
+pub struct SendPlan {
+    pub source: Source,
+    pub extra_signers: Vec<Person>,
+    pub validators: Vec<Person>,
+    pub witnesses: Vec<Person>,
+    pub template: String,
+    pub subject: Option<String>,
+    pub body: Option<String>,
+    pub auth_type: RecipientAuthType,
+    pub expiry_days: u32,
+    pub reminder_days: u32,
+    pub max_bytes: u64,
+}
+
+fn bad(message: impl Into<String>, detail: impl Into<String>) -> PluginError {
+    PluginError::new(Status::InvalidRequest, message, detail)
+}
+
+/// Checks a PDF: not empty, starts with `%PDF-`, within the size limit. Answers a Portuguese
+/// reason.
+pub fn check_pdf(bytes: &[u8], max_bytes: u64) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Err("o arquivo PDF está vazio".into());
+    }
+    if !bytes.starts_with(b"%PDF-") {
+        return Err("o arquivo não é um PDF válido (não começa com %PDF-)".into());
+    }
+    if bytes.len() as u64 > max_bytes {
+        return Err(format!(
+            "o PDF tem {:.1} MB, acima do limite de {} MB",
+            bytes.len() as f64 / 1_048_576.0,
+            max_bytes / 1_048_576
+        ));
+    }
+    Ok(())
+}
+
+impl SendPlan {
+    pub fn new(host: HostApi<'_>, params: &Params, p: &Value) -> Result<SendPlan, PluginError> {
+        let max_bytes = params.max_file_mb * 1024 * 1024;
+        let source = match p.get("source") {
+            Some(s) => match (s.get("kind").and_then(Value::as_str), s.as_object()) {
+                (Some("file"), Some(o)) if o.len() == 2 => {
+                    let path = s.get("path").and_then(Value::as_str).unwrap_or("").trim();
+                    if path.is_empty() {
+                        return Err(bad("Informe o arquivo PDF a enviar.", "params.source.path is empty"));
+                    }
+                    let bytes = host.file_read(path).map_err(|e| {
+                        bad(format!("Não foi possível ler o arquivo {path}: {}", e.message), e.to_string())
+                    })?;
+                    check_pdf(&bytes, max_bytes).map_err(|m| bad(format!("Arquivo {path}: {m}."), m.clone()))?;
+                    let file_name = std::path::Path::new(path)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_else(|| "contrato.pdf".into());
+                    Source::File { bytes: Rc::new(bytes), file_name }
+                }
+                (Some("report"), Some(o)) if o.len() == 2 => {
+                    let code = s.get("report_code").and_then(Value::as_str).unwrap_or("").trim();
+                    if code.is_empty() {
+                        return Err(bad("Informe o relatório que gera o contrato.", "params.source.report_code is empty"));
+                    }
+                    Source::Report { report_code: code.to_string() }
+                }
+                _ => return Err(PluginError::invalid_request(
+                    "params.source must be {\"kind\":\"file\",\"path\"} or {\"kind\":\"report\",\"report_code\"}",
+                )),
+            },
+            None => return Err(bad("Informe a origem do documento (arquivo PDF ou relatório).", "params.source is missing")),
+        };
+        let extra_signers = super::people_param(p, "extra_signers", true)?.unwrap_or_else(|| params.extra_signers.clone());
+        let validators = super::people_param(p, "validators", false)?.unwrap_or_else(|| params.validators.clone());
+        let witnesses = super::people_param(p, "witnesses", false)?.unwrap_or_else(|| params.witnesses.clone());
+        if witnesses.len() < params.witness_count {
+            return Err(bad(
+                format!(
+                    "São exigidas {} testemunhas, mas {} foram informadas.",
+                    params.witness_count,
+                    witnesses.len()
+                ),
+                "fewer witnesses than witness_count",
+            ));
+        }
+        let mut all: Vec<&str> = Vec::new();
+        for person in extra_signers.iter().chain(&validators).chain(&witnesses) {
+            if all.iter().any(|e| same_email(e, &person.email)) {
+                return Err(bad(
+                    format!("O e-mail {} aparece mais de uma vez entre os destinatários.", person.email),
+                    "repeated recipient e-mail",
+                ));
+            }
+            all.push(&person.email);
+        }
+        let template = match p.get("document_name_template").and_then(Value::as_str) {
+            Some(t) => config::check_template(t).map_err(|m| bad(format!("Modelo do nome do documento inválido: {m}"), m.clone()))?,
+            None => params.document_name_template.clone(),
+        };
+        let text = |name: &str| p.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(SendPlan {
+            source,
+            extra_signers,
+            validators,
+            witnesses,
+            template,
+            subject: text("subject"),
+            body: text("body"),
+            auth_type: params.recipient_auth_type,
+            expiry_days: params.expiry_days,
+            reminder_days: params.reminder_interval_days,
+            max_bytes,
+        })
+    }
+}
+
+/// The financial responsible, validated: (name, cpf digits, email).
+pub fn financial_responsible(item: &Item, c: &Contract) -> Result<(String, String, String), Outcome> {
+    let Some(fr) = &c.financial_responsible else {
+        return Err(Outcome::failed_field(item, "financial_responsible", "o contrato não tem responsável financeiro cadastrado"));
+    };
+    let name = fr.name.clone().unwrap_or_default().trim().to_string();
+    if name.is_empty() {
+        return Err(Outcome::failed_field(item, "financial_responsible.name", "o responsável financeiro não tem nome cadastrado"));
+    }
+    let cpf = match fr.cpf.as_deref() {
+        None => return Err(Outcome::failed_field(item, "financial_responsible.cpf", format!("o responsável financeiro {name} não tem CPF cadastrado"))),
+        Some(c) => normalize_cpf(c).ok_or_else(|| {
+            Outcome::failed_field(item, "financial_responsible.cpf", format!("o CPF {c} do responsável financeiro {name} é inválido"))
+        })?,
+    };
+    let email = match fr.email.as_deref() {
+        None => return Err(Outcome::failed_field(item, "financial_responsible.email", format!("o responsável financeiro {name} não tem e-mail cadastrado"))),
+        Some(e) => normalize_email(e).ok_or_else(|| {
+            Outcome::failed_field(item, "financial_responsible.email", format!("o e-mail {e} do responsável financeiro {name} é inválido"))
+        })?,
+    };
+    Ok((name, cpf, email))
+}
+
+fn recipient(p: &Person, role: Role) -> Recipient {
+    Recipient {
+        email: p.email.clone(),
+        name: p.name.clone(),
+        cpf: p.cpf.clone(),
+        role,
+        acao: role.acao(),
+        state: RecipientState::Pending,
+        acted_at: None,
+    }
+}
+
+/// The recipients of a contract's document: the financial responsible first, then extra
+/// signers, validators and witnesses.
+pub fn recipients(fr: (&str, &str, &str), extra: &[Person], validators: &[Person], witnesses: &[Person]) -> Vec<Recipient> {
+    let mut out = vec![Recipient {
+        email: fr.2.to_string(),
+        name: fr.0.to_string(),
+        cpf: Some(fr.1.to_string()),
+        role: Role::Signer,
+        acao: Role::Signer.acao(),
+        state: RecipientState::Pending,
+        acted_at: None,
+    }];
+    out.extend(extra.iter().map(|p| recipient(p, Role::Signer)));
+    out.extend(validators.iter().map(|p| recipient(p, Role::Validator)));
+    out.extend(witnesses.iter().map(|p| recipient(p, Role::Witness)));
+    out
+}
+
+/// One recipient as TAE's publication body wants it.
+pub fn tae_recipient(r: &Recipient, first: bool, auth_type: RecipientAuthType) -> Value {
+    let role_label = match (r.role, first) {
+        (Role::Signer, true) => "Responsável financeiro",
+        (Role::Signer, false) => "Assinante",
+        (Role::Validator, _) => "Validador",
+        (Role::Witness, _) => "Testemunha",
+    };
+    let mut v = json!({
+        "email": r.email, "acao": r.acao, "workflow": 0, "papelAssinante": role_label,
+        "nomeCompleto": r.name, "notificaEnvio": true, "tipoEnvioDocumento": api::SEND_BY_EMAIL,
+        "tipoAutenticacao": match auth_type { RecipientAuthType::Login => api::AUTH_LOGIN, RecipientAuthType::EmailCode => api::AUTH_EMAIL_CODE },
+    });
+    if let Some(cpf) = &r.cpf {
+        v["tipoIdentificacao"] = json!(api::IDENT_CPF);
+        v["identificacao"] = json!(cpf);
+    }
+    if auth_type == RecipientAuthType::EmailCode {
+        v["tipoEnvioCodigo"] = json!(api::SEND_BY_EMAIL);
+    }
+    v
+}
+
+fn publication_body(plan: &SendPlan, id: i64, name: &str, recipients: &[Recipient]) -> Value {
+    let expiry = (plan.expiry_days > 0).then(|| {
+        (chrono::Utc::now() + chrono::Duration::days(plan.expiry_days as i64))
+            .format("%Y-%m-%dT23:59:59")
+            .to_string()
+    });
+    json!({
+        "idDocumento": id,
+        "utilizaWorkflow": false,
+        "responsavelAssinaDocumento": false,
+        "destinatarios": recipients.iter().enumerate().map(|(i, r)| tae_recipient(r, i == 0, plan.auth_type)).collect::<Vec<_>>(),
+        "observadores": [],
+        "publicacaoOpcoes": {
+            "dataExpiracao": expiry,
+            "assuntoMensagem": plan.subject.clone().unwrap_or_else(|| format!("{name} para assinatura")),
+            "corpoMensagem": plan.body.clone().unwrap_or_else(|| format!("Olá! O documento \"{name}\" está disponível para sua assinatura eletrônica.")),
+            "permiteRejeitarDocumento": true,
+            "intervaloLembrete": plan.reminder_days,
+            "solicitaAssinaturaManuscrita": false
+        }
+    })
+}
+
+fn file_name_for(c: &Contract, plan: &SendPlan) -> String {
+    match &plan.source {
+        Source::File { file_name, .. } => file_name.clone(),
+        Source::Report { .. } => {
+            let code: String = c
+                .codcontrato
+                .chars()
+                .map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' })
+                .collect();
+            format!("contrato-{}.pdf", if code.is_empty() { "sem-codigo".into() } else { code })
+        }
+    }
+}
+
+/// Publishes a draft; on an ambiguous failure (or "already published") reads the document
+/// first and publishes again only while it is still a draft. Answers TAE's resulting status.
+async fn publish_checked(auth: &Auth<'_>, body: &Value, id: i64) -> Result<i64, TaeError> {
+    let first = auth.call(|t| async move { auth.client.publish(&t, body).await }).await;
+    let err = match first {
+        Ok(()) => return Ok(api::STATUS_PENDING),
+        Err(e) => e,
+    };
+    let ambiguous = matches!(err.kind, ErrorKind::Transient | ErrorKind::Protocol)
+        || (err.kind == ErrorKind::Rejected && err.message.to_lowercase().contains("publicado"));
+    if !ambiguous {
+        return Err(err);
+    }
+    log::warn!("publish of document {id} ambiguous ({err}); reading its state");
+    let doc = auth.call(|t| async move { auth.client.document(&t, id).await }).await?;
+    let status = doc.get("status").and_then(Value::as_i64).unwrap_or(-1);
+    if status != api::STATUS_DRAFT {
+        return Ok(status);
+    }
+    auth.call(|t| async move { auth.client.publish(&t, body).await }).await?;
+    Ok(api::STATUS_PENDING)
+}
+
+pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
+    let Some(c) = &item.contract else {
+        return Outcome::failed(item, "contrato não encontrado no RM.");
+    };
+    let by = auth.user.who();
+    // A contract with an active document is never sent twice; one stuck mid-send is reconciled.
+    let active = item.records.iter().find(|r| r.status.is_active());
+    if let Some(r) = active {
+        if !r.status.is_unfinished_send() {
+            let doc = r.document_id.map(|d| format!(" nº {d}")).unwrap_or_default();
+            return Outcome::new(
+                item,
+                "skipped",
+                format!(
+                    "{}: já possui documento ativo{doc} no TOTVS Assinatura Eletrônica (situação {}); não foi reenviado.",
+                    item.label(),
+                    r.status.label()
+                ),
+            )
+            .with_record(r);
+        }
+    }
+    let fr = match financial_responsible(item, c) {
+        Ok(fr) => fr,
+        Err(o) => return o,
+    };
+    if let Some(p) = plan.extra_signers.iter().chain(&plan.validators).chain(&plan.witnesses).find(|p| same_email(&p.email, &fr.2)) {
+        return Outcome::failed_field(
+            item,
+            "financial_responsible.email",
+            format!("o e-mail {} do responsável financeiro é o mesmo de outro destinatário ({})", fr.2, p.name),
+        );
+    }
+    let recips = recipients((&fr.0, &fr.1, &fr.2), &plan.extra_signers, &plan.validators, &plan.witnesses);
+    let name = config::render_template(&plan.template, &c.template_values());
+
+    // Reconcile a record left mid-send by an earlier run.
+    let mut rec: Option<Record> = None;
+    if let Some(stuck) = active {
+        let mut r = stuck.clone();
+        match locate_document(auth, &r).await {
+            Err(e) => return tae_failed(item, "não foi possível conferir o envio anterior", &e).with_record(&r),
+            Ok(Some((id, status, _))) => {
+                r.document_id = Some(id);
+                if status == api::STATUS_DRAFT {
+                    r.set_status(RecordStatus::Rascunho);
+                    r.event(&by, "reconciled", format!("envio anterior interrompido: rascunho {id} encontrado no TAE; publicando"));
+                    if let Err(m) = put(auth, &[&r]) {
+                        return Outcome::failed(item, m).with_record(&r);
+                    }
+                    if let Err(m) = ensure_signers_registered(auth, plan, &recips).await {
+                        return Outcome::failed(item, m).with_record(&r);
+                    }
+                    r.recipients = recips.clone();
+                    return finish_publish(auth, plan, item, r, &name, &by).await;
+                }
+                let new_status = RecordStatus::from_tae(status).unwrap_or(RecordStatus::Pendente);
+                r.set_status(new_status);
+                if r.sent_at.is_none() {
+                    r.sent_at = Some(crate::records::now());
+                    r.sent_by = Some(by.clone());
+                }
+                r.event(&by, "reconciled", format!("envio anterior interrompido: documento {id} já publicado no TAE foi adotado (situação {})", new_status.label()));
+                if let Err(m) = put(auth, &[&r]) {
+                    return Outcome::failed(item, m).with_record(&r);
+                }
+                return Outcome::new(
+                    item,
+                    "sent",
+                    format!("{}: o envio anterior havia sido interrompido; o documento nº {id} já publicado no TOTVS Assinatura Eletrônica foi adotado (não foi reenviado).", item.label()),
+                )
+                .with_record(&r);
+            }
+            Ok(None) => {
+                r.event(&by, "reconciled", "envio anterior interrompido: nenhum documento encontrado no TAE; enviando novamente");
+                r.document_id = None;
+                r.set_status(RecordStatus::Enviando);
+                rec = Some(r);
+            }
+        }
+    }
+
+    // The PDF.
+    let pdf: Rc<Vec<u8>> = match &plan.source {
+        Source::File { bytes, .. } => bytes.clone(),
+        Source::Report { report_code } => match auth.host.report_render(report_code, &c.key) {
+            Ok(b) => {
+                if let Err(m) = check_pdf(&b, plan.max_bytes) {
+                    return Outcome::failed(item, format!("o relatório {report_code} gerou um documento inválido: {m}."));
+                }
+                Rc::new(b)
+            }
+            Err(e) => return Outcome::failed(item, format!("não foi possível gerar o relatório {report_code}: {}.", e.message)),
+        },
+    };
+    if let Err(m) = ensure_signers_registered(auth, plan, &recips).await {
+        return Outcome::failed(item, m);
+    }
+
+    let mut r = rec.unwrap_or_else(|| Record::new(c.data_server(), &c.key, &by));
+    r.document_name = name.clone();
+    r.file_name = file_name_for(c, plan);
+    r.file_size = pdf.len() as u64;
+    r.sha256 = format!("{:x}", Sha256::digest(pdf.as_slice()));
+    r.recipients = recips;
+    r.last_error = None;
+    // Recorded before any remote call of the send.
+    if let Err(m) = put(auth, &[&r]) {
+        return Outcome::failed(item, m);
+    }
+    let file_name = r.file_name.clone();
+    let uploaded = auth
+        .call(|t| {
+            let (name, file_name, pdf) = (name.clone(), file_name.clone(), pdf.clone());
+            async move { auth.client.upload(&t, &name, &file_name, &pdf).await }
+        })
+        .await;
+    let id = match uploaded {
+        Ok(id) => id,
+        Err(e) => {
+            let o = tae_failed(item, "o envio do PDF falhou", &e);
+            r.set_status(RecordStatus::Falhou);
+            r.last_error = Some(o.message.clone());
+            r.event(&by, "error", format!("upload: {e}"));
+            let _ = put(auth, &[&r]);
+            return o.with_record(&r);
+        }
+    };
+    r.document_id = Some(id);
+    r.set_status(RecordStatus::Rascunho);
+    r.event(&by, "uploaded", format!("rascunho {id} criado ({} bytes)", r.file_size));
+    if let Err(m) = put(auth, &[&r]) {
+        return Outcome::failed(item, m).with_record(&r);
+    }
+    finish_publish(auth, plan, item, r, &name, &by).await
+}
+
+/// Registers, with the "login" authentication type, every signer with a CPF that TAE lacks.
+async fn ensure_signers_registered(auth: &Auth<'_>, plan: &SendPlan, recips: &[Recipient]) -> Result<(), String> {
+    if plan.auth_type != RecipientAuthType::Login {
+        return Ok(());
+    }
+    for (i, r) in recips.iter().enumerate() {
+        let Some(cpf) = &r.cpf else { continue };
+        if let Err(e) = auth.ensure_recipient(&r.email, &r.name, cpf).await {
+            let who = if i == 0 { "o responsável financeiro" } else { "o destinatário" };
+            return Err(format!(
+                "não foi possível cadastrar {who} {} ({}) no TOTVS Assinatura Eletrônica: {}.",
+                r.name,
+                r.email,
+                e.user_text()
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn finish_publish(auth: &Auth<'_>, plan: &SendPlan, item: &Item, mut r: Record, name: &str, by: &str) -> Outcome {
+    let id = r.document_id.unwrap_or_default();
+    let body = publication_body(plan, id, name, &r.recipients);
+    match publish_checked(auth, &body, id).await {
+        Ok(status) => {
+            let st = RecordStatus::from_tae(status).unwrap_or(RecordStatus::Pendente);
+            r.set_status(if st == RecordStatus::Rascunho { RecordStatus::Pendente } else { st });
+            r.sent_by = Some(by.to_string());
+            r.sent_at = Some(crate::records::now());
+            r.last_error = None;
+            r.event(by, "published", format!("documento {id} publicado para {} destinatário(s)", r.recipients.len()));
+            if let Err(m) = put(auth, &[&r]) {
+                // The document is published; the next run reconciles the record by its id.
+                return Outcome::failed(item, format!("documento nº {id} publicado, mas {m}")).with_record(&r);
+            }
+            Outcome::new(
+                item,
+                "sent",
+                format!("{}: documento nº {id} enviado para assinatura de {} ({}).", item.label(), r.recipients[0].name, r.recipients[0].email),
+            )
+            .with_record(&r)
+        }
+        Err(e) => {
+            // Stays "rascunho" with its id: a rerun publishes this draft instead of uploading again.
+            let o = tae_failed(item, &format!("a publicação do documento nº {id} falhou"), &e);
+            r.last_error = Some(o.message.clone());
+            r.event(by, "error", format!("publish: {e}"));
+            let _ = put(auth, &[&r]);
+            o.with_record(&r)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pdf_checks() {
+        assert!(check_pdf(b"%PDF-1.7 ...", 100).is_ok());
+        assert!(check_pdf(b"", 100).is_err());
+        assert!(check_pdf(b"GIF89a", 100).is_err());
+        assert!(check_pdf(&[b'%', b'P', b'D', b'F', b'-', 0, 0, 0], 5).is_err());
+    }
+
+    #[test]
+    fn recipient_roles_and_body() {
+        let v = vec![Person { name: "V".into(), email: "v@x.com".into(), cpf: None }];
+        let w = vec![Person { name: "W".into(), email: "w@x.com".into(), cpf: Some("52998224725".into()) }];
+        let r = recipients(("Maria", "12345678909", "m@x.com"), &[], &v, &w);
+        assert_eq!(r.iter().map(|r| r.acao).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let t = tae_recipient(&r[0], true, RecipientAuthType::EmailCode);
+        assert_eq!(t["papelAssinante"], "Responsável financeiro");
+        assert_eq!(t["tipoAutenticacao"], 2);
+        assert_eq!(t["tipoEnvioCodigo"], 1);
+        assert_eq!(t["identificacao"], "12345678909");
+        let t = tae_recipient(&r[1], false, RecipientAuthType::Login);
+        assert!(t.get("identificacao").is_none());
+        assert_eq!(t["acao"], 1);
+    }
+}

@@ -1,0 +1,487 @@
+//! Per-RM-session TAE authentication: the token cache entry, the authentication screen (or the
+//! service user for non-interactive hosts), re-authentication after expiry or a 401, the TAE
+//! permission check and the RM user's registration in TAE.
+
+use crate::config::Params;
+use crate::error::PluginError;
+use crate::hostcalls::{CurrentUser, HostApi, Screen};
+use crate::state::State;
+use crate::tae::{api, ErrorKind, TaeClient, TaeError, Token};
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// What the TAE profile says the user may do (`None` in [`SessionEntry::permissions`] when the
+/// service does not report permissions: a 403 on a route is then the permission error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    pub send: bool,
+    pub delete: bool,
+    pub query: bool,
+    pub create_users: bool,
+}
+
+impl Permissions {
+    pub fn from_profile(profile: &Value) -> Option<Permissions> {
+        let admin = profile.get("isAdministrator").and_then(Value::as_bool) == Some(true);
+        let p = profile.get("permissoes")?.as_object()?;
+        let flag = |name: &str| admin || p.get(name).and_then(Value::as_bool).unwrap_or(false);
+        Some(Permissions {
+            send: flag(api::PERM_SEND),
+            delete: flag(api::PERM_DELETE),
+            query: flag(api::PERM_QUERY),
+            create_users: flag(api::PERM_CREATE_USERS),
+        })
+    }
+}
+
+/// A permission an option needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    Send,
+    Delete,
+    Query,
+    CreateUsers,
+}
+
+impl Need {
+    fn label(self) -> &'static str {
+        match self {
+            Need::Send => "Enviar documentos",
+            Need::Delete => "Excluir documentos",
+            Need::Query => "Consultar documentos",
+            Need::CreateUsers => "Criar usuários",
+        }
+    }
+    fn granted(self, p: &Permissions) -> bool {
+        match self {
+            Need::Send => p.send,
+            Need::Delete => p.delete,
+            Need::Query => p.query,
+            Need::CreateUsers => p.create_users,
+        }
+    }
+}
+
+/// One RM session's cached TAE login.
+#[derive(Clone, Debug)]
+pub struct SessionEntry {
+    pub token: Token,
+    pub email: String,
+    pub api_url: String,
+    /// `None` = not read yet; `Some(None)` = the service does not report permissions.
+    pub permissions: Option<Option<Permissions>>,
+    pub rm_user_checked: bool,
+}
+
+/// Drops one session's token (`tae_edu_session_end`).
+pub fn end_session(session: &str) {
+    if let Some(state) = crate::state::existing() {
+        if let Some(entry) = state.sessions.lock().remove(session) {
+            crate::redact::forget_secret(&entry.token.token);
+        }
+    }
+}
+
+const MAX_LOGIN_ATTEMPTS: usize = 3;
+
+fn tae_unreachable(e: &TaeError) -> PluginError {
+    PluginError::tae(
+        format!(
+            "Não foi possível comunicar com o TOTVS Assinatura Eletrônica: {}.",
+            e.user_text()
+        ),
+        e.to_string(),
+    )
+}
+
+/// Logs in: the service user when the host has no interactive user, else the authentication
+/// screen (up to three tries on wrong credentials). Answers the token and the e-mail used.
+pub async fn login(
+    host: HostApi<'_>,
+    client: &TaeClient,
+    params: &Params,
+    session: &str,
+    user: &CurrentUser,
+    reason: &str,
+) -> Result<(Token, String), PluginError> {
+    if !user.interactive {
+        let (Some(email), Some(password)) = (&params.service_user, &params.service_password) else {
+            return Err(PluginError::auth_failed(
+                "Execução sem usuário interativo: configure o usuário de serviço e sua senha em Parâmetros Globais → Integração com TOTVS Sign.",
+                "non-interactive host and no service_user/service_password in the global parameters",
+            ));
+        };
+        return match client.login(email, password).await {
+            Ok(t) => Ok((t, email.clone())),
+            Err(e) if e.kind == ErrorKind::Transient || e.kind == ErrorKind::Protocol => {
+                Err(tae_unreachable(&e))
+            }
+            Err(e) => Err(PluginError::auth_failed(
+                "O TOTVS Assinatura Eletrônica recusou o usuário de serviço configurado nos Parâmetros Globais (e-mail ou senha inválidos).",
+                e.to_string(),
+            )),
+        };
+    }
+    let mut reason = reason.to_string();
+    let mut message: Option<String> = None;
+    let mut hint = user.email.clone();
+    for _ in 0..MAX_LOGIN_ATTEMPTS {
+        let (email, password) =
+            match host.ui_authenticate(session, hint.as_deref(), &reason, message.as_deref())? {
+                Screen::Cancelled => {
+                    return Err(PluginError::cancelled(
+                        "Autenticação no TOTVS Assinatura Eletrônica cancelada. Nenhum contrato foi processado.",
+                        "ui.authenticate cancelled",
+                    ))
+                }
+                Screen::Confirmed(c) => c,
+            };
+        if email.is_empty() || password.is_empty() {
+            reason = "retry".into();
+            message = Some("Informe o e-mail e a senha do TOTVS Assinatura Eletrônica.".into());
+            continue;
+        }
+        match client.login(&email, &password).await {
+            Ok(t) => return Ok((t, email)),
+            Err(e) if e.kind == ErrorKind::Transient || e.kind == ErrorKind::Protocol => {
+                return Err(tae_unreachable(&e))
+            }
+            Err(e) => {
+                log::info!("TAE login refused for the session: {e}");
+                reason = "retry".into();
+                message = Some("E-mail ou senha inválidos. Tente novamente.".into());
+                hint = Some(email);
+            }
+        }
+    }
+    Err(PluginError::auth_failed(
+        "E-mail ou senha do TOTVS Assinatura Eletrônica inválidos. Nenhum contrato foi processado.",
+        format!("login refused {MAX_LOGIN_ATTEMPTS} times"),
+    ))
+}
+
+/// The authenticated context of one run: the session's token (refreshed once on a 401) and
+/// the host and client to use. Lives on the calling thread (not `Send`).
+pub struct Auth<'h> {
+    pub host: HostApi<'h>,
+    pub client: TaeClient,
+    pub params: Params,
+    pub session: String,
+    pub user: CurrentUser,
+    state: Arc<State>,
+    token: RefCell<Token>,
+    generation: Cell<u64>,
+    relogin: tokio::sync::Mutex<()>,
+    /// Set when the run must stop starting contracts (authentication lost, permission missing).
+    pub stop: RefCell<Option<String>>,
+    /// Messages for the end user about things done on the way (a registration).
+    pub notices: RefCell<Vec<String>>,
+    registrations: RefCell<HashMap<String, Rc<tokio::sync::OnceCell<Result<bool, TaeError>>>>>,
+}
+
+impl<'h> Auth<'h> {
+    /// Uses the session's cached token, or logs in (reason "first" or "expired").
+    pub async fn establish(
+        host: HostApi<'h>,
+        state: Arc<State>,
+        params: Params,
+        client: TaeClient,
+        session: &str,
+        user: CurrentUser,
+    ) -> Result<Auth<'h>, PluginError> {
+        let cached = state.sessions.lock().get(session).cloned();
+        let token = match cached {
+            Some(e) if e.api_url == client.api_url() && !e.token.is_expired() => e.token,
+            other => {
+                let reason = if other.as_ref().is_some_and(|e| e.token.is_expired()) {
+                    "expired"
+                } else {
+                    "first"
+                };
+                if let Some(old) = other {
+                    crate::redact::forget_secret(&old.token.token);
+                }
+                let (token, email) = login(host, &client, &params, session, &user, reason).await?;
+                state.sessions.lock().insert(
+                    session.to_string(),
+                    SessionEntry {
+                        token: token.clone(),
+                        email,
+                        api_url: client.api_url().to_string(),
+                        permissions: None,
+                        rm_user_checked: false,
+                    },
+                );
+                token
+            }
+        };
+        Ok(Auth {
+            host,
+            client,
+            params,
+            session: session.to_string(),
+            user,
+            state,
+            token: RefCell::new(token),
+            generation: Cell::new(0),
+            relogin: tokio::sync::Mutex::new(()),
+            stop: RefCell::new(None),
+            notices: RefCell::new(Vec::new()),
+            registrations: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn entry_update(&self, f: impl FnOnce(&mut SessionEntry)) {
+        if let Some(e) = self.state.sessions.lock().get_mut(&self.session) {
+            f(e);
+        }
+    }
+
+    fn entry(&self) -> Option<SessionEntry> {
+        self.state.sessions.lock().get(&self.session).cloned()
+    }
+
+    /// Logs in again after a 401 seen with token generation `seen`; only the first caller
+    /// prompts, the others reuse its token.
+    async fn relogin(&self, seen: u64) -> Result<(), TaeError> {
+        let _guard = self.relogin.lock().await;
+        if self.generation.get() != seen {
+            return Ok(());
+        }
+        if let Some(msg) = self.stop.borrow().clone() {
+            return Err(TaeError {
+                kind: ErrorKind::Unauthorized,
+                http_status: Some(401),
+                message: msg,
+                detail: "authentication already lost in this run".into(),
+            });
+        }
+        match login(self.host, &self.client, &self.params, &self.session, &self.user, "unauthorized").await {
+            Ok((token, email)) => {
+                let old = self.token.replace(token.clone());
+                crate::redact::forget_secret(&old.token);
+                self.generation.set(seen + 1);
+                self.entry_update(|e| {
+                    e.token = token;
+                    e.email = email;
+                });
+                if self.entry().is_none() {
+                    // The session was ended meanwhile: keep using the new token for this run only.
+                }
+                Ok(())
+            }
+            Err(pe) => {
+                *self.stop.borrow_mut() = Some(pe.message.clone());
+                self.state.sessions.lock().remove(&self.session);
+                Err(TaeError {
+                    kind: ErrorKind::Unauthorized,
+                    http_status: Some(401),
+                    message: pe.message,
+                    detail: pe.detail,
+                })
+            }
+        }
+    }
+
+    /// Runs one TAE call with the session's token; on a 401 logs in again once and retries.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, TaeError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, TaeError>>,
+    {
+        let seen = self.generation.get();
+        let token = self.token.borrow().token.clone();
+        match f(token).await {
+            Err(e) if e.kind == ErrorKind::Unauthorized => {
+                self.relogin(seen).await?;
+                let token = self.token.borrow().token.clone();
+                let res = f(token).await;
+                if let Err(e) = &res {
+                    self.note_forbidden(e);
+                }
+                res
+            }
+            Err(e) => {
+                self.note_forbidden(&e);
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    /// Without permission flags in the profile, a 403 is the permission error of the run.
+    fn note_forbidden(&self, e: &TaeError) {
+        if e.kind == ErrorKind::Forbidden && self.stop.borrow().is_none() {
+            let msg = if e.message.is_empty() {
+                "O usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação.".to_string()
+            } else {
+                e.message.clone()
+            };
+            *self.stop.borrow_mut() = Some(msg);
+        }
+    }
+
+    /// Checks once per session that the TAE user has every permission in `needs`.
+    pub async fn check_permissions(&self, needs: &[Need]) -> Result<(), PluginError> {
+        let perms = match self.entry().and_then(|e| e.permissions) {
+            Some(p) => p,
+            None => {
+                let profile = self
+                    .call(|t| async move { self.client.profile(&t).await })
+                    .await
+                    .map_err(|e| self.run_error(&e))?;
+                let p = Permissions::from_profile(&profile);
+                if p.is_none() {
+                    log::warn!("TAE profile has no permission flags; a 403 will stop the run");
+                }
+                self.entry_update(|e| e.permissions = Some(p));
+                p
+            }
+        };
+        let Some(perms) = perms else { return Ok(()) };
+        let missing: Vec<&str> = needs.iter().filter(|n| !n.granted(&perms)).map(|n| n.label()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let who = self.entry().map(|e| e.email).unwrap_or_default();
+        Err(PluginError::permission(
+            format!(
+                "O usuário {who} do TOTVS Assinatura Eletrônica não tem a permissão \"{}\". Peça ao administrador da empresa no TOTVS Assinatura Eletrônica para concedê-la. Nenhum contrato foi processado.",
+                missing.join("\", \"")
+            ),
+            format!("TAE profile lacks: {}", missing.join(", ")),
+        ))
+    }
+
+    /// Converts a TAE failure that stops the whole run into its `PluginError`.
+    pub fn run_error(&self, e: &TaeError) -> PluginError {
+        match e.kind {
+            ErrorKind::Unauthorized => PluginError::auth_failed(
+                if e.message.is_empty() {
+                    "A autenticação no TOTVS Assinatura Eletrônica foi recusada.".to_string()
+                } else {
+                    e.message.clone()
+                },
+                e.to_string(),
+            ),
+            ErrorKind::Forbidden => PluginError::permission(
+                format!(
+                    "O usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação{}",
+                    if e.message.is_empty() { ".".to_string() } else { format!(": {}", e.message) }
+                ),
+                e.to_string(),
+            ),
+            _ => tae_unreachable(e),
+        }
+    }
+
+    /// The logged RM user must exist in TAE; if not, asks the CPF and registers them. Once per
+    /// session; skipped for non-interactive hosts (the service user acts).
+    pub async fn ensure_rm_user(&self) -> Result<(), PluginError> {
+        if !self.user.interactive || self.entry().is_some_and(|e| e.rm_user_checked) {
+            return Ok(());
+        }
+        let Some(email) = self.user.email.as_deref().and_then(crate::validate::normalize_email) else {
+            return Err(PluginError::permission(
+                format!(
+                    "O usuário {} do RM não tem e-mail cadastrado; o e-mail é necessário para identificá-lo no TOTVS Assinatura Eletrônica.",
+                    self.user.who()
+                ),
+                "user.current answered no valid email",
+            ));
+        };
+        let exists = self
+            .call(|t| {
+                let email = email.clone();
+                async move { self.client.user_exists(&t, &email).await }
+            })
+            .await
+            .map_err(|e| self.run_error(&e))?;
+        if !exists {
+            let mut message: Option<String> = Some(format!(
+                "O usuário {email} não está cadastrado no TOTVS Assinatura Eletrônica. Informe seu CPF para o cadastro."
+            ));
+            let mut cpf = None;
+            for _ in 0..3 {
+                match self.host.ui_ask_cpf(&self.session, &self.user.name, &email, message.as_deref())? {
+                    Screen::Cancelled => {
+                        return Err(PluginError::cancelled(
+                            "Cadastro no TOTVS Assinatura Eletrônica cancelado. Nenhum contrato foi processado.",
+                            "ui.ask_cpf cancelled",
+                        ))
+                    }
+                    Screen::Confirmed(c) => match crate::validate::normalize_cpf(&c) {
+                        Some(ok) => {
+                            cpf = Some(ok);
+                            break;
+                        }
+                        None => message = Some("CPF inválido. Confira os dígitos e tente novamente.".into()),
+                    },
+                }
+            }
+            let Some(cpf) = cpf else {
+                return Err(PluginError::new(
+                    crate::error::Status::AuthFailed,
+                    "CPF inválido informado três vezes. O usuário não foi cadastrado no TOTVS Assinatura Eletrônica e nenhum contrato foi processado.",
+                    "invalid CPF at ui.ask_cpf (3 times); no request sent",
+                ));
+            };
+            let name = if self.user.name.is_empty() { self.user.who() } else { self.user.name.clone() };
+            self.call(|t| {
+                let (email, name, cpf) = (email.clone(), name.clone(), cpf.clone());
+                async move { self.client.register_user(&t, &email, &name, &cpf).await }
+            })
+            .await
+            .map_err(|e| self.run_error(&e))?;
+            self.notices.borrow_mut().push(format!(
+                "O usuário {email} foi cadastrado no TOTVS Assinatura Eletrônica; confirme o e-mail enviado pelo TOTVS Assinatura Eletrônica."
+            ));
+        }
+        self.entry_update(|e| e.rm_user_checked = true);
+        Ok(())
+    }
+
+    /// Makes sure a recipient exists in TAE (lookup, then registration), once per e-mail per
+    /// batch even when siblings run concurrently. Answers whether a registration happened.
+    pub async fn ensure_recipient(&self, email: &str, name: &str, cpf: &str) -> Result<bool, TaeError> {
+        let key = email.trim().to_lowercase();
+        let cell = self
+            .registrations
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| Rc::new(tokio::sync::OnceCell::new()))
+            .clone();
+        cell.get_or_init(|| async {
+            let exists = self
+                .call(|t| async move { self.client.user_exists(&t, email).await })
+                .await?;
+            if exists {
+                return Ok(false);
+            }
+            self.call(|t| async move { self.client.register_user(&t, email, name, cpf).await })
+                .await?;
+            Ok(true)
+        })
+        .await
+        .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn permissions_from_profile() {
+        let p = Permissions::from_profile(&json!({"permissoes": {"enviarDocumentos": true, "consultarDocumentos": true}})).unwrap();
+        assert!(p.send && p.query && !p.delete && !p.create_users);
+        assert_eq!(Permissions::from_profile(&json!({"email": "x"})), None);
+        let admin = Permissions::from_profile(&json!({"isAdministrator": true, "permissoes": {}})).unwrap();
+        assert!(admin.delete && admin.create_users);
+    }
+}
