@@ -1,1 +1,25 @@
-//! tae-sim: a stand-in for the TAE REST API (to be written).
+//! tae-sim: a stand-in for the TOTVS Assinatura Eletrônica (TAE) REST API, serving the paths
+//! and JSON shapes of `TAE-API.md` on loopback, with the portal's side under `/_sim/` (confirm
+//! e-mail, sign, reject, e-mails sent, counters, faults, reset) and deterministic fault
+//! injection. See `docs/tae-sim.md`.
+//!
+//! ```no_run
+//! let sim = tae_sim::SimServer::start(tae_sim::SimOptions::default()).unwrap();
+//! println!("TAE at {}", sim.base_url());
+//! sim.shutdown();
+//! ```
+
+pub mod api;
+pub mod faults;
+mod pdf;
+mod portal;
+mod routes;
+mod server;
+pub mod state;
+
+pub use faults::{DropMode, FaultConfig, Latency, RateLimit, RateMap};
+pub use server::{SimOptions, SimServer};
+pub use state::{
+    Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User, ADMIN_EMAIL,
+    ADMIN_PASSWORD, COMPANY_NAME,
+};

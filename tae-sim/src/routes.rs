@@ -1,0 +1,826 @@
+//! The TAE routes (TAE-API.md): envelopes, authentication, permissions and the fault layer.
+
+use crate::api;
+use crate::pdf::{self, ManifestLine};
+use crate::state::{
+    document_json, tae_time, Document, Inner, Need, NewRecipient, Publication, SimError, SimState,
+    StoredFile, User,
+};
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Multipart, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Marker in a response's extensions: close the connection instead of answering.
+#[derive(Debug, Clone, Copy)]
+pub struct DropConnection;
+
+/// Route options fixed at start.
+#[derive(Debug, Clone)]
+pub struct RouteOptions {
+    pub max_upload_bytes: usize,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub sim: SimState,
+    pub options: RouteOptions,
+}
+
+// ---------- envelopes ----------
+
+fn status_code(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `{success, data, errors, code}` with 200.
+fn ok(data: Value) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"success": true, "data": data, "errors": [], "code": 200})),
+    )
+        .into_response()
+}
+
+/// `{success:false, data:null, errors:[message], code}` with the error's status.
+fn fail(err: SimError) -> Response {
+    (
+        status_code(err.status),
+        axum::Json(
+            json!({"success": false, "data": null, "errors": [err.message], "code": err.status}),
+        ),
+    )
+        .into_response()
+}
+
+/// Identity envelope `{succeeded, description, data, messages}` with 200.
+fn id_ok(data: Value) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"succeeded": true, "description": "", "data": data, "messages": []})),
+    )
+        .into_response()
+}
+
+fn id_fail(err: SimError) -> Response {
+    (
+        status_code(err.status),
+        axum::Json(json!({
+            "succeeded": false, "description": err.message, "data": null,
+            "messages": [{"description": err.message}],
+        })),
+    )
+        .into_response()
+}
+
+/// The error envelope that fits the route's service.
+fn fail_for(path: &str, err: SimError) -> Response {
+    if path.starts_with("/identityintegration") {
+        id_fail(err)
+    } else {
+        fail(err)
+    }
+}
+
+// ---------- request helpers ----------
+
+/// A property of a JSON object, compared case-insensitively (ASP.NET style).
+fn ci<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    value
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_null())
+}
+
+fn ci_str(value: &Value, name: &str) -> String {
+    match ci(value, name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// An integer given as a number or a numeric string.
+fn as_int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn ci_int(value: &Value, name: &str) -> Option<i64> {
+    ci(value, name).and_then(as_int)
+}
+
+fn ci_bool(value: &Value, name: &str, default: bool) -> bool {
+    match ci(value, name) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        Some(Value::Number(n)) => n.as_i64() != Some(0),
+        _ => default,
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, SimError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| SimError::bad_request(format!("Corpo da requisição inválido: {e}")))
+}
+
+/// Query parameters with lower-cased names.
+fn query_ci(query: &HashMap<String, String>, name: &str) -> Option<String> {
+    query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<User, SimError> {
+    state.sim.inner.lock().authenticate(bearer(headers))
+}
+
+fn caller_with(state: &AppState, headers: &HeaderMap, need: Need) -> Result<User, SimError> {
+    let user = caller(state, headers)?;
+    Inner::require(&user, need)?;
+    Ok(user)
+}
+
+fn document_id(raw: &str) -> Result<u64, SimError> {
+    raw.trim().parse().map_err(|_| SimError::not_found())
+}
+
+// ---------- A: identity ----------
+
+async fn login(State(state): State<AppState>, body: Bytes) -> Response {
+    let result = (|| {
+        let body = parse_body(&body)?;
+        let user = ci_str(&body, "userName");
+        let password = ci_str(&body, "password");
+        if user.trim().is_empty() || password.is_empty() {
+            return Err(SimError::bad_request("Informe o usuário e a senha."));
+        }
+        state.sim.inner.lock().login(user.trim(), &password)
+    })();
+    match result {
+        Ok((token, expiration)) => id_ok(json!({
+            "token": token, "refreshToken": null, "expirationDate": expiration,
+        })),
+        Err(e) => id_fail(e),
+    }
+}
+
+fn profile_json(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "fullName": user.name,
+        "cpf": user.cpf,
+        "isAdministrator": user.administrator,
+        "isPublisher": user.permissions.publish,
+        "emailConfirmado": user.confirmed,
+        "nomeEmpresa": user.company,
+        "permissoes": {
+            api::PERM_SEND: user.permissions.publish,
+            api::PERM_DELETE: user.permissions.delete,
+            api::PERM_QUERY: user.permissions.query,
+            api::PERM_CREATE_USERS: user.permissions.create_users,
+        },
+    })
+}
+
+async fn profile(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match caller(&state, &headers) {
+        Ok(user) => id_ok(profile_json(&user)),
+        Err(e) => id_fail(e),
+    }
+}
+
+async fn register(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        let user = caller(&state, &headers)?;
+        let body = parse_body(&body)?;
+        let password = Some(ci_str(&body, "password")).filter(|p| !p.is_empty());
+        state.sim.inner.lock().register(
+            &user,
+            &ci_str(&body, "email"),
+            &ci_str(&body, "fullName"),
+            &ci_str(&body, "cpf"),
+            ci_int(&body, "tipoIdentificacao").unwrap_or(api::IDENT_CPF),
+            password,
+        )
+    })();
+    match result {
+        Ok(user) => id_ok(json!({"id": user.id, "email": user.email, "fullName": user.name})),
+        Err(e) => id_fail(e),
+    }
+}
+
+async fn email_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let result = (|| {
+        caller(&state, &headers)?;
+        let filter = query_ci(&query, api::Q_FILTER).unwrap_or_default();
+        if filter.trim().is_empty() {
+            return Err(SimError::bad_request("Informe o filtro (Filter)."));
+        }
+        let take = match query_ci(&query, api::Q_TAKE) {
+            None => 10,
+            Some(t) => t
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|t| (1..=100).contains(t))
+                .ok_or_else(|| SimError::bad_request("Take deve estar entre 1 e 100."))?,
+        };
+        let users = state.sim.inner.lock().find_users(filter.trim(), take);
+        Ok(users
+            .iter()
+            .map(|u| json!({"id": u.id, "email": u.email, "nome": u.name, "fullName": u.name}))
+            .collect::<Vec<_>>())
+    })();
+    match result {
+        Ok(users) => ok(Value::Array(users)),
+        Err(e) => fail(e),
+    }
+}
+
+// ---------- D: documents ----------
+
+async fn upload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let user = match caller_with(&state, &headers, Need::Publish) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let mut multipart = match multipart {
+        Ok(m) => m,
+        Err(e) => {
+            return fail(SimError::bad_request(format!(
+                "Envie o arquivo como multipart/form-data ({e})."
+            )))
+        }
+    };
+    let mut name = String::new();
+    let mut files = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return fail(SimError::bad_request(format!(
+                    "Corpo multipart inválido: {e}"
+                )))
+            }
+        };
+        let field_name = field.name().unwrap_or_default().to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return fail(SimError::bad_request(format!(
+                    "Corpo multipart inválido: {e}"
+                )))
+            }
+        };
+        if field_name.eq_ignore_ascii_case(api::FIELD_ENVELOPE_NAME) {
+            name = String::from_utf8_lossy(&bytes).trim().to_string();
+        } else if field_name.eq_ignore_ascii_case(api::FIELD_ENVELOPE_FILE) {
+            let file_name = file_name.unwrap_or_else(|| "documento.pdf".to_string());
+            if !bytes.starts_with(b"%PDF-") {
+                return fail(SimError::bad_request(format!(
+                    "{} ({file_name})",
+                    api::MSG_ONLY_PDF
+                )));
+            }
+            if bytes.len() > state.options.max_upload_bytes {
+                return fail(SimError::bad_request(format!(
+                    "O arquivo {file_name} excede o tamanho máximo de {} MB.",
+                    state.options.max_upload_bytes / (1024 * 1024)
+                )));
+            }
+            files.push(StoredFile::new(file_name, bytes.to_vec()));
+        }
+    }
+    if files.is_empty() {
+        return fail(SimError::bad_request(api::MSG_NO_FILE));
+    }
+    if name.is_empty() {
+        return fail(SimError::bad_request(
+            "Informe o nome do envelope (NomeEnvelope).",
+        ));
+    }
+    let id = state.sim.inner.lock().upload(&user, name, files);
+    ok(json!(id))
+}
+
+fn parse_recipients(body: &Value) -> Result<Vec<NewRecipient>, SimError> {
+    let list = match ci(body, "destinatarios") {
+        Some(Value::Array(list)) => list,
+        None => return Ok(Vec::new()),
+        Some(_) => return Err(SimError::bad_request("destinatarios deve ser uma lista.")),
+    };
+    list.iter()
+        .map(|r| {
+            if !r.is_object() {
+                return Err(SimError::bad_request("Destinatário inválido."));
+            }
+            Ok(NewRecipient {
+                email: ci_str(r, "email").trim().to_string(),
+                name: ci_str(r, "nomeCompleto"),
+                acao: ci_int(r, "acao").unwrap_or(api::ACAO_SIGN),
+                workflow: ci_int(r, "workflow").unwrap_or(0),
+                role: ci_str(r, "papelAssinante"),
+                auth_type: ci_int(r, "tipoAutenticacao").unwrap_or(api::AUTH_LOGIN),
+                identification: ci_str(r, "identificacao"),
+            })
+        })
+        .collect()
+}
+
+fn body_document_id(body: &Value) -> Result<u64, SimError> {
+    ci_int(body, "idDocumento")
+        .filter(|id| *id > 0)
+        .map(|id| id as u64)
+        .ok_or_else(|| SimError::bad_request("Informe o documento (idDocumento)."))
+}
+
+async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Publish)?;
+        let body = parse_body(&body)?;
+        let document_id = body_document_id(&body)?;
+        let observers = match ci(&body, "observadores") {
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|o| match o {
+                    Value::String(s) => s.clone(),
+                    other => ci_str(other, "email"),
+                })
+                .filter(|e| !e.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let options = ci(&body, "publicacaoOpcoes").cloned().unwrap_or(json!({}));
+        let publication = Publication {
+            document_id,
+            use_workflow: ci_bool(&body, "utilizaWorkflow", false),
+            recipients: parse_recipients(&body)?,
+            observers,
+            subject: Some(ci_str(&options, "assuntoMensagem")).filter(|s| !s.trim().is_empty()),
+            allow_reject: ci_bool(&options, "permiteRejeitarDocumento", true),
+        };
+        state.sim.inner.lock().publish(&user, publication)?;
+        Ok(document_id)
+    })();
+    match result {
+        Ok(id) => ok(json!(id)),
+        Err(e) => fail(e),
+    }
+}
+
+async fn read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Query)?;
+        let id = document_id(&id)?;
+        let inner = state.sim.inner.lock();
+        Ok(document_json(inner.document_for(&user, id)?))
+    })();
+    match result {
+        Ok(data) => ok(data),
+        Err(e) => fail(e),
+    }
+}
+
+fn page_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, SimError> {
+    match query_ci(query, name) {
+        None => Ok(default),
+        Some(v) if v.trim().is_empty() => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| SimError::bad_request(format!("{name} deve estar entre 1 e {max}."))),
+    }
+}
+
+fn is_recipient(document: &Document, email: &str) -> bool {
+    document
+        .recipients
+        .iter()
+        .any(|r| r.email.eq_ignore_ascii_case(email))
+}
+
+fn pending_with(document: &Document, email: &str) -> bool {
+    matches!(
+        document.status,
+        api::STATUS_PENDING | api::STATUS_PARTIALLY_SIGNED
+    ) && document
+        .recipients
+        .iter()
+        .any(|r| r.email.eq_ignore_ascii_case(email) && r.acted_at.is_none())
+}
+
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Query)?;
+        let page = page_param(&query, api::Q_PAGE, 1, usize::MAX)?;
+        let page_size = page_param(&query, api::Q_PAGE_SIZE, 10, 100)?;
+        let body = parse_body(&body)?;
+        let whole_company = ci_bool(&body, "pesquisarEmTodaEmpresa", false);
+        let email = ci_str(&body, "email").trim().to_string();
+        let name = ci_str(&body, "nomeDocumento").trim().to_lowercase();
+        let status = ci_int(&body, "status");
+        let inner = state.sim.inner.lock();
+        let mut found: Vec<&Document> = inner
+            .company_documents(&user)
+            .filter(|d| {
+                whole_company
+                    || d.created_by.eq_ignore_ascii_case(&user.email)
+                    || is_recipient(d, &user.email)
+            })
+            .filter(|d| {
+                email.is_empty()
+                    || d.created_by.eq_ignore_ascii_case(&email)
+                    || is_recipient(d, &email)
+            })
+            .filter(|d| name.is_empty() || d.name.to_lowercase().contains(&name))
+            .filter(|d| match status {
+                None | Some(api::FILTER_ALL) => true,
+                Some(api::FILTER_PENDING_WITH_ME) => pending_with(d, &user.email),
+                Some(s) => d.status == s,
+            })
+            .collect();
+        found.sort_by_key(|d| std::cmp::Reverse(d.id));
+        let total = found.len();
+        let registro: Vec<Value> = found
+            .iter()
+            .skip((page - 1).saturating_mul(page_size))
+            .take(page_size)
+            .map(|d| {
+                json!({
+                    "id": d.id, "nomeDocumento": d.name, "status": d.status,
+                    "recCreatedOn": tae_time(d.created_at), "recModifiedOn": tae_time(d.modified_at),
+                    "criadoPor": d.created_by,
+                })
+            })
+            .collect();
+        Ok(json!({"total": total, "registro": registro}))
+    })();
+    match result {
+        Ok(data) => ok(data),
+        Err(e) => fail(e),
+    }
+}
+
+async fn many_documents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !state.sim.features().many_ids {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Query)?;
+        let body = parse_body(&body)?;
+        let Value::Array(ids) = body else {
+            return Err(SimError::bad_request(
+                "Envie uma lista JSON com os ids dos documentos.",
+            ));
+        };
+        if ids.len() > api::MANY_IDS_MAX {
+            return Err(SimError::bad_request(api::MSG_TOO_MANY_IDS));
+        }
+        let ids: Vec<u64> = ids
+            .iter()
+            .map(|v| as_int(v).map(|i| i.max(0) as u64))
+            .collect::<Option<_>>()
+            .ok_or_else(|| SimError::bad_request("Os ids dos documentos devem ser números."))?;
+        let inner = state.sim.inner.lock();
+        let mut seen = std::collections::HashSet::new();
+        Ok(ids
+            .into_iter()
+            .filter(|id| seen.insert(*id))
+            .filter_map(|id| inner.document_for(&user, id).ok().map(document_json))
+            .collect::<Vec<_>>())
+    })();
+    match result {
+        Ok(list) => ok(Value::Array(list)),
+        Err(e) => fail(e),
+    }
+}
+
+async fn add_recipients(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Publish)?;
+        let body = parse_body(&body)?;
+        let id = body_document_id(&body)?;
+        let recipients = parse_recipients(&body)?;
+        state.sim.inner.lock().add_recipients(&user, id, recipients)
+    })();
+    match result {
+        Ok(()) => ok(Value::Null),
+        Err(e) => fail(e),
+    }
+}
+
+async fn remove_recipient(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Publish)?;
+        let body = parse_body(&body)?;
+        let id = body_document_id(&body)?;
+        let email = ci_str(&body, "emailDestinatario");
+        if email.trim().is_empty() {
+            return Err(SimError::bad_request(
+                "Informe o e-mail do destinatário (emailDestinatario).",
+            ));
+        }
+        state.sim.inner.lock().remove_recipient(&user, id, &email)
+    })();
+    match result {
+        Ok(()) => ok(Value::Null),
+        Err(e) => fail(e),
+    }
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Delete)?;
+        let id = document_id(&id)?;
+        state.sim.inner.lock().cancel(&user, id)
+    })();
+    match result {
+        Ok(()) => ok(Value::Null),
+        Err(e) => fail(e),
+    }
+}
+
+fn acao_name(acao: i64) -> &'static str {
+    match acao {
+        api::ACAO_VALIDATE => "Validação",
+        api::ACAO_WITNESS => "Testemunha",
+        _ => "Assinatura",
+    }
+}
+
+fn manifest_lines(document: &Document) -> Vec<ManifestLine> {
+    let mut lines = vec![
+        ManifestLine(format!("Documento: {} (id {})", document.name, document.id)),
+        ManifestLine(format!("Situação: {}", api::status_name(document.status))),
+        ManifestLine(format!("Enviado por: {}", document.created_by)),
+    ];
+    if let Some(file) = document.files.first() {
+        lines.push(ManifestLine(format!(
+            "Arquivo: {} ({} bytes)",
+            file.name, file.size
+        )));
+        lines.push(ManifestLine(format!("SHA-256: {}", file.sha256)));
+    }
+    for r in &document.recipients {
+        lines.push(ManifestLine(match r.acted_at {
+            Some(at) if r.state != crate::state::RecipientState::Rejected => format!(
+                "{}: {} <{}> em {} UTC",
+                acao_name(r.acao),
+                r.name,
+                r.email,
+                at.format("%d/%m/%Y %H:%M:%S")
+            ),
+            Some(_) => format!("Rejeitado por {} <{}>", r.name, r.email),
+            None => format!("Pendente ({}): {} <{}>", acao_name(r.acao), r.name, r.email),
+        }));
+    }
+    if let Some(reason) = &document.rejection_reason {
+        lines.push(ManifestLine(format!("Motivo da rejeição: {reason}")));
+    }
+    lines
+}
+
+fn file_stem(name: &str) -> &str {
+    name.rsplit_once('.').map(|(stem, _)| stem).unwrap_or(name)
+}
+
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let result = (|| {
+        let user = caller_with(&state, &headers, Need::Query)?;
+        let id = document_id(&id)?;
+        let kind = match query_ci(&query, api::Q_DOWNLOAD_KIND) {
+            None => 1,
+            Some(k) => k.trim().parse::<i64>().unwrap_or(0),
+        };
+        let document = state.sim.inner.lock().document_for(&user, id)?.clone();
+        let file = document
+            .files
+            .first()
+            .ok_or_else(|| SimError::bad_request(api::MSG_NO_FILE))?;
+        let stem = file_stem(&file.name).to_string();
+        let title = "Manifesto de assinaturas - TOTVS Assinatura Eletrônica (simulador)";
+        let signed = || pdf::with_manifest(&file.bytes, title, &manifest_lines(&document));
+        let (name, bytes) = match kind {
+            1 => (file.name.clone(), file.bytes.as_ref().clone()),
+            2 => (format!("{stem}_assinado.pdf"), signed()),
+            3 => {
+                if document.status != api::STATUS_FINALISED {
+                    return Err(SimError::bad_request(
+                        "O documento ainda não foi finalizado: não há versão assinada digitalmente.",
+                    ));
+                }
+                (format!("{stem}_assinado_digitalmente.pdf"), signed())
+            }
+            4 => {
+                let mut entries: Vec<(String, Vec<u8>)> = document
+                    .files
+                    .iter()
+                    .map(|f| (f.name.clone(), f.bytes.as_ref().clone()))
+                    .collect();
+                entries.push((format!("{stem}_assinado.pdf"), signed()));
+                (format!("{stem}.zip"), pdf::zip(&entries))
+            }
+            _ => {
+                return Err(SimError::bad_request(
+                    "tipoDownload inválido: use 1, 2, 3 ou 4.",
+                ))
+            }
+        };
+        Ok(json!({
+            "fileName": name,
+            "fileBytes": base64::engine::general_purpose::STANDARD.encode(bytes),
+        }))
+    })();
+    match result {
+        Ok(data) => ok(data),
+        Err(e) => fail(e),
+    }
+}
+
+// ---------- fault layer ----------
+
+/// Sleeps, ending early when the server shuts down.
+pub(crate) async fn sleep_or_shutdown(sim: &SimState, duration: Duration) {
+    let mut shutdown = sim.shutdown.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = shutdown.wait_for(|stopping| *stopping) => {}
+    }
+}
+
+fn dropped() -> Response {
+    let mut response = Response::new(Body::empty());
+    response.extensions_mut().insert(DropConnection);
+    response
+}
+
+async fn faults_layer(
+    State(state): State<AppState>,
+    matched: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_string();
+    let template = matched.as_str().to_string();
+    let decision = state.sim.inner.lock().count_and_decide(&method, &template);
+    if decision.latency_ms > 0 {
+        sleep_or_shutdown(&state.sim, Duration::from_millis(decision.latency_ms)).await;
+    }
+    if let Some(retry_after) = decision.rate_limited {
+        let mut response = fail_for(
+            &template,
+            SimError {
+                status: 429,
+                message: api::MSG_RATE_LIMITED.to_string(),
+            },
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&retry_after.to_string())
+                .unwrap_or(HeaderValue::from_static("1")),
+        );
+        return response;
+    }
+    if let Some(status) = decision.error_status {
+        return fail_for(
+            &template,
+            SimError {
+                status,
+                message: api::MSG_INTERNAL.to_string(),
+            },
+        );
+    }
+    if let Some(hang_ms) = decision.hang_ms {
+        sleep_or_shutdown(&state.sim, Duration::from_millis(hang_ms)).await;
+        if state.sim.is_shutting_down() {
+            return dropped();
+        }
+    }
+    match decision.drop_after {
+        Some(false) => dropped(),
+        Some(true) => {
+            let _ = next.run(request).await;
+            dropped()
+        }
+        None => next.run(request).await,
+    }
+}
+
+/// Unauthenticated identity routes answer 401 in their own envelope; the others in theirs.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route(api::LOGIN_V3, post(login))
+        .route(api::LOGIN_V2, post(login))
+        .route(api::LOGIN_API, post(login))
+        .route(api::PROFILE, get(profile))
+        .route(api::REGISTER, post(register))
+        .route(api::USER_EMAIL_LIST, get(email_list))
+        .route(api::UPLOAD, post(upload))
+        .route(api::PUBLISH_V1, post(publish))
+        .route(api::PUBLISH_V2, post(publish))
+        .route(api::READ_V2, get(read))
+        .route(api::READ_V1, get(read))
+        .route(api::SEARCH, post(search))
+        .route(api::MANY_DOCUMENTS, post(many_documents))
+        .route(api::ADD_RECIPIENTS, post(add_recipients))
+        .route(api::REMOVE_RECIPIENT, delete(remove_recipient))
+        .route(api::CANCEL, post(cancel))
+        .route(api::DOWNLOAD, get(download))
+        .route_layer(middleware::from_fn_with_state(state.clone(), faults_layer))
+        .with_state(state)
+}
+
+/// Every route template, for case-insensitive path matching.
+pub(crate) const TEMPLATES: &[&str] = &[
+    api::LOGIN_V3,
+    api::LOGIN_V2,
+    api::LOGIN_API,
+    api::PROFILE,
+    api::REGISTER,
+    api::USER_EMAIL_LIST,
+    api::UPLOAD,
+    api::PUBLISH_V1,
+    api::PUBLISH_V2,
+    api::READ_V2,
+    api::READ_V1,
+    api::SEARCH,
+    api::MANY_DOCUMENTS,
+    api::ADD_RECIPIENTS,
+    api::REMOVE_RECIPIENT,
+    api::CANCEL,
+    api::DOWNLOAD,
+];
