@@ -267,11 +267,15 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     let client = TaeClient::new(http, &params.auth_url, &params.api_url);
     let option = req.option;
     let session = req.session.clone();
+    // The contracts and their records first: an empty selection never prompts.
+    let items = resolve_items(api, &req.invoked_from, option)?;
+    if items.is_empty() {
+        return Ok(response(option, Vec::new(), false, Vec::new(), started));
+    }
     let fut = async move {
         let auth = Auth::establish(api, state.clone(), params, client, &session, user).await?;
         auth.check_permissions(option.needs()).await?;
         auth.ensure_rm_user().await?;
-        let items = resolve_items(api, &req.invoked_from, option)?;
         let (results, cancelled) = match &plan {
             Plan::Send(p) => run_batch(&auth, &items, |it| send::run(&auth, p, it)).await,
             Plan::Delete => run_batch(&auth, &items, |it| delete::run(&auth, it)).await,
