@@ -23,3 +23,12 @@ pub use state::{
     Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User, ADMIN_EMAIL,
     ADMIN_PASSWORD, COMPANY_NAME,
 };
+
+/// A small valid one-page PDF with the given lines of text (Latin-1), for tests and demos.
+pub fn sample_pdf(title: &str, lines: &[&str]) -> Vec<u8> {
+    let lines: Vec<pdf::ManifestLine> = lines
+        .iter()
+        .map(|l| pdf::ManifestLine(l.to_string()))
+        .collect();
+    pdf::manifest_only(title, &lines)
+}
