@@ -1,0 +1,2 @@
+//! The tae-edu benchmark (to be written: issue 8).
+fn main() {}
