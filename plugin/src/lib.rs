@@ -6,16 +6,17 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod attachments;
+pub mod config;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod host;
-pub mod redact;
-pub mod attachments;
-pub mod config;
 pub mod hostcalls;
+pub mod logging;
 pub mod process;
 pub mod records;
+pub mod redact;
 pub mod session;
 pub mod state;
 pub mod tae;
