@@ -1,0 +1,1003 @@
+//! `RmHost`: the host callback table (`TaeEduHost` of `docs/abi.md`) over a [`SchoolDb`].
+//!
+//! The table is built in Rust (`#[repr(C)]`, `extern "C"` callbacks). Every callback catches
+//! panics so nothing unwinds into the plugin, checks that it runs on the thread that entered
+//! the plugin, and answers through host-owned buffers that `free_buffer` releases.
+
+use crate::db::{ContractFilter, RecordFilter, SchoolDb, CONTRACT_DATA_SERVER};
+use crate::pdf::{render_contract_pdf, ReportOptions, CONTRACT_REPORT_CODE};
+use crate::ui::UiScript;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+
+/// The ABI version this host implements.
+pub const HOST_ABI_VERSION: u32 = 1;
+
+/// `int32_t (*call)(void *ctx, const uint8_t *method, size_t method_len, const uint8_t *request,
+/// size_t request_len, uint8_t **out, size_t *out_len)`
+pub type HostCallFn = unsafe extern "C" fn(
+    *mut c_void,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    *mut *mut u8,
+    *mut usize,
+) -> i32;
+/// `void (*free_buffer)(void *ctx, uint8_t *buf, size_t len)`
+pub type HostFreeFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize);
+/// `void (*log)(void *ctx, int32_t level, const uint8_t *msg, size_t msg_len)`
+pub type HostLogFn = unsafe extern "C" fn(*mut c_void, i32, *const u8, usize);
+/// `int32_t (*progress)(void *ctx, uint32_t done, uint32_t total, const uint8_t *detail, size_t detail_len)`
+pub type HostProgressFn = unsafe extern "C" fn(*mut c_void, u32, u32, *const u8, usize) -> i32;
+
+/// The host callback table, laid out exactly as `TaeEduHost` in `include/tae_edu.h`.
+/// Null function pointers are `None` (tests build bad tables on purpose).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaeEduHost {
+    pub abi_version: u32,
+    pub struct_size: u32,
+    pub ctx: *mut c_void,
+    pub call: Option<HostCallFn>,
+    pub free_buffer: Option<HostFreeFn>,
+    pub log: Option<HostLogFn>,
+    pub progress: Option<HostProgressFn>,
+}
+
+/// One log line the plugin sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: i32,
+    pub message: String,
+}
+
+/// One progress report of the plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressEvent {
+    pub done: u32,
+    pub total: u32,
+    pub detail: Value,
+}
+
+/// Where progress goes.
+pub enum ProgressSink {
+    /// Only recorded (see [`RmHost::progress_events`]).
+    Silent,
+    /// An indicatif progress bar on the terminal.
+    Bar,
+    /// A closure that sees each report; answering `true` asks the plugin to cancel.
+    Observe(Box<dyn FnMut(&ProgressEvent) -> bool>),
+}
+
+/// An override of one host method (fault injection in tests): gets the request bytes; answers
+/// `None` to fall through to the normal behaviour, or the response / failure message.
+pub type MethodOverride = Box<dyn FnMut(&[u8]) -> Option<Result<Vec<u8>, String>>>;
+
+/// The simulated RM host. Not `Sync`: it lives on the thread that calls the plugin.
+pub struct RmHost {
+    db: SchoolDb,
+    default_login: RefCell<String>,
+    sessions: RefCell<HashMap<String, String>>,
+    ui: RefCell<UiScript>,
+    ui_requests: RefCell<Vec<(String, Value)>>,
+    progress: RefCell<ProgressSink>,
+    progress_events: RefCell<Vec<ProgressEvent>>,
+    bar: RefCell<Option<indicatif::ProgressBar>>,
+    logs: Arc<Mutex<Vec<LogLine>>>,
+    echo_log_level: Cell<i32>,
+    host_warnings: RefCell<Vec<String>>,
+    counters: RefCell<BTreeMap<String, u64>>,
+    overrides: RefCell<HashMap<String, MethodOverride>>,
+    report_options: RefCell<ReportOptions>,
+    pdf_dir: RefCell<Option<PathBuf>>,
+    files_dir: RefCell<Option<PathBuf>>,
+    owner_thread: Cell<Option<ThreadId>>,
+    foreign_thread_calls: AtomicU64,
+    outstanding_buffers: AtomicI64,
+    in_call: Cell<bool>,
+    calls_outside_export: AtomicU64,
+}
+
+impl RmHost {
+    /// A host over `db`, logged in as `login` (the RM user of every session unless
+    /// [`RmHost::set_session_user`]), with screens cancelled until [`RmHost::set_ui`].
+    pub fn new(db: SchoolDb, login: &str) -> Self {
+        RmHost {
+            db,
+            default_login: RefCell::new(login.to_string()),
+            sessions: RefCell::new(HashMap::new()),
+            ui: RefCell::new(UiScript::cancel_all()),
+            ui_requests: RefCell::new(Vec::new()),
+            progress: RefCell::new(ProgressSink::Silent),
+            progress_events: RefCell::new(Vec::new()),
+            bar: RefCell::new(None),
+            logs: Arc::new(Mutex::new(Vec::new())),
+            echo_log_level: Cell::new(0),
+            host_warnings: RefCell::new(Vec::new()),
+            counters: RefCell::new(BTreeMap::new()),
+            overrides: RefCell::new(HashMap::new()),
+            report_options: RefCell::new(ReportOptions::default()),
+            pdf_dir: RefCell::new(None),
+            files_dir: RefCell::new(None),
+            owner_thread: Cell::new(None),
+            foreign_thread_calls: AtomicU64::new(0),
+            outstanding_buffers: AtomicI64::new(0),
+            in_call: Cell::new(false),
+            calls_outside_export: AtomicU64::new(0),
+        }
+    }
+
+    pub fn db(&self) -> &SchoolDb {
+        &self.db
+    }
+
+    pub fn set_default_user(&self, login: &str) {
+        *self.default_login.borrow_mut() = login.to_string();
+    }
+
+    /// The RM user of one session.
+    pub fn set_session_user(&self, session: &str, login: &str) {
+        self.sessions
+            .borrow_mut()
+            .insert(session.to_string(), login.to_string());
+    }
+
+    pub fn set_ui(&self, script: UiScript) {
+        *self.ui.borrow_mut() = script;
+    }
+
+    /// Every screen the plugin asked for: (method, request), in order.
+    pub fn ui_requests(&self) -> Vec<(String, Value)> {
+        self.ui_requests.borrow().clone()
+    }
+
+    pub fn clear_ui_requests(&self) {
+        self.ui_requests.borrow_mut().clear();
+    }
+
+    pub fn set_progress(&self, sink: ProgressSink) {
+        *self.progress.borrow_mut() = sink;
+    }
+
+    pub fn progress_events(&self) -> Vec<ProgressEvent> {
+        self.progress_events.borrow().clone()
+    }
+
+    /// Shared handle on the collected log lines.
+    pub fn log_sink(&self) -> Arc<Mutex<Vec<LogLine>>> {
+        self.logs.clone()
+    }
+
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Every log line joined by newlines (for "no secret in the logs" checks).
+    pub fn log_text(&self) -> String {
+        self.logs()
+            .iter()
+            .map(|l| l.message.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Echo log lines up to `level` (1 error … 5 trace) to stderr; 0 = none.
+    pub fn echo_logs(&self, level: i32) {
+        self.echo_log_level.set(level);
+    }
+
+    /// Problems the host noticed in what the plugin sent (e.g. rewritten event history).
+    pub fn host_warnings(&self) -> Vec<String> {
+        self.host_warnings.borrow().clone()
+    }
+
+    /// How many times each host method was called.
+    pub fn call_counts(&self) -> BTreeMap<String, u64> {
+        self.counters.borrow().clone()
+    }
+
+    pub fn call_count(&self, method: &str) -> u64 {
+        self.counters.borrow().get(method).copied().unwrap_or(0)
+    }
+
+    /// Replaces one host method's behaviour (fault injection).
+    pub fn set_override(&self, method: &str, f: MethodOverride) {
+        self.overrides.borrow_mut().insert(method.to_string(), f);
+    }
+
+    pub fn clear_overrides(&self) {
+        self.overrides.borrow_mut().clear();
+    }
+
+    pub fn set_report_options(&self, opts: ReportOptions) {
+        *self.report_options.borrow_mut() = opts;
+    }
+
+    /// Keep a copy of every rendered contract PDF in `dir`.
+    pub fn set_pdf_dir(&self, dir: Option<PathBuf>) {
+        *self.pdf_dir.borrow_mut() = dir;
+    }
+
+    /// Write the files the plugin stores on records (`records.store_file`) under `dir`.
+    pub fn set_files_dir(&self, dir: Option<PathBuf>) {
+        *self.files_dir.borrow_mut() = dir;
+    }
+
+    /// Callbacks that arrived on a thread other than the one that entered the plugin.
+    pub fn foreign_thread_calls(&self) -> u64 {
+        self.foreign_thread_calls.load(Ordering::SeqCst)
+    }
+
+    /// Callbacks that arrived while no export was running.
+    pub fn calls_outside_export(&self) -> u64 {
+        self.calls_outside_export.load(Ordering::SeqCst)
+    }
+
+    /// Host buffers handed to the plugin and not yet freed.
+    pub fn outstanding_buffers(&self) -> i64 {
+        self.outstanding_buffers.load(Ordering::SeqCst)
+    }
+
+    /// The callback table for one export call. `ctx` points at `self`: the table must not
+    /// outlive the host nor be used after the host moved.
+    pub fn table(&self) -> TaeEduHost {
+        TaeEduHost {
+            abi_version: HOST_ABI_VERSION,
+            struct_size: std::mem::size_of::<TaeEduHost>() as u32,
+            ctx: self as *const RmHost as *mut c_void,
+            call: Some(host_call),
+            free_buffer: Some(host_free_buffer),
+            log: Some(host_log),
+            progress: Some(host_progress),
+        }
+    }
+
+    /// Called by [`crate::Plugin`] around each export.
+    pub fn begin_call(&self) {
+        self.owner_thread.set(Some(std::thread::current().id()));
+        self.in_call.set(true);
+    }
+
+    pub fn end_call(&self) {
+        self.in_call.set(false);
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn check_thread(&self) -> Result<(), String> {
+        let here = std::thread::current().id();
+        if let Some(owner) = self.owner_thread.get() {
+            if owner != here {
+                self.foreign_thread_calls.fetch_add(1, Ordering::SeqCst);
+                return Err(
+                    "host callback called from a thread other than the one that entered the plugin"
+                        .into(),
+                );
+            }
+        }
+        if !self.in_call.get() {
+            self.calls_outside_export.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn login_for(&self, request: &Value) -> String {
+        let session = request.get("session").and_then(Value::as_str).unwrap_or("");
+        self.sessions
+            .borrow()
+            .get(session)
+            .cloned()
+            .unwrap_or_else(|| self.default_login.borrow().clone())
+    }
+
+    /// Serves one host method. `Ok` bytes are the response (JSON, or raw bytes for
+    /// `file.read`/`report.render`); `Err` is the message of a failure.
+    pub fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, String> {
+        *self
+            .counters
+            .borrow_mut()
+            .entry(method.to_string())
+            .or_insert(0) += 1;
+        // Take the override out while it runs, so it may use the host itself.
+        let ov = self.overrides.borrow_mut().remove(method);
+        if let Some(mut f) = ov {
+            let answer = f(request);
+            self.overrides
+                .borrow_mut()
+                .entry(method.to_string())
+                .or_insert(f);
+            if let Some(answer) = answer {
+                return answer;
+            }
+        }
+        let req: Value = serde_json::from_slice(request)
+            .map_err(|e| format!("invalid JSON request for {method}: {e}"))?;
+        if !req.is_object() {
+            return Err(format!("the request of {method} must be a JSON object"));
+        }
+        let json_ok = |v: Value| Ok(serde_json::to_vec(&v).expect("serialising a Value"));
+        let db_err = |e: crate::db::DbError| e.0;
+        let str_field = |name: &str| -> Result<String, String> {
+            req.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("{method}: missing string field `{name}`"))
+        };
+        let string_list = |name: &str| -> Result<Vec<String>, String> {
+            let arr = req
+                .get(name)
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("{method}: missing array field `{name}`"))?;
+            arr.iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("{method}: `{name}` must hold strings"))
+                })
+                .collect()
+        };
+        match method {
+            "user.current" => {
+                let login = self.login_for(&req);
+                let user = self
+                    .db
+                    .user(&login)
+                    .map_err(db_err)?
+                    .ok_or_else(|| format!("unknown RM user `{login}`"))?;
+                json_ok(json!({
+                    "login": user.login, "name": user.name, "email": user.email,
+                    "interactive": user.interactive,
+                }))
+            }
+            "user.has_permission" => {
+                let login = self.login_for(&req);
+                let permission = str_field("permission")?;
+                let granted = self
+                    .db
+                    .user_has_permission(&login, &permission)
+                    .map_err(db_err)?;
+                json_ok(json!({ "granted": granted }))
+            }
+            "params.get" => json_ok(json!({ "values": self.db.params().map_err(db_err)? })),
+            "contracts.get" => {
+                let keys = string_list("keys")?;
+                let (found, missing) = self.db.contracts_by_keys(&keys).map_err(db_err)?;
+                json_ok(json!({
+                    "contracts": found.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
+                    "missing": missing,
+                }))
+            }
+            "contracts.find" => {
+                let filter = ContractFilter::from_json(req.get("filter").unwrap_or(&Value::Null))?;
+                let found = self.db.find_contracts(&filter).map_err(db_err)?;
+                json_ok(
+                    json!({ "contracts": found.iter().map(|c| c.to_json()).collect::<Vec<_>>() }),
+                )
+            }
+            "contracts.set_status" => {
+                let key = str_field("key")?;
+                let status = str_field("status")?;
+                let by = req
+                    .get("by")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                self.db
+                    .set_contract_status(&key, &status, &by)
+                    .map_err(db_err)?;
+                json_ok(json!({}))
+            }
+            "file.read" => {
+                let path = str_field("path")?;
+                std::fs::read(&path).map_err(|e| format!("cannot read file `{path}`: {e}"))
+            }
+            "report.render" => {
+                let code = str_field("report_code")?;
+                let key = str_field("contract_key")?;
+                if !code.eq_ignore_ascii_case(CONTRACT_REPORT_CODE) {
+                    return Err(format!(
+                        "unknown report `{code}` (this host renders `{CONTRACT_REPORT_CODE}`)"
+                    ));
+                }
+                let contract = self
+                    .db
+                    .contract(&key)
+                    .map_err(db_err)?
+                    .ok_or_else(|| format!("no contract with key `{key}`"))?;
+                let pdf = render_contract_pdf(&contract, &self.report_options.borrow());
+                if let Some(dir) = self.pdf_dir.borrow().as_ref() {
+                    let _ = std::fs::create_dir_all(dir);
+                    let name = format!(
+                        "contrato-{}-{}.pdf",
+                        safe_file_name(&contract.codcontrato),
+                        safe_file_name(&contract.ra)
+                    );
+                    if let Err(e) = std::fs::write(dir.join(&name), &pdf) {
+                        self.host_warnings
+                            .borrow_mut()
+                            .push(format!("could not keep a copy of {name}: {e}"));
+                    }
+                }
+                Ok(pdf)
+            }
+            "ui.authenticate" => {
+                self.ui_requests
+                    .borrow_mut()
+                    .push((method.to_string(), req.clone()));
+                let answer = self.ui.borrow_mut().authenticate(&req);
+                json_ok(answer)
+            }
+            "ui.ask_cpf" => {
+                self.ui_requests
+                    .borrow_mut()
+                    .push((method.to_string(), req.clone()));
+                let answer = self.ui.borrow_mut().ask_cpf(&req);
+                json_ok(answer)
+            }
+            "records.get" => {
+                let data_server = req
+                    .get("data_server")
+                    .and_then(Value::as_str)
+                    .unwrap_or(CONTRACT_DATA_SERVER)
+                    .to_string();
+                let keys = string_list("keys")?;
+                let records = self
+                    .db
+                    .records_for_keys(&data_server, &keys)
+                    .map_err(db_err)?;
+                json_ok(json!({ "records": records }))
+            }
+            "records.query" => {
+                let filter = RecordFilter::from_json(req.get("filter").unwrap_or(&Value::Null))?;
+                let offset = req.get("offset").and_then(Value::as_i64).unwrap_or(0);
+                let limit = req.get("limit").and_then(Value::as_i64).unwrap_or(50);
+                if offset < 0 || limit < 0 {
+                    return Err("records.query: offset and limit must not be negative".into());
+                }
+                let (total, records) = self
+                    .db
+                    .query_records(&filter, offset, limit)
+                    .map_err(db_err)?;
+                json_ok(json!({ "total": total, "records": records }))
+            }
+            "records.put" => {
+                let records = req
+                    .get("records")
+                    .and_then(Value::as_array)
+                    .ok_or("records.put: missing array field `records`")?;
+                let warnings = self.db.put_records(records).map_err(db_err)?;
+                self.host_warnings.borrow_mut().extend(warnings);
+                json_ok(json!({}))
+            }
+            "records.store_file" => {
+                let record_id = str_field("record_id")?;
+                let file_name = str_field("file_name")?;
+                let content = base64::engine::general_purpose::STANDARD
+                    .decode(str_field("content_base64")?.as_bytes())
+                    .map_err(|e| format!("records.store_file: invalid base64: {e}"))?;
+                let mut path = None;
+                if let Some(dir) = self.files_dir.borrow().as_ref() {
+                    let dir = dir.join(safe_file_name(&record_id));
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    let p = dir.join(safe_file_name(&file_name));
+                    std::fs::write(&p, &content)
+                        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                    path = Some(p.display().to_string());
+                }
+                self.db
+                    .store_record_file(&record_id, &file_name, &content, path.as_deref())
+                    .map_err(db_err)?;
+                match path {
+                    Some(p) => json_ok(json!({ "path": p })),
+                    None => json_ok(json!({})),
+                }
+            }
+            _ => Err("unknown method".into()),
+        }
+    }
+
+    fn on_log(&self, level: i32, message: String) {
+        if level <= self.echo_log_level.get() {
+            let name = match level {
+                1 => "ERRO",
+                2 => "AVISO",
+                3 => "INFO",
+                4 => "DEBUG",
+                _ => "TRACE",
+            };
+            match self.bar.borrow().as_ref() {
+                Some(bar) => bar.println(format!("[plugin {name}] {message}")),
+                None => eprintln!("[plugin {name}] {message}"),
+            }
+        }
+        if let Ok(mut logs) = self.logs.lock() {
+            logs.push(LogLine { level, message });
+        }
+    }
+
+    fn on_progress(&self, done: u32, total: u32, detail: Value) -> bool {
+        let ev = ProgressEvent {
+            done,
+            total,
+            detail,
+        };
+        self.progress_events.borrow_mut().push(ev.clone());
+        let mut sink = self.progress.borrow_mut();
+        match &mut *sink {
+            ProgressSink::Silent => false,
+            ProgressSink::Bar => {
+                let mut bar = self.bar.borrow_mut();
+                let bar = bar.get_or_insert_with(|| {
+                    let b = indicatif::ProgressBar::new(total as u64);
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(
+                        "  {bar:30.cyan/blue} {pos}/{len} contratos {wide_msg}",
+                    ) {
+                        b.set_style(style);
+                    }
+                    b
+                });
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                if let Some(m) = ev.detail.get("message").and_then(Value::as_str) {
+                    bar.set_message(m.to_string());
+                }
+                false
+            }
+            ProgressSink::Observe(f) => f(&ev),
+        }
+    }
+}
+
+/// A file name without path separators or parent references.
+pub fn safe_file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '\0' => '_',
+            c => c,
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches('.');
+    if trimmed.is_empty() {
+        "arquivo".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn into_host_buffer(host: &RmHost, bytes: Vec<u8>, out: *mut *mut u8, out_len: *mut usize) {
+    if out.is_null() || out_len.is_null() {
+        return;
+    }
+    let boxed: Box<[u8]> = bytes.into_boxed_slice();
+    let len = boxed.len();
+    let ptr = Box::into_raw(boxed) as *mut u8;
+    host.outstanding_buffers.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: both pointers were checked non-null; the plugin passes pointers to its locals.
+    unsafe {
+        *out = ptr;
+        *out_len = len;
+    }
+}
+
+/// # Safety
+/// `ptr` must be null or valid for `len` bytes.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        if len == 0 {
+            return Some(&[]);
+        }
+        return None;
+    }
+    // SAFETY: the caller guarantees `ptr` is valid for `len` bytes.
+    Some(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+unsafe extern "C" fn host_call(
+    ctx: *mut c_void,
+    method: *const u8,
+    method_len: usize,
+    request: *const u8,
+    request_len: usize,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> i32 {
+    if ctx.is_null() {
+        return 2;
+    }
+    // SAFETY: ctx is the `RmHost` that built this table, alive for the whole export call.
+    let host = unsafe { &*(ctx as *const RmHost) };
+    if !out.is_null() && !out_len.is_null() {
+        // SAFETY: checked non-null above.
+        unsafe {
+            *out = std::ptr::null_mut();
+            *out_len = 0;
+        }
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        host.check_thread()?;
+        // SAFETY: the plugin passes (pointer, length) pairs it owns for the duration of the call.
+        let method = unsafe { bytes(method, method_len) }.ok_or("null method")?;
+        let method =
+            std::str::from_utf8(method).map_err(|_| "method name is not UTF-8".to_string())?;
+        // SAFETY: as above.
+        let request = unsafe { bytes(request, request_len) }.ok_or("null request")?;
+        host.handle(method, request)
+    }));
+    match result {
+        Ok(Ok(response)) => {
+            into_host_buffer(host, response, out, out_len);
+            0
+        }
+        Ok(Err(message)) => {
+            let body = serde_json::to_vec(&json!({ "message": message })).unwrap_or_default();
+            into_host_buffer(host, body, out, out_len);
+            1
+        }
+        Err(_) => {
+            let body = br#"{"message": "host panicked while serving the call"}"#.to_vec();
+            into_host_buffer(host, body, out, out_len);
+            3
+        }
+    }
+}
+
+unsafe extern "C" fn host_free_buffer(ctx: *mut c_void, buf: *mut u8, len: usize) {
+    if buf.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `buf`/`len` come from `into_host_buffer` (a leaked `Box<[u8]>` of that length).
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, len)) });
+        if !ctx.is_null() {
+            // SAFETY: ctx is the live `RmHost` of this table.
+            let host = unsafe { &*(ctx as *const RmHost) };
+            host.outstanding_buffers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }));
+}
+
+unsafe extern "C" fn host_log(ctx: *mut c_void, level: i32, msg: *const u8, msg_len: usize) {
+    if ctx.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: ctx is the live `RmHost` of this table.
+        let host = unsafe { &*(ctx as *const RmHost) };
+        if host.check_thread().is_err() {
+            return;
+        }
+        // SAFETY: the plugin passes a (pointer, length) pair valid for this call.
+        let Some(msg) = (unsafe { bytes(msg, msg_len) }) else {
+            return;
+        };
+        host.on_log(level, String::from_utf8_lossy(msg).into_owned());
+    }));
+}
+
+unsafe extern "C" fn host_progress(
+    ctx: *mut c_void,
+    done: u32,
+    total: u32,
+    detail: *const u8,
+    detail_len: usize,
+) -> i32 {
+    if ctx.is_null() {
+        return 0;
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: ctx is the live `RmHost` of this table.
+        let host = unsafe { &*(ctx as *const RmHost) };
+        if host.check_thread().is_err() {
+            return false;
+        }
+        // SAFETY: the plugin passes a (pointer, length) pair valid for this call.
+        let detail = unsafe { bytes(detail, detail_len) }
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
+        host.on_progress(done, total, detail)
+    }));
+    match result {
+        Ok(true) => 1,
+        _ => 0,
+    }
+}
+
+/// Reads a file the way `file.read` does (used by the CLI to check paths early).
+pub fn file_exists(path: &Path) -> bool {
+    path.is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed::{seed_demo, DEMO_RM_USER, DEMO_RM_USER_NO_PERMISSION};
+
+    fn host() -> RmHost {
+        let db = SchoolDb::in_memory().unwrap();
+        seed_demo(&db).unwrap();
+        RmHost::new(db, DEMO_RM_USER)
+    }
+
+    /// Calls a method through the C table, like the plugin does.
+    fn call(host: &RmHost, method: &str, req: &Value) -> (i32, Vec<u8>) {
+        let t = host.table();
+        let req = serde_json::to_vec(req).unwrap();
+        let mut out: *mut u8 = std::ptr::null_mut();
+        let mut len = 0usize;
+        host.begin_call();
+        // SAFETY: the table's ctx is `host`, alive here; pointers are to locals.
+        let status = unsafe {
+            (t.call.unwrap())(
+                t.ctx,
+                method.as_ptr(),
+                method.len(),
+                req.as_ptr(),
+                req.len(),
+                &mut out,
+                &mut len,
+            )
+        };
+        assert!(!out.is_null());
+        // SAFETY: the host wrote a buffer of `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
+        // SAFETY: freeing the buffer the host gave us.
+        unsafe { (t.free_buffer.unwrap())(t.ctx, out, len) };
+        host.end_call();
+        (status, bytes)
+    }
+
+    fn call_json(host: &RmHost, method: &str, req: Value) -> (i32, Value) {
+        let (s, b) = call(host, method, &req);
+        (s, serde_json::from_slice(&b).unwrap())
+    }
+
+    #[test]
+    fn table_layout_matches_the_c_header() {
+        // 4 + 4 + 5 pointers on 64-bit targets.
+        assert_eq!(
+            std::mem::size_of::<TaeEduHost>(),
+            8 + 5 * std::mem::size_of::<usize>()
+        );
+        let h = host();
+        let t = h.table();
+        assert_eq!(t.abi_version, 1);
+        assert_eq!(t.struct_size as usize, std::mem::size_of::<TaeEduHost>());
+    }
+
+    #[test]
+    fn user_and_permission() {
+        let h = host();
+        let (s, v) = call_json(&h, "user.current", json!({"session": "s1"}));
+        assert_eq!(s, 0);
+        assert_eq!(v["login"], DEMO_RM_USER);
+        assert_eq!(v["interactive"], true);
+        let perm = crate::db::PROCESS_PERMISSION;
+        let (_, v) = call_json(
+            &h,
+            "user.has_permission",
+            json!({"session": "s1", "permission": perm}),
+        );
+        assert_eq!(v["granted"], true);
+        h.set_session_user("s2", DEMO_RM_USER_NO_PERMISSION);
+        let (_, v) = call_json(
+            &h,
+            "user.has_permission",
+            json!({"session": "s2", "permission": perm}),
+        );
+        assert_eq!(v["granted"], false);
+        assert_eq!(h.outstanding_buffers(), 0);
+    }
+
+    #[test]
+    fn unknown_method_and_bad_json() {
+        let h = host();
+        let (s, v) = call_json(&h, "nao.existe", json!({}));
+        assert_ne!(s, 0);
+        assert_eq!(v["message"], "unknown method");
+        let t = h.table();
+        let mut out: *mut u8 = std::ptr::null_mut();
+        let mut len = 0usize;
+        h.begin_call();
+        // SAFETY: valid pointers to locals and a live host.
+        let s = unsafe {
+            (t.call.unwrap())(
+                t.ctx,
+                b"params.get".as_ptr(),
+                10,
+                b"{nope".as_ptr(),
+                5,
+                &mut out,
+                &mut len,
+            )
+        };
+        assert_ne!(s, 0);
+        // SAFETY: freeing what the host gave.
+        unsafe { (t.free_buffer.unwrap())(t.ctx, out, len) };
+        h.end_call();
+        assert_eq!(h.outstanding_buffers(), 0);
+    }
+
+    #[test]
+    fn contracts_and_status_and_report() {
+        let h = host();
+        let (s, v) = call_json(
+            &h,
+            "contracts.find",
+            json!({"filter": {"codcoligada": 1, "period": "2026/1"}}),
+        );
+        assert_eq!(s, 0);
+        let contracts = v["contracts"].as_array().unwrap();
+        assert!(contracts.len() >= 12);
+        let key = contracts[0]["key"].as_str().unwrap().to_string();
+        let (s, v) = call_json(&h, "contracts.get", json!({"keys": [key, "1;x;0"]}));
+        assert_eq!(s, 0);
+        assert_eq!(v["missing"], json!(["1;x;0"]));
+        let (s, _) = call_json(
+            &h,
+            "contracts.set_status",
+            json!({"key": key, "status": "Assinado", "by": "secretaria"}),
+        );
+        assert_eq!(s, 0);
+        assert_eq!(h.db().contract(&key).unwrap().unwrap().status, "Assinado");
+        let (s, pdf) = call(
+            &h,
+            "report.render",
+            &json!({"report_code": "EDU.CONTRATO", "contract_key": key}),
+        );
+        assert_eq!(s, 0);
+        assert!(pdf.starts_with(b"%PDF-"));
+        let (s, v) = call_json(
+            &h,
+            "report.render",
+            json!({"report_code": "EDU.OUTRO", "contract_key": key}),
+        );
+        assert_ne!(s, 0);
+        assert!(v["message"].as_str().unwrap().contains("unknown report"));
+        let (s, _) = call_json(&h, "contracts.find", json!({"filter": {"curso": "x"}}));
+        assert_ne!(s, 0);
+    }
+
+    #[test]
+    fn file_read_raw_bytes() {
+        let h = host();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.pdf");
+        std::fs::write(&p, b"%PDF-1.4 raw").unwrap();
+        let (s, b) = call(&h, "file.read", &json!({"path": p}));
+        assert_eq!((s, b.as_slice()), (0, &b"%PDF-1.4 raw"[..]));
+        let (s, _) = call(
+            &h,
+            "file.read",
+            &json!({"path": dir.path().join("nada.pdf")}),
+        );
+        assert_ne!(s, 0);
+    }
+
+    #[test]
+    fn ui_is_scripted_and_recorded() {
+        let h = host();
+        h.set_ui(UiScript::with_credentials("a@example.com", "segredo").then_cpf("529.982.247-25"));
+        let (_, v) = call_json(
+            &h,
+            "ui.authenticate",
+            json!({"session": "s", "reason": "first"}),
+        );
+        assert_eq!(v["email"], "a@example.com");
+        let (_, v) = call_json(
+            &h,
+            "ui.ask_cpf",
+            json!({"session": "s", "name": "n", "email": "e"}),
+        );
+        assert_eq!(v["cpf"], "529.982.247-25");
+        assert_eq!(h.ui_requests().len(), 2);
+    }
+
+    #[test]
+    fn records_round_trip_and_store_file() {
+        let h = host();
+        let dir = tempfile::tempdir().unwrap();
+        h.set_files_dir(Some(dir.path().to_path_buf()));
+        let rec = json!({"id": "r-1", "data_server": CONTRACT_DATA_SERVER, "record_key": "1;2026001;145",
+            "status": "pendente", "created_at": "2026-11-28T10:00:00Z", "updated_at": "2026-11-28T10:00:00Z",
+            "sent_at": "2026-11-28T10:00:01Z", "events": [{"at": "2026-11-28T10:00:00Z", "by": "s", "kind": "created", "detail": ""}]});
+        let (s, _) = call_json(&h, "records.put", json!({"records": [rec]}));
+        assert_eq!(s, 0);
+        let (_, v) = call_json(
+            &h,
+            "records.get",
+            json!({"data_server": CONTRACT_DATA_SERVER, "keys": ["1;2026001;145"]}),
+        );
+        assert_eq!(v["records"][0]["id"], "r-1");
+        assert_eq!(v["records"][0]["events"].as_array().unwrap().len(), 1);
+        let (_, v) = call_json(
+            &h,
+            "records.query",
+            json!({"filter": {"status": "pendente"}, "offset": 0, "limit": 10}),
+        );
+        assert_eq!(v["total"], 1);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(b"%PDF-signed");
+        let (s, v) = call_json(
+            &h,
+            "records.store_file",
+            json!({"record_id": "r-1", "file_name": "../x.pdf", "content_base64": b64}),
+        );
+        assert_eq!(s, 0);
+        let p = PathBuf::from(v["path"].as_str().unwrap());
+        assert!(p.starts_with(dir.path()));
+        assert_eq!(std::fs::read(p).unwrap(), b"%PDF-signed");
+    }
+
+    #[test]
+    fn override_and_progress_and_log() {
+        let h = host();
+        h.set_override(
+            "params.get",
+            Box::new(|_| Some(Err("banco fora do ar".into()))),
+        );
+        let (s, v) = call_json(&h, "params.get", json!({}));
+        assert_ne!(s, 0);
+        assert_eq!(v["message"], "banco fora do ar");
+        let seen = std::rc::Rc::new(Cell::new(0u32));
+        let seen2 = seen.clone();
+        h.set_progress(ProgressSink::Observe(Box::new(move |ev| {
+            seen2.set(ev.done);
+            ev.done >= 3
+        })));
+        let t = h.table();
+        h.begin_call();
+        let detail = br#"{"contract_key":"k","outcome":"sent","message":"m"}"#;
+        // SAFETY: live host, valid local buffers.
+        let r1 = unsafe { (t.progress.unwrap())(t.ctx, 1, 5, detail.as_ptr(), detail.len()) };
+        // SAFETY: as above.
+        let r3 = unsafe { (t.progress.unwrap())(t.ctx, 3, 5, detail.as_ptr(), detail.len()) };
+        // SAFETY: as above.
+        unsafe { (t.log.unwrap())(t.ctx, 3, b"ola".as_ptr(), 3) };
+        h.end_call();
+        assert_eq!((r1, r3, seen.get()), (0, 1, 3));
+        assert_eq!(h.progress_events()[0].detail["outcome"], "sent");
+        assert_eq!(h.log_text(), "ola");
+    }
+
+    #[test]
+    fn foreign_thread_is_refused() {
+        let h = host();
+        h.begin_call();
+        let t = h.table();
+        let ctx = t.ctx as usize;
+        let call = t.call.unwrap();
+        let status = std::thread::spawn(move || {
+            let mut out: *mut u8 = std::ptr::null_mut();
+            let mut len = 0usize;
+            // SAFETY: the host outlives this joined thread; the host refuses the call before
+            // touching any non-thread-safe state.
+            unsafe {
+                call(
+                    ctx as *mut c_void,
+                    b"params.get".as_ptr(),
+                    10,
+                    b"{}".as_ptr(),
+                    2,
+                    &mut out,
+                    &mut len,
+                )
+            }
+        })
+        .join()
+        .unwrap();
+        h.end_call();
+        assert_ne!(status, 0);
+        assert_eq!(h.foreign_thread_calls(), 1);
+    }
+}
