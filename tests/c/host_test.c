@@ -1,0 +1,532 @@
+/*
+ * host_test.c — a C host of the tae-edu plugin, written only against include/tae_edu.h.
+ *
+ * Built by tests/c/run.sh with  gcc -std=c11 -Wall -Wextra -Wpedantic -Werror  and linked to the
+ * built libtae_edu.so; run directly and under valgrind. It supplies a host table in C whose
+ * `call` answers a few host methods from static JSON, and checks what the ABI guarantees:
+ * the ABI version, configure describe and its JSON, errors for malformed requests (status and a
+ * well-formed error JSON), null pointers, invalid UTF-8, oversized requests, wrong host tables,
+ * re-entry from inside a callback, callbacks on the calling thread only, log lines reaching the
+ * host, buffer freeing (host buffers and plugin buffers), session_end, and shutdown twice.
+ * Exit status 0 when every check passed.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "tae_edu.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond, ...)                                                                  \
+  do {                                                                                    \
+    checks++;                                                                             \
+    if (!(cond)) {                                                                        \
+      failures++;                                                                         \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                     \
+      fprintf(stderr, __VA_ARGS__);                                                       \
+      fputc('\n', stderr);                                                                \
+    }                                                                                     \
+  } while (0)
+
+/* ---------------------------------------------------------------------------------------- */
+/* A small JSON well-formedness checker (RFC 8259 grammar; no semantic checks).              */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+  const char *p;
+  const char *end;
+  int depth;
+} JsonCursor;
+
+static int json_value(JsonCursor *c);
+
+static void json_ws(JsonCursor *c) {
+  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) {
+    c->p++;
+  }
+}
+
+static int json_lit(JsonCursor *c, const char *lit) {
+  size_t n = strlen(lit);
+  if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0) {
+    return 0;
+  }
+  c->p += n;
+  return 1;
+}
+
+static int json_string(JsonCursor *c) {
+  if (c->p >= c->end || *c->p != '"') {
+    return 0;
+  }
+  c->p++;
+  while (c->p < c->end) {
+    unsigned char ch = (unsigned char)*c->p++;
+    if (ch == '"') {
+      return 1;
+    }
+    if (ch < 0x20) {
+      return 0;
+    }
+    if (ch == '\\') {
+      if (c->p >= c->end) {
+        return 0;
+      }
+      ch = (unsigned char)*c->p++;
+      if (ch == 'u') {
+        for (int i = 0; i < 4; i++) {
+          if (c->p >= c->end || !strchr("0123456789abcdefABCDEF", *c->p)) {
+            return 0;
+          }
+          c->p++;
+        }
+      } else if (!strchr("\"\\/bfnrt", ch)) {
+        return 0;
+      }
+    }
+  }
+  return 0;
+}
+
+static int json_number(JsonCursor *c) {
+  const char *start = c->p;
+  if (c->p < c->end && *c->p == '-') {
+    c->p++;
+  }
+  if (c->p >= c->end || *c->p < '0' || *c->p > '9') {
+    return 0;
+  }
+  if (*c->p == '0') {
+    c->p++;
+  } else {
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
+  }
+  if (c->p < c->end && *c->p == '.') {
+    c->p++;
+    if (c->p >= c->end || *c->p < '0' || *c->p > '9') return 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
+  }
+  if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
+    c->p++;
+    if (c->p < c->end && (*c->p == '+' || *c->p == '-')) c->p++;
+    if (c->p >= c->end || *c->p < '0' || *c->p > '9') return 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') c->p++;
+  }
+  return c->p > start;
+}
+
+static int json_container(JsonCursor *c, char open, char close) {
+  if (++c->depth > 128) {
+    return 0;
+  }
+  c->p++; /* open */
+  (void)open;
+  json_ws(c);
+  if (c->p < c->end && *c->p == close) {
+    c->p++;
+    c->depth--;
+    return 1;
+  }
+  for (;;) {
+    json_ws(c);
+    if (close == '}') {
+      if (!json_string(c)) return 0;
+      json_ws(c);
+      if (c->p >= c->end || *c->p != ':') return 0;
+      c->p++;
+    }
+    if (!json_value(c)) return 0;
+    json_ws(c);
+    if (c->p >= c->end) return 0;
+    if (*c->p == ',') {
+      c->p++;
+      continue;
+    }
+    if (*c->p == close) {
+      c->p++;
+      c->depth--;
+      return 1;
+    }
+    return 0;
+  }
+}
+
+static int json_value(JsonCursor *c) {
+  json_ws(c);
+  if (c->p >= c->end) return 0;
+  switch (*c->p) {
+    case '{': return json_container(c, '{', '}');
+    case '[': return json_container(c, '[', ']');
+    case '"': return json_string(c);
+    case 't': return json_lit(c, "true");
+    case 'f': return json_lit(c, "false");
+    case 'n': return json_lit(c, "null");
+    default: return json_number(c);
+  }
+}
+
+/* 1 when buf[0..len) is exactly one JSON object (with optional surrounding whitespace). */
+static int is_json_object(const uint8_t *buf, size_t len) {
+  JsonCursor c = {(const char *)buf, (const char *)buf + len, 0};
+  json_ws(&c);
+  if (c.p >= c.end || *c.p != '{') return 0;
+  if (!json_value(&c)) return 0;
+  json_ws(&c);
+  return c.p == c.end;
+}
+
+/* 1 when needle occurs in buf[0..len). */
+static int contains(const uint8_t *buf, size_t len, const char *needle) {
+  size_t n = strlen(needle);
+  if (buf == NULL || n > len) return 0;
+  for (size_t i = 0; i + n <= len; i++) {
+    if (memcmp(buf + i, needle, n) == 0) return 1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The C host                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+  pthread_t owner;            /* the thread that calls the exports */
+  int calls;                  /* host method calls */
+  int off_thread_callbacks;   /* callbacks seen on any other thread (must stay 0) */
+  long live_host_buffers;     /* host buffers handed out and not yet freed (must end at 0) */
+  int log_lines;
+  int log_lines_with_secret;
+  int log_reentry_attempts;
+  int log_reentry_refused;    /* re-entries from inside `log` answered REENTRANT */
+  int call_reentry_refused;   /* re-entries from inside `call` answered REENTRANT */
+  int reenter_from_call;      /* when set, `call` tries to re-enter the plugin */
+  int grant_permission;       /* user.has_permission answer */
+  int fail_permission_call;   /* user.has_permission answers non-zero */
+  char last_method[64];
+} Host;
+
+static const char *SECRET = "c-host-service-password-7d1e";
+
+static int answer(uint8_t **out, size_t *out_len, Host *h, const char *text) {
+  size_t n = strlen(text);
+  uint8_t *buf = malloc(n);
+  if (buf == NULL) return 1;
+  memcpy(buf, text, n);
+  *out = buf;
+  *out_len = n;
+  h->live_host_buffers++;
+  return 0;
+}
+
+static int method_is(const uint8_t *method, size_t len, const char *name) {
+  return strlen(name) == len && memcmp(method, name, len) == 0;
+}
+
+static int32_t host_call(void *ctx, const uint8_t *method, size_t method_len,
+                         const uint8_t *request, size_t request_len, uint8_t **out,
+                         size_t *out_len) {
+  Host *h = ctx;
+  h->calls++;
+  if (!pthread_equal(pthread_self(), h->owner)) h->off_thread_callbacks++;
+  size_t n = method_len < sizeof h->last_method - 1 ? method_len : sizeof h->last_method - 1;
+  memcpy(h->last_method, method, n);
+  h->last_method[n] = '\0';
+  if (!is_json_object(request, request_len)) {
+    return answer(out, out_len, h, "{\"message\":\"request is not a JSON object\"}") == 0 ? 1 : 2;
+  }
+  if (h->reenter_from_call) {
+    if (tae_edu_shutdown() == TAE_EDU_STATUS_REENTRANT) h->call_reentry_refused++;
+  }
+  if (method_is(method, method_len, "user.has_permission")) {
+    if (h->fail_permission_call) {
+      answer(out, out_len, h, "{\"message\":\"perfil indispon\\u00edvel\"}");
+      return 3;
+    }
+    return answer(out, out_len, h, h->grant_permission ? "{\"granted\":true}" : "{\"granted\":false}");
+  }
+  if (method_is(method, method_len, "user.current")) {
+    return answer(out, out_len, h,
+                  "{\"login\":\"secretaria\",\"name\":\"Secretária Acadêmica\","
+                  "\"email\":\"secretaria@example.com\",\"interactive\":false}");
+  }
+  if (method_is(method, method_len, "params.get")) {
+    static char params[512];
+    snprintf(params, sizeof params,
+             "{\"values\":{\"auth_url\":\"http://127.0.0.1:9/identityintegration\","
+             "\"api_url\":\"http://127.0.0.1:9\",\"service_user\":\"svc@example.com\","
+             "\"service_password\":\"%s\",\"request_timeout_secs\":1}}",
+             SECRET);
+    return answer(out, out_len, h, params);
+  }
+  if (method_is(method, method_len, "contracts.get")) {
+    return answer(out, out_len, h, "{\"contracts\":[],\"missing\":[\"1;2026001;145\"]}");
+  }
+  answer(out, out_len, h, "{\"message\":\"unknown method\"}");
+  return 1;
+}
+
+static void host_free_buffer(void *ctx, uint8_t *buf, size_t len) {
+  Host *h = ctx;
+  (void)len;
+  if (!pthread_equal(pthread_self(), h->owner)) h->off_thread_callbacks++;
+  if (buf != NULL) h->live_host_buffers--;
+  free(buf);
+}
+
+static void host_log(void *ctx, int32_t level, const uint8_t *msg, size_t msg_len) {
+  Host *h = ctx;
+  if (!pthread_equal(pthread_self(), h->owner)) h->off_thread_callbacks++;
+  h->log_lines++;
+  if (contains(msg, msg_len, SECRET)) h->log_lines_with_secret++;
+  if (level < 1 || level > 5) h->log_lines_with_secret += 1000; /* impossible level */
+  /* Every log line tries to re-enter the plugin; each attempt must be refused. */
+  h->log_reentry_attempts++;
+  if (tae_edu_session_end((const uint8_t *)"x", 1) == TAE_EDU_STATUS_REENTRANT) {
+    h->log_reentry_refused++;
+  }
+  if (getenv("HOST_TEST_VERBOSE")) {
+    fprintf(stderr, "  [plugin log %d] %.*s\n", (int)level, (int)msg_len, (const char *)msg);
+  }
+}
+
+static int32_t host_progress(void *ctx, uint32_t done, uint32_t total, const uint8_t *detail,
+                             size_t detail_len) {
+  Host *h = ctx;
+  (void)done;
+  (void)total;
+  (void)detail;
+  (void)detail_len;
+  if (!pthread_equal(pthread_self(), h->owner)) h->off_thread_callbacks++;
+  return 0;
+}
+
+static TaeEduHost make_table(Host *h) {
+  TaeEduHost t;
+  memset(&t, 0, sizeof t);
+  t.abi_version = TAE_EDU_ABI_VERSION;
+  t.struct_size = (uint32_t)sizeof(TaeEduHost);
+  t.ctx = h;
+  t.call = host_call;
+  t.free_buffer = host_free_buffer;
+  t.log = host_log;
+  t.progress = host_progress;
+  return t;
+}
+
+typedef int32_t (*JsonExport)(const TaeEduHost *, const uint8_t *, size_t, uint8_t **, size_t *);
+
+typedef struct {
+  int32_t status;
+  uint8_t *buf;
+  size_t len;
+} Response;
+
+static Response request(JsonExport export_fn, const TaeEduHost *table, const char *json) {
+  Response r = {0, (uint8_t *)"sentinel", 12345};
+  r.status = export_fn(table, (const uint8_t *)json, strlen(json), &r.buf, &r.len);
+  return r;
+}
+
+/* Checks the common shape of an error response: status, well-formed JSON, ok:false, code. */
+static void expect_error(const char *what, Response r, int32_t status, const char *code) {
+  char needle[96];
+  CHECK(r.status == status, "%s: status %d, expected %d", what, (int)r.status, (int)status);
+  CHECK(r.buf != NULL && r.len > 0, "%s: an error response is always written", what);
+  CHECK(is_json_object(r.buf, r.len), "%s: the error response is not a JSON object: %.*s", what,
+        (int)r.len, (const char *)r.buf);
+  CHECK(contains(r.buf, r.len, "\"ok\":false"), "%s: missing ok:false", what);
+  snprintf(needle, sizeof needle, "\"code\":\"%s\"", code);
+  CHECK(contains(r.buf, r.len, needle), "%s: missing %s in %.*s", what, needle, (int)r.len,
+        (const char *)r.buf);
+  snprintf(needle, sizeof needle, "\"status\":%d", (int)status);
+  CHECK(contains(r.buf, r.len, needle), "%s: missing %s", what, needle);
+  CHECK(contains(r.buf, r.len, "\"message\":\""), "%s: missing the user message", what);
+  tae_edu_buffer_free(r.buf, r.len);
+}
+
+int main(void) {
+  /* Debug level: every export logs on the calling thread, which exercises `log` (and the
+     re-entry attempts made from inside it). Read once, when the plugin installs its logger. */
+  setenv("TAE_EDU_LOG", "debug", 1);
+
+  Host h;
+  memset(&h, 0, sizeof h);
+  h.owner = pthread_self();
+  h.grant_permission = 0;
+  TaeEduHost table = make_table(&h);
+
+  /* 1. ABI version. */
+  CHECK(tae_edu_abi_version() == TAE_EDU_ABI_VERSION, "abi version %u", tae_edu_abi_version());
+  CHECK(TAE_EDU_ABI_VERSION == 1, "header ABI version %d", TAE_EDU_ABI_VERSION);
+
+  /* 2. configure describe: status 0 and the fields of the global parameters tab. */
+  Response r = request(tae_edu_configure, &table, "{\"action\":\"describe\"}");
+  CHECK(r.status == TAE_EDU_STATUS_OK, "describe status %d: %.*s", (int)r.status, (int)r.len,
+        (const char *)r.buf);
+  CHECK(r.buf != NULL && is_json_object(r.buf, r.len), "describe answers a JSON object");
+  CHECK(contains(r.buf, r.len, "\"ok\":true"), "describe ok:true");
+  CHECK(contains(r.buf, r.len, "\"fields\":["), "describe lists fields");
+  CHECK(contains(r.buf, r.len, "\"name\":\"auth_url\""), "describe has auth_url");
+  CHECK(contains(r.buf, r.len, "\"name\":\"api_url\""), "describe has api_url");
+  CHECK(contains(r.buf, r.len, "\"name\":\"service_password\""), "describe has service_password");
+  CHECK(contains(r.buf, r.len, "\"type\":\"password\""), "service_password is a password field");
+  tae_edu_buffer_free(r.buf, r.len);
+  CHECK(h.log_lines > 0, "the plugin's log lines reach the host (got %d)", h.log_lines);
+
+  /* 3. Malformed requests: not JSON, not an object, unknown action, unknown field. */
+  expect_error("not JSON", request(tae_edu_configure, &table, "{\"action\": "), 3, "INVALID_REQUEST");
+  expect_error("not an object", request(tae_edu_configure, &table, "[1,2]"), 3, "INVALID_REQUEST");
+  expect_error("unknown action", request(tae_edu_configure, &table, "{\"action\":\"explode\"}"), 3,
+               "INVALID_REQUEST");
+  expect_error("unknown field", request(tae_edu_configure, &table, "{\"action\":\"describe\",\"x\":1}"),
+               3, "INVALID_REQUEST");
+  expect_error("execute garbage", request(tae_edu_execute, &table, "{\"option\":42}"), 3,
+               "INVALID_REQUEST");
+  expect_error("attachment_list garbage", request(tae_edu_attachment_list, &table, "nope"), 3,
+               "INVALID_REQUEST");
+
+  /* 4. Invalid UTF-8. */
+  {
+    const uint8_t bad[] = {'{', '"', 'a', '"', ':', '"', 0xC3, 0x28, '"', '}'};
+    Response e = {0, NULL, 0};
+    e.status = tae_edu_configure(&table, bad, sizeof bad, &e.buf, &e.len);
+    expect_error("invalid UTF-8", e, 2, "INVALID_UTF8");
+  }
+
+  /* 5. Null pointers. */
+  {
+    Response e = {0, NULL, 0};
+    e.status = tae_edu_configure(&table, NULL, 10, &e.buf, &e.len);
+    expect_error("NULL request", e, 1, "NULL_ARGUMENT");
+    e.status = tae_edu_execute(NULL, (const uint8_t *)"{}", 2, &e.buf, &e.len);
+    expect_error("NULL host", e, 1, "NULL_ARGUMENT");
+    /* NULL out / out_len: the status still comes back, nothing is written. */
+    CHECK(tae_edu_configure(&table, (const uint8_t *)"{\"action\":\"describe\"}", 21, NULL, NULL) == 0,
+          "describe without an out buffer");
+    size_t len = 77;
+    CHECK(tae_edu_configure(&table, (const uint8_t *)"{", 1, NULL, &len) == 3,
+          "malformed request without out");
+    CHECK(tae_edu_session_end(NULL, 3) == TAE_EDU_STATUS_NULL_ARGUMENT, "session_end(NULL)");
+  }
+
+  /* 6. Oversized request: refused before reading it (the bytes past 1 are never touched). */
+  {
+    Response e = {0, NULL, 0};
+    e.status = tae_edu_configure(&table, (const uint8_t *)"{", (size_t)TAE_EDU_MAX_REQUEST_BYTES + 1,
+                                 &e.buf, &e.len);
+    expect_error("request too large", e, 13, "REQUEST_TOO_LARGE");
+  }
+
+  /* 7. Wrong host tables. */
+  {
+    TaeEduHost bad = make_table(&h);
+    bad.abi_version = 2;
+    expect_error("abi_version 2", request(tae_edu_configure, &bad, "{\"action\":\"describe\"}"), 4,
+                 "INVALID_HOST_TABLE");
+    bad = make_table(&h);
+    bad.struct_size = (uint32_t)sizeof(TaeEduHost) - 1;
+    expect_error("struct_size too small",
+                 request(tae_edu_configure, &bad, "{\"action\":\"describe\"}"), 4,
+                 "INVALID_HOST_TABLE");
+    bad = make_table(&h);
+    bad.call = NULL;
+    expect_error("NULL call", request(tae_edu_execute, &bad, "{}"), 4, "INVALID_HOST_TABLE");
+    bad = make_table(&h);
+    bad.free_buffer = NULL;
+    expect_error("NULL free_buffer", request(tae_edu_execute, &bad, "{}"), 4, "INVALID_HOST_TABLE");
+
+    /* A newer host's larger table is accepted; log and progress are optional. */
+    struct {
+      TaeEduHost base;
+      uint64_t appended_field;
+    } newer;
+    newer.base = make_table(&h);
+    newer.base.struct_size = (uint32_t)sizeof newer;
+    newer.base.log = NULL;
+    newer.base.progress = NULL;
+    newer.appended_field = 0;
+    Response ok = request(tae_edu_configure, &newer.base, "{\"action\":\"describe\"}");
+    CHECK(ok.status == 0, "a larger struct_size without log/progress is accepted (%d)", (int)ok.status);
+    tae_edu_buffer_free(ok.buf, ok.len);
+  }
+
+  /* 8. execute: host callbacks on the calling thread, a refused permission, a failing host
+        method, and re-entry from inside `call`. */
+  {
+    const char *check =
+        "{\"session\":\"rm-session-1\",\"invoked_from\":{\"kind\":\"contract_view\","
+        "\"contract_keys\":[\"1;2026001;145\"]},\"option\":\"check\",\"params\":{}}";
+    int calls_before = h.calls;
+    h.reenter_from_call = 1;
+    expect_error("permission refused", request(tae_edu_execute, &table, check), 10,
+                 "PERMISSION_DENIED");
+    h.reenter_from_call = 0;
+    CHECK(h.calls > calls_before, "execute called the host");
+    CHECK(strcmp(h.last_method, "user.has_permission") == 0, "last method %s", h.last_method);
+    CHECK(h.call_reentry_refused > 0, "re-entry from inside call refused (%d)", h.call_reentry_refused);
+
+    h.fail_permission_call = 1;
+    Response e = request(tae_edu_execute, &table, check);
+    CHECK(contains(e.buf, e.len, "perfil indispon"), "the host's failure message is reported: %.*s",
+          (int)e.len, (const char *)e.buf);
+    expect_error("host method failed", e, 7, "HOST_ERROR");
+    h.fail_permission_call = 0;
+  }
+
+  /* 9. configure validate of values carrying a service password: well-formed JSON, status 0
+        (normalised values) or 12 (per-field errors); the password never comes back. */
+  {
+    Response t = request(tae_edu_configure, &table,
+                         "{\"action\":\"validate\",\"values\":"
+                         "{\"auth_url\":\"https://totvssign.totvs.app/identityintegration\","
+                         "\"api_url\":\"https://totvssign.totvs.app\","
+                         "\"service_user\":\"svc@example.com\","
+                         "\"service_password\":\"c-host-service-password-7d1e\"}}");
+    CHECK(t.buf != NULL && is_json_object(t.buf, t.len), "validate answers JSON");
+    CHECK(t.status == 0 || t.status == 12, "validate status %d: %.*s", (int)t.status, (int)t.len,
+          (const char *)t.buf);
+    CHECK(!contains(t.buf, t.len, SECRET), "the service password came back in the response");
+    if (getenv("HOST_TEST_VERBOSE")) {
+      fprintf(stderr, "  [validate] %.*s\n", (int)t.len, (const char *)t.buf);
+    }
+    tae_edu_buffer_free(t.buf, t.len);
+  }
+
+  /* 10. Buffers: NULL is a no-op; every host buffer was freed by the plugin. */
+  tae_edu_buffer_free(NULL, 0);
+  tae_edu_buffer_free(NULL, 42);
+  CHECK(h.live_host_buffers == 0, "host buffers not freed: %ld", h.live_host_buffers);
+
+  /* 11. session_end. */
+  CHECK(tae_edu_session_end((const uint8_t *)"rm-session-1", 12) == 0, "session_end");
+  CHECK(tae_edu_session_end((const uint8_t *)"unknown", 7) == 0, "session_end of an unknown id");
+  {
+    const uint8_t bad[] = {0xFF, 0xFE};
+    CHECK(tae_edu_session_end(bad, sizeof bad) == TAE_EDU_STATUS_INVALID_UTF8, "session_end UTF-8");
+  }
+
+  /* 12. shutdown twice, then the state is recreated by the next call. */
+  CHECK(tae_edu_shutdown() == 0, "first shutdown");
+  CHECK(tae_edu_shutdown() == 0, "second shutdown");
+  r = request(tae_edu_configure, &table, "{\"action\":\"describe\"}");
+  CHECK(r.status == 0, "describe after shutdown: %d", (int)r.status);
+  tae_edu_buffer_free(r.buf, r.len);
+  CHECK(tae_edu_shutdown() == 0, "final shutdown");
+
+  /* Threading and logging invariants over the whole run. */
+  CHECK(h.off_thread_callbacks == 0, "%d callbacks ran on another thread", h.off_thread_callbacks);
+  CHECK(h.log_lines_with_secret == 0, "%d log lines carried a secret or a bad level",
+        h.log_lines_with_secret);
+  CHECK(h.log_reentry_attempts > 0 && h.log_reentry_refused == h.log_reentry_attempts,
+        "re-entry from inside log: %d of %d refused", h.log_reentry_refused, h.log_reentry_attempts);
+  CHECK(h.live_host_buffers == 0, "host buffers not freed at the end: %ld", h.live_host_buffers);
+
+  printf("host_test: %d checks, %d failures (%d host calls, %d log lines)\n", checks, failures,
+         h.calls, h.log_lines);
+  return failures == 0 ? 0 : 1;
+}
