@@ -203,6 +203,7 @@ async fn get_features(State(sim): State<SimState>) -> Response {
 #[derive(Deserialize)]
 struct FeaturesBody {
     many_ids: Option<bool>,
+    strict_signers: Option<bool>,
 }
 
 async fn set_features(
@@ -213,6 +214,9 @@ async fn set_features(
         Ok(Json(b)) => {
             if let Some(many_ids) = b.many_ids {
                 sim.set_many_ids(many_ids);
+            }
+            if let Some(strict) = b.strict_signers {
+                sim.set_strict_signers(strict);
             }
             let features: Features = sim.features();
             Json(features).into_response()

@@ -282,11 +282,17 @@ pub struct Email {
 pub struct Features {
     /// D5 (`documentos-empresa`); when off it answers 404 as an unknown route would.
     pub many_ids: bool,
+    /// When on, a recipient with `tipoAutenticacao` 1 (logs in) can act only once they are a
+    /// registered TAE user with a confirmed e-mail (default off: anyone named can act).
+    pub strict_signers: bool,
 }
 
 impl Default for Features {
     fn default() -> Self {
-        Features { many_ids: true }
+        Features {
+            many_ids: true,
+            strict_signers: false,
+        }
     }
 }
 
@@ -928,6 +934,26 @@ impl Inner {
 
     /// The portal: a recipient signs, validates or witnesses (by its `acao`).
     pub(crate) fn act(&mut self, id: u64, email: &str) -> SimResult<Document> {
+        if self.features.strict_signers {
+            let needs_account = self
+                .documents
+                .get(&id)
+                .and_then(|d| {
+                    d.recipients
+                        .iter()
+                        .find(|r| r.email.eq_ignore_ascii_case(email.trim()))
+                })
+                .is_some_and(|r| r.auth_type == api::AUTH_LOGIN);
+            let confirmed = self.user(email.trim()).is_some_and(|u| u.confirmed);
+            if needs_account && !confirmed {
+                return Err(SimError {
+                    status: 409,
+                    message: format!(
+                        "{email} precisa ter cadastro confirmado no TOTVS Assinatura Eletrônica para assinar."
+                    ),
+                });
+            }
+        }
         let document = self
             .documents
             .get_mut(&id)
@@ -1270,6 +1296,11 @@ impl SimState {
     /// Switches D5 (`documentos-empresa`) on or off.
     pub fn set_many_ids(&self, enabled: bool) {
         self.inner.lock().features.many_ids = enabled;
+    }
+
+    /// Requires (or not) a confirmed TAE account of `tipoAutenticacao` 1 recipients to act.
+    pub fn set_strict_signers(&self, enabled: bool) {
+        self.inner.lock().features.strict_signers = enabled;
     }
 
     /// A recipient signs, validates or witnesses (by its `acao`); returns the document (portal

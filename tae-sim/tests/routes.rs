@@ -568,6 +568,33 @@ async fn status_machine_workflow_order() {
     assert_eq!(t.read(&token, id).await["status"], api::STATUS_FINALISED);
 }
 
+#[tokio::test]
+async fn strict_signers_must_confirm_their_account_first() {
+    let Some(t) = Target::sim_only("signing as a recipient") else {
+        return;
+    };
+    let token = t.token().await;
+    let (status, body) = t
+        .portal(
+            Method::POST,
+            "/_sim/features",
+            Some(json!({"strict_signers": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["strict_signers"], true);
+    let email = unique_email("strict");
+    let (status, _) = t
+        .post(api::REGISTER, &token, registration(&email, "12345678909"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let id = t.publish(&token, "Estrito", &[(email.as_str(), 0)]).await;
+    assert_eq!(t.state().act(id, &email).unwrap_err().status, 409);
+    t.state().confirm_user(&email, Some("Nova@123")).unwrap();
+    t.state().act(id, &email).unwrap();
+    assert_eq!(t.read(&token, id).await["status"], api::STATUS_FINALISED);
+}
+
 // ---------- D4 search ----------
 
 #[tokio::test]
