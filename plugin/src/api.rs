@@ -45,7 +45,9 @@ pub fn configure(host: &dyn Host, request: Value) -> Result<Value, PluginError> 
 }
 
 fn test_connection(params: config::Params) -> Result<Value, PluginError> {
-    let (Some(user), Some(password)) = (params.service_user.clone(), params.service_password.clone()) else {
+    let (Some(user), Some(password)) =
+        (params.service_user.clone(), params.service_password.clone())
+    else {
         let mut fields = serde_json::Map::new();
         fields.insert(
             "service_user".into(),

@@ -53,7 +53,8 @@ const STATUSES: &[&str] = &[
 ];
 
 fn valid_time(s: &str) -> bool {
-    chrono::DateTime::parse_from_rfc3339(s).is_ok() || chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
+        || chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }
 
 pub fn list(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
@@ -63,7 +64,9 @@ pub fn list(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
         return Err(PluginError::invalid_request("page starts at 1"));
     }
     if !(1..=500).contains(&req.page_size) {
-        return Err(PluginError::invalid_request("page_size must be between 1 and 500"));
+        return Err(PluginError::invalid_request(
+            "page_size must be between 1 and 500",
+        ));
     }
     let f = req.filter.unwrap_or_default();
     let mut filter = serde_json::Map::new();
@@ -75,14 +78,18 @@ pub fn list(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     }
     if let Some(s) = f.status.filter(|s| !s.is_empty()) {
         if !STATUSES.contains(&s.as_str()) {
-            return Err(PluginError::invalid_request(format!("unknown status filter {s:?}")));
+            return Err(PluginError::invalid_request(format!(
+                "unknown status filter {s:?}"
+            )));
         }
         filter.insert("status".into(), json!(s));
     }
     for (name, v) in [("sent_from", f.sent_from), ("sent_to", f.sent_to)] {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
             if !valid_time(&v) {
-                return Err(PluginError::invalid_request(format!("{name} must be an RFC 3339 timestamp or a YYYY-MM-DD date")));
+                return Err(PluginError::invalid_request(format!(
+                    "{name} must be an RFC 3339 timestamp or a YYYY-MM-DD date"
+                )));
             }
             filter.insert(name.into(), json!(v));
         }
@@ -91,7 +98,8 @@ pub fn list(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
         filter.insert("sent_by".into(), json!(b));
     }
     let offset = ((req.page - 1) * req.page_size) as usize;
-    let (total, records) = HostApi::new(host).records_query(&Value::Object(filter), offset, req.page_size as usize)?;
+    let (total, records) =
+        HostApi::new(host).records_query(&Value::Object(filter), offset, req.page_size as usize)?;
     Ok(json!({
         "ok": true,
         "total": total,

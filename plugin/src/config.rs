@@ -328,7 +328,9 @@ pub fn parse(values: &Value, strict: bool) -> Result<Params, FieldErrors> {
             None
         }
     };
-    if service_user.is_some() && service_password.is_none() && !errors.contains_key("service_password")
+    if service_user.is_some()
+        && service_password.is_none()
+        && !errors.contains_key("service_password")
     {
         errors.insert(
             "service_password".into(),
@@ -459,7 +461,10 @@ mod tests {
     #[test]
     fn defaults_and_normalisation() {
         let p = parse(&base(), true).unwrap();
-        assert_eq!(p.auth_url, "https://totvssign.totvs.app/identityintegration");
+        assert_eq!(
+            p.auth_url,
+            "https://totvssign.totvs.app/identityintegration"
+        );
         assert_eq!(p.max_concurrency, 8);
         assert_eq!(p.request_timeout_secs, 30);
         assert_eq!(p.document_name_template, DEFAULT_TEMPLATE);
@@ -476,7 +481,10 @@ mod tests {
         m.insert("max_concurrency".into(), json!(0));
         m.insert("document_name_template".into(), json!("Contrato {numero}"));
         m.insert("witness_count".into(), json!(2));
-        m.insert("extra_signers".into(), json!([{"name": "X", "email": "x@y.com", "cpf": "111.111.111-11"}]));
+        m.insert(
+            "extra_signers".into(),
+            json!([{"name": "X", "email": "x@y.com", "cpf": "111.111.111-11"}]),
+        );
         m.insert("typo".into(), json!(1));
         m.insert("service_user".into(), json!("svc@escola.edu.br"));
         let e = parse(&v, true).unwrap_err();

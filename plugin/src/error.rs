@@ -136,7 +136,13 @@ impl PluginError {
 
 impl std::fmt::Display for PluginError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} ({})", self.status.code(), self.message, self.detail)
+        write!(
+            f,
+            "{}: {} ({})",
+            self.status.code(),
+            self.message,
+            self.detail
+        )
     }
 }
 

@@ -64,13 +64,20 @@ impl<'h> HostApi<'h> {
         if bytes.is_empty() {
             return Ok(json!({}));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| PluginError::host(format!("host method {method}: invalid JSON answer: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            PluginError::host(format!("host method {method}: invalid JSON answer: {e}"))
+        })
     }
 
-    fn field<T: serde::de::DeserializeOwned>(method: &str, v: &Value, name: &str) -> Result<T, PluginError> {
+    fn field<T: serde::de::DeserializeOwned>(
+        method: &str,
+        v: &Value,
+        name: &str,
+    ) -> Result<T, PluginError> {
         serde_json::from_value(v.get(name).cloned().unwrap_or(Value::Null)).map_err(|e| {
-            PluginError::host(format!("host method {method}: field {name} has an unexpected shape: {e}"))
+            PluginError::host(format!(
+                "host method {method}: field {name} has an unexpected shape: {e}"
+            ))
         })
     }
 
@@ -93,7 +100,10 @@ impl<'h> HostApi<'h> {
         Ok(v.get("values").cloned().unwrap_or(Value::Null))
     }
 
-    pub fn contracts_get(&self, keys: &[String]) -> Result<(Vec<Contract>, Vec<String>), PluginError> {
+    pub fn contracts_get(
+        &self,
+        keys: &[String],
+    ) -> Result<(Vec<Contract>, Vec<String>), PluginError> {
         if keys.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -120,7 +130,11 @@ impl<'h> HostApi<'h> {
         self.raw("file.read", &json!({"path": path}))
     }
 
-    pub fn report_render(&self, report_code: &str, contract_key: &str) -> Result<Vec<u8>, HostCallError> {
+    pub fn report_render(
+        &self,
+        report_code: &str,
+        contract_key: &str,
+    ) -> Result<Vec<u8>, HostCallError> {
         self.raw(
             "report.render",
             &json!({"report_code": report_code, "contract_key": contract_key}),
@@ -142,8 +156,17 @@ impl<'h> HostApi<'h> {
         if v.get("cancelled").and_then(Value::as_bool).unwrap_or(false) {
             return Ok(Screen::Cancelled);
         }
-        let email = v.get("email").and_then(Value::as_str).unwrap_or("").trim().to_string();
-        let password = v.get("password").and_then(Value::as_str).unwrap_or("").to_string();
+        let email = v
+            .get("email")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let password = v
+            .get("password")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         crate::redact::register_secret(&password);
         Ok(Screen::Confirmed((email, password)))
     }
@@ -163,19 +186,34 @@ impl<'h> HostApi<'h> {
             return Ok(Screen::Cancelled);
         }
         Ok(Screen::Confirmed(
-            v.get("cpf").and_then(Value::as_str).unwrap_or("").to_string(),
+            v.get("cpf")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
         ))
     }
 
-    pub fn records_get(&self, data_server: &str, keys: &[String]) -> Result<Vec<Record>, PluginError> {
+    pub fn records_get(
+        &self,
+        data_server: &str,
+        keys: &[String],
+    ) -> Result<Vec<Record>, PluginError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let v = self.json("records.get", &json!({"data_server": data_server, "keys": keys}))?;
+        let v = self.json(
+            "records.get",
+            &json!({"data_server": data_server, "keys": keys}),
+        )?;
         Self::field("records.get", &v, "records")
     }
 
-    pub fn records_query(&self, filter: &Value, offset: usize, limit: usize) -> Result<(u64, Vec<Record>), PluginError> {
+    pub fn records_query(
+        &self,
+        filter: &Value,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<Record>), PluginError> {
         let v = self.json(
             "records.query",
             &json!({"filter": filter, "offset": offset, "limit": limit}),
@@ -189,10 +227,16 @@ impl<'h> HostApi<'h> {
         if records.is_empty() {
             return Ok(());
         }
-        self.json("records.put", &json!({"records": records})).map(|_| ())
+        self.json("records.put", &json!({"records": records}))
+            .map(|_| ())
     }
 
-    pub fn records_store_file(&self, record_id: &str, file_name: &str, content: &[u8]) -> Result<Option<String>, PluginError> {
+    pub fn records_store_file(
+        &self,
+        record_id: &str,
+        file_name: &str,
+        content: &[u8],
+    ) -> Result<Option<String>, PluginError> {
         use base64::Engine;
         let v = self.json(
             "records.store_file",

@@ -70,7 +70,11 @@ pub const DEFAULT_DATA_SERVER: &str = "EduContratoData";
 impl Contract {
     /// "Contrato 145 (João Ávila)" — how messages name a contract.
     pub fn label(&self) -> String {
-        let code = if self.codcontrato.is_empty() { &self.key } else { &self.codcontrato };
+        let code = if self.codcontrato.is_empty() {
+            &self.key
+        } else {
+            &self.codcontrato
+        };
         if self.student_name.is_empty() {
             format!("Contrato {code}")
         } else {
@@ -298,7 +302,9 @@ impl Record {
         let id = format!(
             "r-{}-{}",
             Utc::now().format("%Y%m%d%H%M%S"),
-            (0..12).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect::<String>()
+            (0..12)
+                .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+                .collect::<String>()
         );
         let mut r = Record {
             id,
@@ -378,7 +384,7 @@ mod tests {
         assert_eq!(c.codcontrato, "145");
         assert_eq!(c.label(), "Contrato 145 (João Ávila)");
         assert_eq!(c.financial_responsible.unwrap().cpf, None);
-        assert_eq!(c.data_server.is_empty(), true);
+        assert!(c.data_server.is_empty());
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub fn end_session(session: &str) {
 
 const MAX_LOGIN_ATTEMPTS: usize = 3;
 
+/// One recipient's lookup/registration, shared by every contract of the batch.
+type Registration = Rc<tokio::sync::OnceCell<Result<bool, TaeError>>>;
+
 fn tae_unreachable(e: &TaeError) -> PluginError {
     PluginError::tae(
         format!(
@@ -180,7 +183,7 @@ pub struct Auth<'h> {
     pub stop: RefCell<Option<String>>,
     /// Messages for the end user about things done on the way (a registration).
     pub notices: RefCell<Vec<String>>,
-    registrations: RefCell<HashMap<String, Rc<tokio::sync::OnceCell<Result<bool, TaeError>>>>>,
+    registrations: RefCell<HashMap<String, Registration>>,
 }
 
 impl<'h> Auth<'h> {
@@ -260,7 +263,16 @@ impl<'h> Auth<'h> {
                 detail: "authentication already lost in this run".into(),
             });
         }
-        match login(self.host, &self.client, &self.params, &self.session, &self.user, "unauthorized").await {
+        match login(
+            self.host,
+            &self.client,
+            &self.params,
+            &self.session,
+            &self.user,
+            "unauthorized",
+        )
+        .await
+        {
             Ok((token, email)) => {
                 let old = self.token.replace(token.clone());
                 crate::redact::forget_secret(&old.token);
@@ -317,7 +329,8 @@ impl<'h> Auth<'h> {
     fn note_forbidden(&self, e: &TaeError) {
         if e.kind == ErrorKind::Forbidden && self.stop.borrow().is_none() {
             let msg = if e.message.is_empty() {
-                "O usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação.".to_string()
+                "O usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação."
+                    .to_string()
             } else {
                 e.message.clone()
             };
@@ -343,7 +356,11 @@ impl<'h> Auth<'h> {
             }
         };
         let Some(perms) = perms else { return Ok(()) };
-        let missing: Vec<&str> = needs.iter().filter(|n| !n.granted(&perms)).map(|n| n.label()).collect();
+        let missing: Vec<&str> = needs
+            .iter()
+            .filter(|n| !n.granted(&perms))
+            .map(|n| n.label())
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -385,7 +402,12 @@ impl<'h> Auth<'h> {
         if !self.user.interactive || self.entry().is_some_and(|e| e.rm_user_checked) {
             return Ok(());
         }
-        let Some(email) = self.user.email.as_deref().and_then(crate::validate::normalize_email) else {
+        let Some(email) = self
+            .user
+            .email
+            .as_deref()
+            .and_then(crate::validate::normalize_email)
+        else {
             return Err(PluginError::permission(
                 format!(
                     "O usuário {} do RM não tem e-mail cadastrado; o e-mail é necessário para identificá-lo no TOTVS Assinatura Eletrônica.",
@@ -430,7 +452,11 @@ impl<'h> Auth<'h> {
                     "invalid CPF at ui.ask_cpf (3 times); no request sent",
                 ));
             };
-            let name = if self.user.name.is_empty() { self.user.who() } else { self.user.name.clone() };
+            let name = if self.user.name.is_empty() {
+                self.user.who()
+            } else {
+                self.user.name.clone()
+            };
             self.call(|t| {
                 let (email, name, cpf) = (email.clone(), name.clone(), cpf.clone());
                 async move { self.client.register_user(&t, &email, &name, &cpf).await }
@@ -447,7 +473,12 @@ impl<'h> Auth<'h> {
 
     /// Makes sure a recipient exists in TAE (lookup, then registration), once per e-mail per
     /// batch even when siblings run concurrently. Answers whether a registration happened.
-    pub async fn ensure_recipient(&self, email: &str, name: &str, cpf: &str) -> Result<bool, TaeError> {
+    pub async fn ensure_recipient(
+        &self,
+        email: &str,
+        name: &str,
+        cpf: &str,
+    ) -> Result<bool, TaeError> {
         let key = email.trim().to_lowercase();
         let cell = self
             .registrations
@@ -478,10 +509,14 @@ mod tests {
 
     #[test]
     fn permissions_from_profile() {
-        let p = Permissions::from_profile(&json!({"permissoes": {"enviarDocumentos": true, "consultarDocumentos": true}})).unwrap();
+        let p = Permissions::from_profile(
+            &json!({"permissoes": {"enviarDocumentos": true, "consultarDocumentos": true}}),
+        )
+        .unwrap();
         assert!(p.send && p.query && !p.delete && !p.create_users);
         assert_eq!(Permissions::from_profile(&json!({"email": "x"})), None);
-        let admin = Permissions::from_profile(&json!({"isAdministrator": true, "permissoes": {}})).unwrap();
+        let admin =
+            Permissions::from_profile(&json!({"isAdministrator": true, "permissoes": {}})).unwrap();
         assert!(admin.delete && admin.create_users);
     }
 }

@@ -71,7 +71,11 @@ impl State {
     }
 
     /// The HTTP client for a timeout and CA file (shared by every call with that configuration).
-    pub fn http(&self, timeout_secs: u64, ca_file: Option<&str>) -> Result<reqwest::Client, PluginError> {
+    pub fn http(
+        &self,
+        timeout_secs: u64,
+        ca_file: Option<&str>,
+    ) -> Result<reqwest::Client, PluginError> {
         let key = (timeout_secs, ca_file.map(str::to_string));
         let mut clients = self.clients.lock();
         if let Some(c) = clients.get(&key) {
@@ -86,7 +90,8 @@ impl State {
                     m.insert(
                         "ca_file".into(),
                         serde_json::Value::String(
-                            "Não foi possível carregar os certificados do arquivo informado.".into(),
+                            "Não foi possível carregar os certificados do arquivo informado."
+                                .into(),
                         ),
                     );
                     m

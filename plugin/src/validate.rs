@@ -30,7 +30,12 @@ pub fn normalize_cpf(input: &str) -> Option<String> {
     if check(9) != digits[9] || check(10) != digits[10] {
         return None;
     }
-    Some(digits.iter().map(|d| char::from_digit(*d, 10).unwrap_or('0')).collect())
+    Some(
+        digits
+            .iter()
+            .map(|d| char::from_digit(*d, 10).unwrap_or('0'))
+            .collect(),
+    )
 }
 
 /// A pragmatic e-mail check: one `@`, a non-empty local part, a dotted domain, no spaces.
@@ -69,9 +74,15 @@ mod tests {
 
     #[test]
     fn cpf_formats_and_check_digits() {
-        assert_eq!(normalize_cpf("123.456.789-09").as_deref(), Some("12345678909"));
+        assert_eq!(
+            normalize_cpf("123.456.789-09").as_deref(),
+            Some("12345678909")
+        );
         assert_eq!(normalize_cpf("12345678909").as_deref(), Some("12345678909"));
-        assert_eq!(normalize_cpf(" 529.982.247-25 ").as_deref(), Some("52998224725"));
+        assert_eq!(
+            normalize_cpf(" 529.982.247-25 ").as_deref(),
+            Some("52998224725")
+        );
         assert_eq!(normalize_cpf("123.456.789-08"), None);
         assert_eq!(normalize_cpf("111.111.111-11"), None);
         assert_eq!(normalize_cpf("00000000000"), None);

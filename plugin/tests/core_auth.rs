@@ -18,10 +18,30 @@ fn configure_describe_validate_and_test() {
     let sim = sim();
     let host = MockHost::new(&sim.base_url());
     let d = api::configure(&host, json!({"action": "describe"})).unwrap();
-    let names: Vec<&str> = d["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    for n in ["auth_url", "api_url", "web_login_url", "service_user", "service_password", "request_timeout_secs", "max_concurrency",
-              "extra_signers", "witness_count", "witnesses", "validators", "recipient_auth_type", "reminder_interval_days",
-              "expiry_days", "document_name_template", "refresh_status_on_view"] {
+    let names: Vec<&str> = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "auth_url",
+        "api_url",
+        "web_login_url",
+        "service_user",
+        "service_password",
+        "request_timeout_secs",
+        "max_concurrency",
+        "extra_signers",
+        "witness_count",
+        "witnesses",
+        "validators",
+        "recipient_auth_type",
+        "reminder_interval_days",
+        "expiry_days",
+        "document_name_template",
+        "refresh_status_on_view",
+    ] {
         assert!(names.contains(&n), "describe lacks {n}");
     }
     assert_eq!(d["fields"][0]["label"], "URL de autenticação");
@@ -35,13 +55,23 @@ fn configure_describe_validate_and_test() {
     let mut values = host.params.borrow().clone();
     values["service_user"] = json!(tae_sim::ADMIN_EMAIL);
     values["service_password"] = json!(tae_sim::ADMIN_PASSWORD);
-    let v = api::configure(&host, json!({"action": "validate", "values": values.clone()})).unwrap();
+    let v = api::configure(
+        &host,
+        json!({"action": "validate", "values": values.clone()}),
+    )
+    .unwrap();
     assert_eq!(v["values"]["max_concurrency"], 8);
-    assert!(v["values"].get("service_password").is_none(), "password echoed");
+    assert!(
+        v["values"].get("service_password").is_none(),
+        "password echoed"
+    );
 
     let t = api::configure(&host, json!({"action": "test", "values": values.clone()})).unwrap();
     assert_eq!(t["login_ok"], true, "{t}");
-    assert_eq!(t["permissions"], json!({"send": true, "delete": true, "query": true, "create_users": true}));
+    assert_eq!(
+        t["permissions"],
+        json!({"send": true, "delete": true, "query": true, "create_users": true})
+    );
     assert!(t["latency_ms"].as_u64().is_some());
     assert!(!t.to_string().contains(tae_sim::ADMIN_PASSWORD));
 
@@ -63,7 +93,11 @@ fn first_call_prompts_once_same_session_reuses_new_session_prompts() {
     assert_eq!(host.auth_prompts.borrow().len(), 1);
     assert_eq!(host.auth_prompts.borrow()[0]["reason"], "first");
     api::execute(&host, option_request(&s1, "check", &keys)).unwrap();
-    assert_eq!(host.auth_prompts.borrow().len(), 1, "same session must not prompt again");
+    assert_eq!(
+        host.auth_prompts.borrow().len(),
+        1,
+        "same session must not prompt again"
+    );
     let s2 = session("b");
     api::execute(&host, option_request(&s2, "check", &keys)).unwrap();
     assert_eq!(host.auth_prompts.borrow().len(), 2, "a new session prompts");
@@ -82,7 +116,10 @@ fn expiry_and_401_reprompt_once() {
     let keys = one_contract(&host);
     let s = session("exp");
     // Tokens that live 30 s: within the plugin's one-minute margin, so the next call re-logs in.
-    sim.state().set_faults(tae_sim::FaultConfig { token_ttl_secs: Some(30), ..Default::default() });
+    sim.state().set_faults(tae_sim::FaultConfig {
+        token_ttl_secs: Some(30),
+        ..Default::default()
+    });
     api::execute(&host, option_request(&s, "check", &keys)).unwrap();
     api::execute(&host, option_request(&s, "check", &keys)).unwrap();
     let prompts = host.auth_prompts.borrow().clone();
@@ -92,7 +129,11 @@ fn expiry_and_401_reprompt_once() {
     api::execute(&host, option_request(&s, "check", &keys)).unwrap();
     assert_eq!(host.auth_prompts.borrow().len(), 3);
     api::execute(&host, option_request(&s, "check", &keys)).unwrap();
-    assert_eq!(host.auth_prompts.borrow().len(), 3, "a 12-hour token is reused");
+    assert_eq!(
+        host.auth_prompts.borrow().len(),
+        3,
+        "a 12-hour token is reused"
+    );
 
     // The service invalidates the token: a 401 mid-run re-prompts exactly once, even with
     // several contracts in flight.
@@ -114,7 +155,14 @@ fn two_concurrent_sessions_stay_isolated() {
     let base = sim.base_url();
     let st = sim.state();
     for (email, cpf_n) in [("ana@escola.example", 11u64), ("bia@escola.example", 12)] {
-        st.create_user(tae_sim::NewUser { email: email.into(), password: Some("Senha@123".into()), name: email.into(), cpf: cpf(cpf_n), ..Default::default() }).unwrap();
+        st.create_user(tae_sim::NewUser {
+            email: email.into(),
+            password: Some("Senha@123".into()),
+            name: email.into(),
+            cpf: cpf(cpf_n),
+            ..Default::default()
+        })
+        .unwrap();
     }
     let handles: Vec<_> = ["ana@escola.example", "bia@escola.example"]
         .into_iter()
@@ -123,9 +171,17 @@ fn two_concurrent_sessions_stay_isolated() {
             let base = base.clone();
             std::thread::spawn(move || {
                 let host = MockHost::new(&base);
-                *host.user.borrow_mut() = json!({"login": email, "name": email, "email": email, "interactive": true});
-                *host.default_credentials.borrow_mut() = json!({"cancelled": false, "email": email, "password": "Senha@123"});
-                host.contracts.borrow_mut().push(contract(500 + i as u32, "Aluno", "Resp", Some(&cpf(600 + i as u64)), Some(&format!("r{i}@familia.example"))));
+                *host.user.borrow_mut() =
+                    json!({"login": email, "name": email, "email": email, "interactive": true});
+                *host.default_credentials.borrow_mut() =
+                    json!({"cancelled": false, "email": email, "password": "Senha@123"});
+                host.contracts.borrow_mut().push(contract(
+                    500 + i as u32,
+                    "Aluno",
+                    "Resp",
+                    Some(&cpf(600 + i as u64)),
+                    Some(&format!("r{i}@familia.example")),
+                ));
                 let s = session(email);
                 let mut ids = Vec::new();
                 for _ in 0..3 {
@@ -143,7 +199,11 @@ fn two_concurrent_sessions_stay_isolated() {
         let (prompts, ids, email) = h.join().unwrap();
         assert_eq!(prompts, 1, "{email} prompted once");
         let doc = st.document(ids[0]).unwrap();
-        assert!(doc.to_string().contains(email), "document {} created by {email}: {doc}", ids[0]);
+        assert!(
+            doc.to_string().contains(email),
+            "document {} created by {email}: {doc}",
+            ids[0]
+        );
     }
     sim.shutdown();
 }
@@ -154,13 +214,28 @@ fn unregistered_rm_user_is_registered_after_the_cpf_screen() {
     let host = MockHost::new(&sim.base_url());
     let keys = one_contract(&host);
     *host.user.borrow_mut() = json!({"login": "joao", "name": "João Secretário", "email": "joao.secretario@escola.example", "interactive": true});
-    host.cpf_script.borrow_mut().push_back(json!({"cancelled": false, "cpf": "529.982.247-25"}));
+    host.cpf_script
+        .borrow_mut()
+        .push_back(json!({"cancelled": false, "cpf": "529.982.247-25"}));
     let r = api::execute(&host, option_request(&session("cpf"), "check", &keys)).unwrap();
     assert_eq!(host.cpf_prompts.borrow().len(), 1);
-    let u = sim.state().user("joao.secretario@escola.example").expect("registered in TAE");
-    assert_eq!(u.cpf.chars().filter(|c| c.is_ascii_digit()).collect::<String>(), "52998224725");
+    let u = sim
+        .state()
+        .user("joao.secretario@escola.example")
+        .expect("registered in TAE");
+    assert_eq!(
+        u.cpf
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect::<String>(),
+        "52998224725"
+    );
     assert!(r["notices"][0].as_str().unwrap().contains("cadastrado"));
-    assert!(sim.state().emails().iter().any(|e| e.to == "joao.secretario@escola.example"));
+    assert!(sim
+        .state()
+        .emails()
+        .iter()
+        .any(|e| e.to == "joao.secretario@escola.example"));
     sim.shutdown();
 }
 
@@ -171,13 +246,22 @@ fn invalid_cpf_is_refused_without_any_request() {
     let keys = one_contract(&host);
     *host.user.borrow_mut() = json!({"login": "joao", "name": "João", "email": "joao2@escola.example", "interactive": true});
     for c in ["111.111.111-11", "123.456.789-00", "abc"] {
-        host.cpf_script.borrow_mut().push_back(json!({"cancelled": false, "cpf": c}));
+        host.cpf_script
+            .borrow_mut()
+            .push_back(json!({"cancelled": false, "cpf": c}));
     }
     let e = api::execute(&host, option_request(&session("badcpf"), "check", &keys)).unwrap_err();
     assert_eq!(e.status, Status::AuthFailed);
     assert_eq!(host.cpf_prompts.borrow().len(), 3);
-    assert!(host.cpf_prompts.borrow()[1]["message"].as_str().unwrap().contains("CPF inválido"));
-    assert_eq!(sim.state().counter("POST", tae_sim::api::REGISTER), 0, "no registration request");
+    assert!(host.cpf_prompts.borrow()[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("CPF inválido"));
+    assert_eq!(
+        sim.state().counter("POST", tae_sim::api::REGISTER),
+        0,
+        "no registration request"
+    );
     assert!(sim.state().user("joao2@escola.example").is_none());
     // Cancelling the CPF screen ends cleanly too.
     let e = api::execute(&host, option_request(&session("cancelcpf"), "check", &keys)).unwrap_err();
@@ -191,17 +275,24 @@ fn cancel_wrong_password_non_interactive_and_permissions() {
     let host = MockHost::new(&sim.base_url());
     let keys = one_contract(&host);
     // Cancelled screen: nothing touched.
-    host.auth_script.borrow_mut().push_back(json!({"cancelled": true}));
+    host.auth_script
+        .borrow_mut()
+        .push_back(json!({"cancelled": true}));
     let e = api::execute(&host, send_request(&session("c"), &keys)).unwrap_err();
     assert_eq!(e.status, Status::Cancelled);
     assert!(host.all_records().is_empty());
     // Wrong password, then right: prompted again with reason "retry".
-    host.auth_script.borrow_mut().push_back(json!({"cancelled": false, "email": tae_sim::ADMIN_EMAIL, "password": "errada"}));
+    host.auth_script.borrow_mut().push_back(
+        json!({"cancelled": false, "email": tae_sim::ADMIN_EMAIL, "password": "errada"}),
+    );
     let s = session("retry");
     api::execute(&host, option_request(&s, "check", &keys)).unwrap();
     let p = host.auth_prompts.borrow().clone();
     assert_eq!(p.last().unwrap()["reason"], "retry");
-    assert!(p.last().unwrap()["message"].as_str().unwrap().contains("inválidos"));
+    assert!(p.last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .contains("inválidos"));
     // Non-interactive without a service user.
     host.user.borrow_mut()["interactive"] = json!(false);
     let before = host.auth_prompts.borrow().len();
@@ -212,20 +303,38 @@ fn cancel_wrong_password_non_interactive_and_permissions() {
     host.set_param("service_password", json!(tae_sim::ADMIN_PASSWORD));
     let r = api::execute(&host, option_request(&session("job"), "check", &keys)).unwrap();
     assert_eq!(r["ok"], true);
-    assert_eq!(host.auth_prompts.borrow().len(), before, "no screen for a scheduled job");
+    assert_eq!(
+        host.auth_prompts.borrow().len(),
+        before,
+        "no screen for a scheduled job"
+    );
     host.user.borrow_mut()["interactive"] = json!(true);
     // RM profile without the process.
     host.granted.set(false);
     let e = api::execute(&host, option_request(&session("p"), "check", &keys)).unwrap_err();
     assert_eq!(e.status, Status::PermissionDenied);
-    assert!(e.message.contains("Integração com TOTVS Assinatura Digital"));
+    assert!(e
+        .message
+        .contains("Integração com TOTVS Assinatura Digital"));
     host.granted.set(true);
     // TAE user without "excluir documentos": one clear error naming it, nothing touched.
-    sim.state().create_user(tae_sim::NewUser {
-        email: "limitado@escola.example".into(), password: Some("Senha@123".into()), name: "Limitado".into(), cpf: cpf(77),
-        permissions: Some(tae_sim::Permissions { publish: true, delete: false, query: true, create_users: true }), ..Default::default()
-    }).unwrap();
-    *host.default_credentials.borrow_mut() = json!({"cancelled": false, "email": "limitado@escola.example", "password": "Senha@123"});
+    sim.state()
+        .create_user(tae_sim::NewUser {
+            email: "limitado@escola.example".into(),
+            password: Some("Senha@123".into()),
+            name: "Limitado".into(),
+            cpf: cpf(77),
+            permissions: Some(tae_sim::Permissions {
+                publish: true,
+                delete: false,
+                query: true,
+                create_users: true,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    *host.default_credentials.borrow_mut() =
+        json!({"cancelled": false, "email": "limitado@escola.example", "password": "Senha@123"});
     let s = session("limited");
     let e = api::execute(&host, option_request(&s, "delete", &keys)).unwrap_err();
     assert_eq!(e.status, Status::PermissionDenied);
@@ -249,16 +358,37 @@ fn no_secret_in_logs_responses_or_records() {
     let mut values = host.params.borrow().clone();
     values["service_user"] = json!(tae_sim::ADMIN_EMAIL);
     values["service_password"] = json!(tae_sim::ADMIN_PASSWORD);
-    texts.push(api::configure(&host, json!({"action": "validate", "values": values.clone()})).unwrap().to_string());
-    texts.push(api::configure(&host, json!({"action": "test", "values": values})).unwrap().to_string());
-    texts.extend(host.transcript.borrow().iter().filter(|t| !t.contains("\"password\"") || !t.contains("cancelled")).cloned());
+    texts.push(
+        api::configure(
+            &host,
+            json!({"action": "validate", "values": values.clone()}),
+        )
+        .unwrap()
+        .to_string(),
+    );
+    texts.push(
+        api::configure(&host, json!({"action": "test", "values": values}))
+            .unwrap()
+            .to_string(),
+    );
+    texts.extend(
+        host.transcript
+            .borrow()
+            .iter()
+            .filter(|t| !t.contains("\"password\"") || !t.contains("cancelled"))
+            .cloned(),
+    );
     texts.extend(host.logs.borrow().iter().cloned());
     texts.extend(host.all_records().iter().map(Value::to_string));
     let all = texts.join("\n");
     assert!(!all.contains(tae_sim::ADMIN_PASSWORD), "password leaked");
     // Every token and password the plugin learned is registered for redaction: none of them
     // may appear in any captured text.
-    assert_eq!(tae_edu::redact::redact(&all), all, "a registered secret (token or password) leaked");
+    assert_eq!(
+        tae_edu::redact::redact(&all),
+        all,
+        "a registered secret (token or password) leaked"
+    );
     // Tokens the sim issued never appear (they are long random strings: check none of the
     // logged/response text contains a bearer-looking value).
     assert!(!all.to_lowercase().contains("bearer "), "token leaked");

@@ -12,7 +12,11 @@ fn doc_count(sim: &tae_sim::SimServer) -> usize {
 }
 
 fn published(sim: &tae_sim::SimServer) -> usize {
-    sim.state().documents().iter().filter(|d| d["status"] != 5).count()
+    sim.state()
+        .documents()
+        .iter()
+        .filter(|d| d["status"] != 5)
+        .count()
 }
 
 #[test]
@@ -43,9 +47,17 @@ fn send_records_and_rerun_skips_everything() {
         assert_eq!(rec["file_size"], PDF.len());
         assert_eq!(rec["recipients"][0]["role"], "signer");
         assert_eq!(rec["sent_by"], "secretaria");
-        let kinds: Vec<&str> = rec["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> = rec["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
         assert_eq!(kinds, ["created", "uploaded", "published"]);
-        assert!(rec["document_name"].as_str().unwrap().starts_with("Contrato 10"));
+        assert!(rec["document_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Contrato 10"));
     }
     // The financial responsible was registered in TAE and asked to sign.
     assert!(sim.state().user("resp1@familia.example").is_some());
@@ -53,7 +65,10 @@ fn send_records_and_rerun_skips_everything() {
     sim.state().reset_counters();
     let r = api::execute(&host, send_request(&s, &keys)).unwrap();
     assert_eq!(outcomes(&r), ["skipped"; 5]);
-    assert!(r["results"][0]["message"].as_str().unwrap().contains("já possui documento ativo"));
+    assert!(r["results"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("já possui documento ativo"));
     assert_eq!(doc_count(&sim), 5);
     assert_eq!(sim.state().counter("POST", tae_sim::api::UPLOAD), 0);
     sim.shutdown();
@@ -64,19 +79,38 @@ fn mixed_batch_every_contract_has_its_own_outcome() {
     let sim = sim();
     let host = MockHost::new(&sim.base_url());
     host.add_contracts(2);
-    host.contracts.borrow_mut().push(contract(145, "João Ávila", "Maria", Some(&cpf(5)), None));
-    host.contracts.borrow_mut().push(contract(146, "Bia", "Carlos", Some("123.456.789-00"), Some("c@familia.example")));
-    host.contracts.borrow_mut().push(contract(147, "Caio", "", Some(&cpf(6)), Some("d@familia.example")));
+    host.contracts
+        .borrow_mut()
+        .push(contract(145, "João Ávila", "Maria", Some(&cpf(5)), None));
+    host.contracts.borrow_mut().push(contract(
+        146,
+        "Bia",
+        "Carlos",
+        Some("123.456.789-00"),
+        Some("c@familia.example"),
+    ));
+    host.contracts.borrow_mut().push(contract(
+        147,
+        "Caio",
+        "",
+        Some(&cpf(6)),
+        Some("d@familia.example"),
+    ));
     let mut no_fr = contract(148, "Duda", "X", None, None);
     no_fr["financial_responsible"] = Value::Null;
     host.contracts.borrow_mut().push(no_fr);
-    host.contracts.borrow_mut().push(contract(149, "Eva", "Rosa", Some(&cpf(7)), Some("rosa@@x")));
+    host.contracts
+        .borrow_mut()
+        .push(contract(149, "Eva", "Rosa", Some(&cpf(7)), Some("rosa@@x")));
     let mut keys = host.keys();
     keys.push("9;9;999".into());
     let r = api::execute(&host, send_request(&session("mixed"), &keys)).unwrap();
     let res = r["results"].as_array().unwrap();
     assert_eq!(res.len(), 8);
-    assert_eq!(outcomes(&r), ["sent", "sent", "failed", "failed", "failed", "failed", "failed", "failed"]);
+    assert_eq!(
+        outcomes(&r),
+        ["sent", "sent", "failed", "failed", "failed", "failed", "failed", "failed"]
+    );
     assert_eq!(res[2]["field"], "financial_responsible.email");
     assert_eq!(
         res[2]["message"],
@@ -87,7 +121,10 @@ fn mixed_batch_every_contract_has_its_own_outcome() {
     assert_eq!(res[5]["field"], "financial_responsible");
     assert_eq!(res[6]["field"], "financial_responsible.email");
     assert_eq!(res[7]["contract_key"], "9;9;999");
-    assert!(res[7]["message"].as_str().unwrap().contains("não encontrado"));
+    assert!(res[7]["message"]
+        .as_str()
+        .unwrap()
+        .contains("não encontrado"));
     assert_eq!(r["summary"]["failed"], 6);
     assert_eq!(doc_count(&sim), 2);
     // Failed validations never wrote a record.
@@ -100,7 +137,13 @@ fn siblings_share_one_registration_and_report_source_renders_per_contract() {
     let sim = sim();
     let host = MockHost::new(&sim.base_url());
     for (code, student) in [(201, "Irmão 1"), (202, "Irmão 2"), (203, "Irmão 3")] {
-        host.contracts.borrow_mut().push(contract(code, student, "Mãe Comum", Some(&cpf(42)), Some("mae@familia.example")));
+        host.contracts.borrow_mut().push(contract(
+            code,
+            student,
+            "Mãe Comum",
+            Some(&cpf(42)),
+            Some("mae@familia.example"),
+        ));
     }
     let keys = host.keys();
     let mut req = send_request(&session("sib"), &keys);
@@ -108,9 +151,17 @@ fn siblings_share_one_registration_and_report_source_renders_per_contract() {
     req["params"]["validators"] = json!([{"name": "Coordenação", "email": "coord@escola.example"}]);
     let r = api::execute(&host, req).unwrap();
     assert_eq!(outcomes(&r), ["sent"; 3], "{r:#}");
-    assert_eq!(sim.state().counter("POST", tae_sim::api::REGISTER), 1, "one registration for the siblings");
+    assert_eq!(
+        sim.state().counter("POST", tae_sim::api::REGISTER),
+        1,
+        "one registration for the siblings"
+    );
     // One lookup for the RM user (once per session) and one for the siblings' mother.
-    assert_eq!(sim.state().counter("GET", tae_sim::api::USER_EMAIL_LIST), 2, "one lookup for the siblings");
+    assert_eq!(
+        sim.state().counter("GET", tae_sim::api::USER_EMAIL_LIST),
+        2,
+        "one lookup for the siblings"
+    );
     assert_eq!(host.renders.get(), 3);
     let rec = &host.records_of(&keys[0])[0];
     assert_eq!(rec["recipients"][1]["role"], "validator");
@@ -127,7 +178,8 @@ fn check_signed_partial_rejected_and_fallback_without_many_ids() {
     let keys = host.keys();
     let s = session("check");
     let mut req = send_request(&s, &keys);
-    req["params"]["extra_signers"] = json!([{"name": "Diretora", "email": "diretora@escola.example", "cpf": cpf(99)}]);
+    req["params"]["extra_signers"] =
+        json!([{"name": "Diretora", "email": "diretora@escola.example", "cpf": cpf(99)}]);
     let r = api::execute(&host, req).unwrap();
     assert_eq!(outcomes(&r), ["sent"; 4], "{r:#}");
     let id = |k: &str| host.records_of(k)[0]["document_id"].as_u64().unwrap();
@@ -136,10 +188,19 @@ fn check_signed_partial_rejected_and_fallback_without_many_ids() {
     st.act(id(&keys[0]), "resp1@familia.example").unwrap();
     st.act(id(&keys[0]), "diretora@escola.example").unwrap();
     st.act(id(&keys[1]), "resp2@familia.example").unwrap();
-    st.reject(id(&keys[2]), "resp3@familia.example", "Valor da mensalidade incorreto").unwrap();
+    st.reject(
+        id(&keys[2]),
+        "resp3@familia.example",
+        "Valor da mensalidade incorreto",
+    )
+    .unwrap();
     st.reset_counters();
     let r = api::execute(&host, option_request(&s, "check", &keys)).unwrap();
-    assert_eq!(outcomes(&r), ["signed", "partially_signed", "rejected", "pending"], "{r:#}");
+    assert_eq!(
+        outcomes(&r),
+        ["signed", "partially_signed", "rejected", "pending"],
+        "{r:#}"
+    );
     assert_eq!(st.counter("POST", tae_sim::api::MANY_DOCUMENTS), 1);
     assert_eq!(st.counter("GET", tae_sim::api::READ_V2), 0);
     assert_eq!(*host.set_status.borrow(), vec![keys[0].clone()]);
@@ -149,7 +210,10 @@ fn check_signed_partial_rejected_and_fallback_without_many_ids() {
     assert!(rec0["last_check_at"].is_string());
     let rec2 = &host.records_of(&keys[2])[0];
     assert_eq!(rec2["rejection_reason"], "Valor da mensalidade incorreto");
-    assert!(r["results"][2]["message"].as_str().unwrap().contains("Valor da mensalidade incorreto"));
+    assert!(r["results"][2]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Valor da mensalidade incorreto"));
     let rec1 = &host.records_of(&keys[1])[0];
     assert_eq!(rec1["recipients"][0]["state"], "signed");
     assert_eq!(rec1["recipients"][1]["state"], "pending");
@@ -158,7 +222,12 @@ fn check_signed_partial_rejected_and_fallback_without_many_ids() {
     st.reset_counters();
     let r = api::execute(&host, option_request(&s, "check", &keys)).unwrap();
     assert_eq!(outcomes(&r)[..2], ["signed", "partially_signed"]);
-    assert_eq!(st.counter("GET", tae_sim::api::READ_V2), 4, "{:?}", st.counters());
+    assert_eq!(
+        st.counter("GET", tae_sim::api::READ_V2),
+        4,
+        "{:?}",
+        st.counters()
+    );
     sim.shutdown();
 }
 
@@ -180,18 +249,32 @@ fn delete_update_emails_and_download() {
     api::execute(&host, option_request(&s, "check", &keys[..1])).unwrap();
 
     // Update e-mails: contract 1's financial responsible changed e-mail; witness replaced.
-    host.contracts.borrow_mut()[1]["financial_responsible"]["email"] = json!("novo.resp2@familia.example");
+    host.contracts.borrow_mut()[1]["financial_responsible"]["email"] =
+        json!("novo.resp2@familia.example");
     let mut req = option_request(&s, "update_emails", &keys);
     req["params"] = json!({"witnesses": [{"name": "Testemunha B", "email": "tb@escola.example"}]});
     let r = api::execute(&host, req).unwrap();
     assert_eq!(outcomes(&r), ["failed", "updated", "updated"], "{r:#}");
-    assert!(r["results"][0]["message"].as_str().unwrap().contains("finalizado"));
+    assert!(r["results"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("finalizado"));
     let doc1 = st.document(id(&keys[1])).unwrap().to_string();
-    assert!(doc1.contains("novo.resp2@familia.example") && !doc1.contains("\"resp2@familia.example"), "{doc1}");
-    assert!(doc1.contains("tb@escola.example") && !doc1.contains("ta@escola.example"), "{doc1}");
+    assert!(
+        doc1.contains("novo.resp2@familia.example") && !doc1.contains("\"resp2@familia.example"),
+        "{doc1}"
+    );
+    assert!(
+        doc1.contains("tb@escola.example") && !doc1.contains("ta@escola.example"),
+        "{doc1}"
+    );
     let rec1 = &host.records_of(&keys[1])[0];
     assert_eq!(rec1["recipients"][0]["email"], "novo.resp2@familia.example");
-    assert!(rec1["events"].as_array().unwrap().iter().any(|e| e["kind"] == "recipient_replaced"));
+    assert!(rec1["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "recipient_replaced"));
     // Same again: nothing changed.
     let mut req = option_request(&s, "update_emails", &keys[1..]);
     req["params"] = json!({"witnesses": [{"name": "Testemunha B", "email": "tb@escola.example"}]});
@@ -201,7 +284,10 @@ fn delete_update_emails_and_download() {
     // Delete: the finalised one is refused, the others cancelled; history kept.
     let r = api::execute(&host, option_request(&s, "delete", &keys)).unwrap();
     assert_eq!(outcomes(&r), ["failed", "deleted", "deleted"], "{r:#}");
-    assert!(r["results"][0]["message"].as_str().unwrap().contains("não pode ser excluído"));
+    assert!(r["results"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("não pode ser excluído"));
     assert_eq!(st.document_status(id(&keys[1])), Some(7));
     assert_eq!(st.document_status(id(&keys[0])), Some(2));
     let rec2 = &host.records_of(&keys[2])[0];
@@ -234,7 +320,17 @@ fn cancel_midway_leaves_the_rest_not_processed() {
     host.set_param("max_concurrency", json!(1));
     host.cancel_at.set(Some(2));
     let r = api::execute(&host, send_request(&session("cancel"), &host.keys())).unwrap();
-    assert_eq!(outcomes(&r), ["sent", "sent", "not_processed", "not_processed", "not_processed", "not_processed"]);
+    assert_eq!(
+        outcomes(&r),
+        [
+            "sent",
+            "sent",
+            "not_processed",
+            "not_processed",
+            "not_processed",
+            "not_processed"
+        ]
+    );
     assert_eq!(r["summary"]["cancelled"], true);
     assert_eq!(r["summary"]["not_processed"], 4);
     assert_eq!(doc_count(&sim), 2);
@@ -264,15 +360,27 @@ fn reconciliation_of_interrupted_sends() {
     assert_eq!(outcomes(&r), ["failed"]);
     assert_eq!(host.records_of(&keys[0])[0]["status"], "enviando");
     assert!(host.records_of(&keys[0])[0]["document_id"].is_null());
-    assert_eq!((doc_count(&sim), published(&sim)), (1, 0), "a draft exists in TAE");
+    assert_eq!(
+        (doc_count(&sim), published(&sim)),
+        (1, 0),
+        "a draft exists in TAE"
+    );
     host.fail_puts_from.set(None);
     host.puts.set(0);
     let r = api::execute(&host, send_request(&s, &keys)).unwrap();
     assert_eq!(outcomes(&r), ["sent"], "{r:#}");
-    assert_eq!((doc_count(&sim), published(&sim)), (1, 1), "the draft was published, no second upload");
+    assert_eq!(
+        (doc_count(&sim), published(&sim)),
+        (1, 1),
+        "the draft was published, no second upload"
+    );
     let rec = &host.records_of(&keys[0])[0];
     assert_eq!(rec["status"], "pendente");
-    assert!(rec["events"].as_array().unwrap().iter().any(|e| e["kind"] == "reconciled"));
+    assert!(rec["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "reconciled"));
 
     // Crash after the publish, before the record said so (3rd put fails): adopt, never republish.
     host.contracts.borrow_mut().clear();
@@ -288,7 +396,10 @@ fn reconciliation_of_interrupted_sends() {
     sim.state().reset_counters();
     let r = api::execute(&host, send_request(&s, &k2)).unwrap();
     assert_eq!(outcomes(&r), ["sent"], "{r:#}");
-    assert!(r["results"][0]["message"].as_str().unwrap().contains("adotado"));
+    assert!(r["results"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("adotado"));
     assert_eq!((doc_count(&sim), published(&sim)), before);
     assert_eq!(sim.state().counter("POST", tae_sim::api::PUBLISH_V1), 0);
     assert_eq!(host.records_of(&k2[0])[0]["status"], "pendente");
@@ -302,7 +413,9 @@ fn reconciliation_of_interrupted_sends() {
     let r = api::execute(&host, send_request(&s, &keys[..1])).unwrap();
     // keys[0] is "1;2026101;101" and already has a pending record from the first part.
     assert_eq!(outcomes(&r), ["skipped"]);
-    host.records.borrow_mut().retain(|_, r| r["id"] == "r-stuck");
+    host.records
+        .borrow_mut()
+        .retain(|_, r| r["id"] == "r-stuck");
     let r = api::execute(&host, send_request(&s, &keys[..1])).unwrap();
     assert_eq!(outcomes(&r), ["sent"], "{r:#}");
     assert_eq!(doc_count(&sim), before + 1);
@@ -317,20 +430,38 @@ fn ambiguous_publish_is_checked_before_republishing() {
     host.add_contracts(3);
     // Every publish is processed, then the connection is dropped: the plugin reads the
     // document, sees it published and adopts it.
-    let mut f = tae_sim::FaultConfig::default();
-    f.drop_rate = tae_sim::RateMap(std::collections::BTreeMap::from([(format!("POST {}", tae_sim::api::PUBLISH_V1), 1.0)]));
-    f.drop_mode = tae_sim::DropMode::After;
-    sim.state().set_faults(f);
+    sim.state().set_faults(tae_sim::FaultConfig {
+        drop_rate: tae_sim::RateMap(std::collections::BTreeMap::from([(
+            format!("POST {}", tae_sim::api::PUBLISH_V1),
+            1.0,
+        )])),
+        drop_mode: tae_sim::DropMode::After,
+        ..Default::default()
+    });
     let r = api::execute(&host, send_request(&session("amb"), &host.keys())).unwrap();
     assert_eq!(outcomes(&r), ["sent"; 3], "{r:#}");
     assert_eq!((doc_count(&sim), published(&sim)), (3, 3));
-    assert_eq!(sim.state().counter("POST", tae_sim::api::PUBLISH_V1), 3, "never re-published");
-    let first_part: Vec<Value> = sim.state().documents().iter().map(|d| d["id"].clone()).collect();
+    assert_eq!(
+        sim.state().counter("POST", tae_sim::api::PUBLISH_V1),
+        3,
+        "never re-published"
+    );
+    let first_part: Vec<Value> = sim
+        .state()
+        .documents()
+        .iter()
+        .map(|d| d["id"].clone())
+        .collect();
     // Transient 5xx and 429 bursts are retried.
-    let mut f = tae_sim::FaultConfig::default();
-    f.error_rate = tae_sim::RateMap::all(0.2);
-    f.rate_limit = Some(tae_sim::RateLimit { rate: 0.1, burst: 2, retry_after_secs: 0 });
-    sim.state().set_faults(f);
+    sim.state().set_faults(tae_sim::FaultConfig {
+        error_rate: tae_sim::RateMap::all(0.2),
+        rate_limit: Some(tae_sim::RateLimit {
+            rate: 0.1,
+            burst: 2,
+            retry_after_secs: 0,
+        }),
+        ..Default::default()
+    });
     host.contracts.borrow_mut().clear();
     host.add_contracts(10);
     for c in host.contracts.borrow_mut().iter_mut() {
@@ -341,7 +472,11 @@ fn ambiguous_publish_is_checked_before_republishing() {
     assert!(sent >= 9, "{r:#}");
     // Whatever happened, no contract has two published documents.
     let docs = sim.state().documents();
-    let mut names: Vec<String> = docs.iter().filter(|d| !first_part.contains(&d["id"]) && d["status"] != 5 && d["status"] != 7).map(|d| d["name"].as_str().unwrap_or_default().to_string()).collect();
+    let mut names: Vec<String> = docs
+        .iter()
+        .filter(|d| !first_part.contains(&d["id"]) && d["status"] != 5 && d["status"] != 7)
+        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+        .collect();
     let n = names.len();
     names.sort();
     names.dedup();
@@ -362,12 +497,20 @@ fn attachment_list_filters_and_pages() {
     assert_eq!(p1["records"].as_array().unwrap().len(), 5);
     let p2 = api::attachment_list(&host, json!({"page": 2, "page_size": 5})).unwrap();
     assert_eq!(p2["records"].as_array().unwrap().len(), 2);
-    let one = api::attachment_list(&host, json!({"filter": {"contract_key": keys[3]}, "page": 1, "page_size": 50})).unwrap();
+    let one = api::attachment_list(
+        &host,
+        json!({"filter": {"contract_key": keys[3]}, "page": 1, "page_size": 50}),
+    )
+    .unwrap();
     assert_eq!(one["total"], 1);
     assert_eq!(one["records"][0]["record_key"], keys[3].as_str());
     let none = api::attachment_list(&host, json!({"filter": {"status": "finalizado"}})).unwrap();
     assert_eq!(none["total"], 0);
-    let by = api::attachment_list(&host, json!({"filter": {"sent_by": "secretaria", "sent_from": "2000-01-01"}})).unwrap();
+    let by = api::attachment_list(
+        &host,
+        json!({"filter": {"sent_by": "secretaria", "sent_from": "2000-01-01"}}),
+    )
+    .unwrap();
     assert_eq!(by["total"], 7);
     assert!(api::attachment_list(&host, json!({"page": 0})).is_err());
     assert!(api::attachment_list(&host, json!({"filter": {"status": "x"}})).is_err());
@@ -395,9 +538,15 @@ fn invalid_requests_are_refused_before_any_screen() {
         json!({"session": s, "invoked_from": {"kind": "contract_view", "contract_keys": []}, "option": "check", "params": {}}),
     ] {
         let e = api::execute(&host, req.clone()).unwrap_err();
-        assert_eq!(e.status, tae_edu::error::Status::InvalidRequest, "{req}: {e}");
+        assert_eq!(
+            e.status,
+            tae_edu::error::Status::InvalidRequest,
+            "{req}: {e}"
+        );
     }
-    host.files.borrow_mut().insert("/x/nao-pdf.pdf".into(), b"GIF89a".to_vec());
+    host.files
+        .borrow_mut()
+        .insert("/x/nao-pdf.pdf".into(), b"GIF89a".to_vec());
     let e = api::execute(&host, json!({"session": s, "invoked_from": {"kind": "contract_view", "contract_keys": keys}, "option": "send", "params": {"source": {"kind": "file", "path": "/x/nao-pdf.pdf"}}})).unwrap_err();
     assert!(e.message.contains("PDF"), "{e}");
     assert!(host.auth_prompts.borrow().is_empty());
@@ -432,7 +581,10 @@ fn hundred_contract_send_request_budget() {
     let r = api::execute(&host, option_request(&s, "check", &keys)).unwrap();
     assert_eq!(r["summary"]["pending"], 100);
     let total = sim.state().total_requests();
-    println!("100-contract check: {total} TAE requests; counters: {:?}", sim.state().counters());
+    println!(
+        "100-contract check: {total} TAE requests; counters: {:?}",
+        sim.state().counters()
+    );
     assert_eq!(total, 1);
     sim.shutdown();
 }

@@ -18,15 +18,19 @@ pub fn target(item: &Item) -> Option<&Record> {
 }
 
 pub async fn prefetch(auth: &Auth<'_>, items: &[Item]) -> Prefetched {
-    let ids: Vec<i64> = items.iter().filter_map(|i| target(i).and_then(|r| r.document_id)).collect();
+    let ids: Vec<i64> = items
+        .iter()
+        .filter_map(|i| target(i).and_then(|r| r.document_id))
+        .collect();
     if ids.len() < 2 {
         return None;
     }
-    match auth.call(|t| {
-        let ids = ids.clone();
-        async move { auth.client.documents_many(&t, &ids).await }
-    })
-    .await
+    match auth
+        .call(|t| {
+            let ids = ids.clone();
+            async move { auth.client.documents_many(&t, &ids).await }
+        })
+        .await
     {
         Ok(Some(docs)) => Some(
             docs.into_iter()
@@ -48,7 +52,11 @@ pub async fn prefetch(auth: &Auth<'_>, items: &[Item]) -> Prefetched {
 /// whether the status changed.
 pub fn apply_document(r: &mut Record, doc: &Value, by: &str) -> bool {
     let before = r.status;
-    if let Some(st) = doc.get("status").and_then(Value::as_i64).and_then(RecordStatus::from_tae) {
+    if let Some(st) = doc
+        .get("status")
+        .and_then(Value::as_i64)
+        .and_then(RecordStatus::from_tae)
+    {
         r.set_status(st);
     }
     let acted: Vec<(String, Option<String>)> = doc
@@ -68,7 +76,11 @@ pub fn apply_document(r: &mut Record, doc: &Value, by: &str) -> bool {
     let pending: Vec<String> = doc
         .get("pendentes")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| Some(s.get("email")?.as_str()?.to_lowercase())).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| Some(s.get("email")?.as_str()?.to_lowercase()))
+                .collect()
+        })
         .unwrap_or_default();
     for rec in r.recipients.iter_mut() {
         let email = rec.email.to_lowercase();
@@ -89,7 +101,11 @@ pub fn apply_document(r: &mut Record, doc: &Value, by: &str) -> bool {
     r.last_check_at = Some(crate::records::now());
     let changed = before != r.status;
     if changed {
-        r.event(by, "status_changed", format!("{} → {}", before.label(), r.status.label()));
+        r.event(
+            by,
+            "status_changed",
+            format!("{} → {}", before.label(), r.status.label()),
+        );
     }
     changed
 }
@@ -107,10 +123,15 @@ pub fn outcome_for(status: RecordStatus) -> &'static str {
 pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outcome {
     let Some(rec) = target(item) else {
         let msg = match item.records.first() {
-            None if item.contract.is_none() && item.target_record.is_some() => "registro de integração não encontrado.".to_string(),
+            None if item.contract.is_none() && item.target_record.is_some() => {
+                "registro de integração não encontrado.".to_string()
+            }
             None if item.contract.is_none() => "contrato não encontrado no RM.".to_string(),
             None => "nenhum documento foi enviado para este contrato.".to_string(),
-            Some(r) => format!("não há documento a conferir (último registro: {}).", r.status.label()),
+            Some(r) => format!(
+                "não há documento a conferir (último registro: {}).",
+                r.status.label()
+            ),
         };
         return Outcome::new(item, "skipped", format!("{}: {msg}", item.label()));
     };
@@ -119,25 +140,55 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
     let by = auth.user.who();
     let doc = match prefetched.as_ref().and_then(|m| m.get(&id)) {
         Some(d) => d.clone(),
-        None => match auth.call(|t| async move { auth.client.document(&t, id).await }).await {
-            Ok(d) => d,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                r.last_error = Some(format!("documento {id} não encontrado no TAE"));
-                r.last_check_at = Some(crate::records::now());
-                r.event(&by, "error", format!("check: documento {id} não encontrado no TAE"));
-                let _ = put(auth, &[&r]);
-                return Outcome::failed(item, format!("o documento nº {id} não foi encontrado no TOTVS Assinatura Eletrônica.")).with_record(&r);
+        None => {
+            match auth
+                .call(|t| async move { auth.client.document(&t, id).await })
+                .await
+            {
+                Ok(d) => d,
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    r.last_error = Some(format!("documento {id} não encontrado no TAE"));
+                    r.last_check_at = Some(crate::records::now());
+                    r.event(
+                        &by,
+                        "error",
+                        format!("check: documento {id} não encontrado no TAE"),
+                    );
+                    let _ = put(auth, &[&r]);
+                    return Outcome::failed(item, format!("o documento nº {id} não foi encontrado no TOTVS Assinatura Eletrônica.")).with_record(&r);
+                }
+                Err(e) => {
+                    return tae_failed(
+                        item,
+                        &format!("não foi possível consultar o documento nº {id}"),
+                        &e,
+                    )
+                    .with_record(&r)
+                }
             }
-            Err(e) => return tae_failed(item, &format!("não foi possível consultar o documento nº {id}"), &e).with_record(&r),
-        },
+        }
     };
     apply_document(&mut r, &doc, &by);
-    r.event(&by, "checked", format!("situação no TAE: {}", r.status.label()));
+    r.event(
+        &by,
+        "checked",
+        format!("situação no TAE: {}", r.status.label()),
+    );
     if let Err(m) = put(auth, &[&r]) {
         return Outcome::failed(item, m).with_record(&r);
     }
-    let signed: Vec<&str> = r.recipients.iter().filter(|x| x.state == RecipientState::Signed).map(|x| x.name.as_str()).collect();
-    let pending: Vec<&str> = r.recipients.iter().filter(|x| x.state == RecipientState::Pending).map(|x| x.name.as_str()).collect();
+    let signed: Vec<&str> = r
+        .recipients
+        .iter()
+        .filter(|x| x.state == RecipientState::Signed)
+        .map(|x| x.name.as_str())
+        .collect();
+    let pending: Vec<&str> = r
+        .recipients
+        .iter()
+        .filter(|x| x.state == RecipientState::Pending)
+        .map(|x| x.name.as_str())
+        .collect();
     let label = item.label();
     let message = match r.status {
         RecordStatus::Finalizado => {

@@ -40,8 +40,12 @@ enum InvokedFrom {
         #[serde(default)]
         filter: Value,
     },
-    ContractView { contract_keys: Vec<String> },
-    Attachment { record_ids: Vec<String> },
+    ContractView {
+        contract_keys: Vec<String>,
+    },
+    Attachment {
+        record_ids: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -130,14 +134,22 @@ impl Outcome {
     }
 
     pub fn failed(item: &Item, message: impl AsRef<str>) -> Outcome {
-        Outcome::new(item, "failed", format!("{}: {}", item.label(), message.as_ref()))
+        Outcome::new(
+            item,
+            "failed",
+            format!("{}: {}", item.label(), message.as_ref()),
+        )
     }
 
     pub fn failed_field(item: &Item, field: &str, message: impl AsRef<str>) -> Outcome {
         let mut o = Outcome::new(
             item,
             "failed",
-            format!("{}: {} (campo {field}).", item.label(), message.as_ref().trim_end_matches('.')),
+            format!(
+                "{}: {} (campo {field}).",
+                item.label(),
+                message.as_ref().trim_end_matches('.')
+            ),
         );
         o.field = Some(field.to_string());
         o
@@ -172,21 +184,30 @@ pub fn tae_failed(item: &Item, what: &str, e: &TaeError) -> Outcome {
 pub fn put(auth: &Auth<'_>, records: &[&Record]) -> Result<(), String> {
     auth.host.records_put(records).map_err(|e| {
         log::error!("records.put failed: {}", e.detail);
-        format!("não foi possível gravar o registro de integração no RM ({})", e.message)
+        format!(
+            "não foi possível gravar o registro de integração no RM ({})",
+            e.message
+        )
     })
 }
 
 /// Parses a list of people from the option's parameters (`None` when omitted).
-pub fn people_param(params: &Value, name: &str, cpf_required: bool) -> Result<Option<Vec<Person>>, PluginError> {
+pub fn people_param(
+    params: &Value,
+    name: &str,
+    cpf_required: bool,
+) -> Result<Option<Vec<Person>>, PluginError> {
     match params.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => config::check_people(v, cpf_required).map(Some).map_err(|m| {
-            PluginError::new(
-                crate::error::Status::InvalidRequest,
-                format!("Parâmetro \"{name}\" do processo inválido: {m}"),
-                format!("params.{name}: {m}"),
-            )
-        }),
+        Some(v) => config::check_people(v, cpf_required)
+            .map(Some)
+            .map_err(|m| {
+                PluginError::new(
+                    crate::error::Status::InvalidRequest,
+                    format!("Parâmetro \"{name}\" do processo inválido: {m}"),
+                    format!("params.{name}: {m}"),
+                )
+            }),
     }
 }
 
@@ -196,7 +217,9 @@ fn check_keys(params: &Value, allowed: &[&str]) -> Result<(), PluginError> {
         Value::Object(m) => {
             for k in m.keys() {
                 if !allowed.contains(&k.as_str()) {
-                    return Err(PluginError::invalid_request(format!("unknown field params.{k}")));
+                    return Err(PluginError::invalid_request(format!(
+                        "unknown field params.{k}"
+                    )));
                 }
             }
             Ok(())
@@ -219,7 +242,9 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     let req: ExecuteRequest = serde_json::from_value(request)
         .map_err(|e| PluginError::invalid_request(format!("execute request: {e}")))?;
     if req.session.trim().is_empty() {
-        return Err(PluginError::invalid_request("execute request: empty session"));
+        return Err(PluginError::invalid_request(
+            "execute request: empty session",
+        ));
     }
     let api = HostApi::new(host);
     if !api.has_permission(&req.session)? {
@@ -255,7 +280,11 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
                 None | Some(Value::Null) => 2,
                 Some(v) => match v.as_u64() {
                     Some(k @ 1..=4) => k as u8,
-                    _ => return Err(PluginError::invalid_request("params.kind must be 1, 2, 3 or 4")),
+                    _ => {
+                        return Err(PluginError::invalid_request(
+                            "params.kind must be 1, 2, 3 or 4",
+                        ))
+                    }
                 },
             };
             Plan::Download(kind)
@@ -279,12 +308,16 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
         let (results, cancelled) = match &plan {
             Plan::Send(p) => run_batch(&auth, &items, |it| send::run(&auth, p, it)).await,
             Plan::Delete => run_batch(&auth, &items, |it| delete::run(&auth, it)).await,
-            Plan::UpdateEmails(p) => run_batch(&auth, &items, |it| update_emails::run(&auth, p, it)).await,
+            Plan::UpdateEmails(p) => {
+                run_batch(&auth, &items, |it| update_emails::run(&auth, p, it)).await
+            }
             Plan::Check => {
                 let prefetched = check::prefetch(&auth, &items).await;
                 run_batch(&auth, &items, |it| check::run(&auth, &prefetched, it)).await
             }
-            Plan::Download(kind) => run_batch(&auth, &items, |it| download::run(&auth, *kind, it)).await,
+            Plan::Download(kind) => {
+                run_batch(&auth, &items, |it| download::run(&auth, *kind, it)).await
+            }
         };
         let notices = auth.notices.borrow().clone();
         Ok::<_, PluginError>(response(option, results, cancelled, notices, started))
@@ -293,7 +326,13 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     state.block_on(fut)?
 }
 
-fn response(option: OptionKind, results: Vec<Outcome>, cancelled: bool, notices: Vec<String>, started: Instant) -> Value {
+fn response(
+    option: OptionKind,
+    results: Vec<Outcome>,
+    cancelled: bool,
+    notices: Vec<String>,
+    started: Instant,
+) -> Value {
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for k in ["sent", "skipped", "failed", "not_processed"] {
         counts.insert(k, 0);
@@ -307,7 +346,10 @@ fn response(option: OptionKind, results: Vec<Outcome>, cancelled: bool, notices:
         summary.insert(k.into(), json!(v));
     }
     summary.insert("cancelled".into(), json!(cancelled));
-    summary.insert("elapsed_ms".into(), json!(started.elapsed().as_millis() as u64));
+    summary.insert(
+        "elapsed_ms".into(),
+        json!(started.elapsed().as_millis() as u64),
+    );
     let mut out = json!({
         "ok": true,
         "option": option.as_str(),
@@ -321,16 +363,26 @@ fn response(option: OptionKind, results: Vec<Outcome>, cancelled: bool, notices:
 }
 
 /// Resolves the contracts (and their records) the option runs over.
-fn resolve_items(api: HostApi<'_>, from: &InvokedFrom, option: OptionKind) -> Result<Vec<Item>, PluginError> {
+fn resolve_items(
+    api: HostApi<'_>,
+    from: &InvokedFrom,
+    option: OptionKind,
+) -> Result<Vec<Item>, PluginError> {
     match from {
         InvokedFrom::Menu { filter } => {
-            let filter = if filter.is_null() { json!({}) } else { filter.clone() };
+            let filter = if filter.is_null() {
+                json!({})
+            } else {
+                filter.clone()
+            };
             let contracts = api.contracts_find(&filter)?;
             items_for_contracts(api, contracts, Vec::new())
         }
         InvokedFrom::ContractView { contract_keys } => {
             if contract_keys.is_empty() {
-                return Err(PluginError::invalid_request("invoked_from.contract_keys is empty"));
+                return Err(PluginError::invalid_request(
+                    "invoked_from.contract_keys is empty",
+                ));
             }
             let mut keys = contract_keys.clone();
             let mut seen = std::collections::HashSet::new();
@@ -338,23 +390,33 @@ fn resolve_items(api: HostApi<'_>, from: &InvokedFrom, option: OptionKind) -> Re
             let (contracts, missing) = api.contracts_get(&keys)?;
             let mut items = items_for_contracts(api, contracts, missing)?;
             // Keep the order the user selected.
-            let pos: HashMap<&String, usize> = keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
+            let pos: HashMap<&String, usize> =
+                keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
             items.sort_by_key(|it| pos.get(&it.key).copied().unwrap_or(usize::MAX));
             Ok(items)
         }
         InvokedFrom::Attachment { record_ids } => {
             if record_ids.is_empty() {
-                return Err(PluginError::invalid_request("invoked_from.record_ids is empty"));
+                return Err(PluginError::invalid_request(
+                    "invoked_from.record_ids is empty",
+                ));
             }
-            let (_, records) = api.records_query(&json!({"record_ids": record_ids}), 0, record_ids.len())?;
+            let (_, records) =
+                api.records_query(&json!({"record_ids": record_ids}), 0, record_ids.len())?;
             let mut keys: Vec<String> = records.iter().map(|r| r.record_key.clone()).collect();
             keys.sort();
             keys.dedup();
             let (contracts, _) = api.contracts_get(&keys)?;
-            let by_key: HashMap<String, Contract> = contracts.into_iter().map(|c| (c.key.clone(), c)).collect();
+            let by_key: HashMap<String, Contract> =
+                contracts.into_iter().map(|c| (c.key.clone(), c)).collect();
             if option == OptionKind::Send {
-                let contracts: Vec<Contract> = keys.iter().filter_map(|k| by_key.get(k).cloned()).collect();
-                let missing = keys.iter().filter(|k| !by_key.contains_key(*k)).cloned().collect();
+                let contracts: Vec<Contract> =
+                    keys.iter().filter_map(|k| by_key.get(k).cloned()).collect();
+                let missing = keys
+                    .iter()
+                    .filter(|k| !by_key.contains_key(*k))
+                    .cloned()
+                    .collect();
                 return items_for_contracts(api, contracts, missing);
             }
             let mut items = Vec::new();
@@ -379,15 +441,25 @@ fn resolve_items(api: HostApi<'_>, from: &InvokedFrom, option: OptionKind) -> Re
     }
 }
 
-fn items_for_contracts(api: HostApi<'_>, contracts: Vec<Contract>, missing: Vec<String>) -> Result<Vec<Item>, PluginError> {
+fn items_for_contracts(
+    api: HostApi<'_>,
+    contracts: Vec<Contract>,
+    missing: Vec<String>,
+) -> Result<Vec<Item>, PluginError> {
     let mut by_ds: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in &contracts {
-        by_ds.entry(c.data_server().to_string()).or_default().push(c.key.clone());
+        by_ds
+            .entry(c.data_server().to_string())
+            .or_default()
+            .push(c.key.clone());
     }
     let mut records_by_key: HashMap<(String, String), Vec<Record>> = HashMap::new();
     for (ds, keys) in &by_ds {
         for r in api.records_get(ds, keys)? {
-            records_by_key.entry((r.data_server.clone(), r.record_key.clone())).or_default().push(r);
+            records_by_key
+                .entry((r.data_server.clone(), r.record_key.clone()))
+                .or_default()
+                .push(r);
         }
     }
     let mut items: Vec<Item> = contracts
@@ -397,10 +469,20 @@ fn items_for_contracts(api: HostApi<'_>, contracts: Vec<Contract>, missing: Vec<
                 .remove(&(c.data_server().to_string(), c.key.clone()))
                 .unwrap_or_default();
             Record::sort_newest_first(&mut records);
-            Item { key: c.key.clone(), contract: Some(c), records, target_record: None }
+            Item {
+                key: c.key.clone(),
+                contract: Some(c),
+                records,
+                target_record: None,
+            }
         })
         .collect();
-    items.extend(missing.into_iter().map(|k| Item { key: k, contract: None, records: Vec::new(), target_record: None }));
+    items.extend(missing.into_iter().map(|k| Item {
+        key: k,
+        contract: None,
+        records: Vec::new(),
+        target_record: None,
+    }));
     Ok(items)
 }
 
@@ -426,10 +508,17 @@ where
             let fut = work(&items[i]);
             inflight.push(async move { (i, fut.await) });
         }
-        let Some((i, outcome)) = inflight.next().await else { break };
+        let Some((i, outcome)) = inflight.next().await else {
+            break;
+        };
         done += 1;
         let detail = json!({"contract_key": outcome.contract_key, "outcome": outcome.outcome, "message": outcome.message});
-        if auth.host.host.progress(done, total as u32, &detail.to_string()) && !cancelled {
+        if auth
+            .host
+            .host
+            .progress(done, total as u32, &detail.to_string())
+            && !cancelled
+        {
             log::info!("cancel requested after {done} of {total} contracts");
             cancelled = true;
         }
@@ -445,7 +534,11 @@ where
                     Some(s) if !cancelled => format!("não processado: {}", s.trim_end_matches('.')),
                     _ => "não processado: execução cancelada pelo usuário".into(),
                 };
-                Outcome::new(&items[i], "not_processed", format!("{}: {reason}.", items[i].label()))
+                Outcome::new(
+                    &items[i],
+                    "not_processed",
+                    format!("{}: {reason}.", items[i].label()),
+                )
             })
         })
         .collect();
@@ -455,10 +548,20 @@ where
 /// Finds the record's document in TAE: by `document_id` (D3) or, for a record that crashed
 /// before learning the id, by name among the documents created after the record (D4).
 /// Answers the document's id and status, or `None` when TAE has nothing.
-pub async fn locate_document(auth: &Auth<'_>, rec: &Record) -> Result<Option<(i64, i64, Value)>, TaeError> {
+pub async fn locate_document(
+    auth: &Auth<'_>,
+    rec: &Record,
+) -> Result<Option<(i64, i64, Value)>, TaeError> {
     if let Some(id) = rec.document_id {
-        return match auth.call(|t| async move { auth.client.document(&t, id).await }).await {
-            Ok(doc) => Ok(Some((id, doc.get("status").and_then(Value::as_i64).unwrap_or(-1), doc))),
+        return match auth
+            .call(|t| async move { auth.client.document(&t, id).await })
+            .await
+        {
+            Ok(doc) => Ok(Some((
+                id,
+                doc.get("status").and_then(Value::as_i64).unwrap_or(-1),
+                doc,
+            ))),
             Err(e) if e.kind == crate::tae::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         };
@@ -482,7 +585,11 @@ pub async fn locate_document(auth: &Auth<'_>, rec: &Record) -> Result<Option<(i6
         .filter_map(|d| {
             let id = d.get("id").and_then(Value::as_i64)?;
             let status = d.get("status").and_then(Value::as_i64).unwrap_or(-1);
-            let created = d.get("recCreatedOn").and_then(Value::as_str).unwrap_or("").to_string();
+            let created = d
+                .get("recCreatedOn")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if let (Some(since), Some(c)) = (since, crate::tae::client::parse_tae_time(&created)) {
                 if c < since {
                     return None;
@@ -497,5 +604,7 @@ pub async fn locate_document(auth: &Auth<'_>, rec: &Record) -> Result<Option<(i6
         let pb = b.1 != crate::tae::api::STATUS_DRAFT;
         pb.cmp(&pa).then(b.2.cmp(&a.2))
     });
-    Ok(candidates.first().map(|(id, status, _)| (*id, *status, Value::Null)))
+    Ok(candidates
+        .first()
+        .map(|(id, status, _)| (*id, *status, Value::Null)))
 }

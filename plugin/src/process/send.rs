@@ -28,7 +28,10 @@ pub const PARAM_KEYS: &[&str] = &[
 
 pub enum Source {
     /// The file chosen in the process, read once for the batch.
-    File { bytes: Rc<Vec<u8>>, file_name: String },
+    File {
+        bytes: Rc<Vec<u8>>,
+        file_name: String,
+    },
     /// A predefined report the host renders per contract.
     Report { report_code: String },
 }
@@ -103,9 +106,12 @@ impl SendPlan {
             },
             None => return Err(bad("Informe a origem do documento (arquivo PDF ou relatório).", "params.source is missing")),
         };
-        let extra_signers = super::people_param(p, "extra_signers", true)?.unwrap_or_else(|| params.extra_signers.clone());
-        let validators = super::people_param(p, "validators", false)?.unwrap_or_else(|| params.validators.clone());
-        let witnesses = super::people_param(p, "witnesses", false)?.unwrap_or_else(|| params.witnesses.clone());
+        let extra_signers = super::people_param(p, "extra_signers", true)?
+            .unwrap_or_else(|| params.extra_signers.clone());
+        let validators = super::people_param(p, "validators", false)?
+            .unwrap_or_else(|| params.validators.clone());
+        let witnesses =
+            super::people_param(p, "witnesses", false)?.unwrap_or_else(|| params.witnesses.clone());
         if witnesses.len() < params.witness_count {
             return Err(bad(
                 format!(
@@ -120,17 +126,31 @@ impl SendPlan {
         for person in extra_signers.iter().chain(&validators).chain(&witnesses) {
             if all.iter().any(|e| same_email(e, &person.email)) {
                 return Err(bad(
-                    format!("O e-mail {} aparece mais de uma vez entre os destinatários.", person.email),
+                    format!(
+                        "O e-mail {} aparece mais de uma vez entre os destinatários.",
+                        person.email
+                    ),
                     "repeated recipient e-mail",
                 ));
             }
             all.push(&person.email);
         }
         let template = match p.get("document_name_template").and_then(Value::as_str) {
-            Some(t) => config::check_template(t).map_err(|m| bad(format!("Modelo do nome do documento inválido: {m}"), m.clone()))?,
+            Some(t) => config::check_template(t).map_err(|m| {
+                bad(
+                    format!("Modelo do nome do documento inválido: {m}"),
+                    m.clone(),
+                )
+            })?,
             None => params.document_name_template.clone(),
         };
-        let text = |name: &str| p.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let text = |name: &str| {
+            p.get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         Ok(SendPlan {
             source,
             extra_signers,
@@ -148,24 +168,56 @@ impl SendPlan {
 }
 
 /// The financial responsible, validated: (name, cpf digits, email).
-pub fn financial_responsible(item: &Item, c: &Contract) -> Result<(String, String, String), Outcome> {
+#[allow(clippy::result_large_err)]
+pub fn financial_responsible(
+    item: &Item,
+    c: &Contract,
+) -> Result<(String, String, String), Outcome> {
     let Some(fr) = &c.financial_responsible else {
-        return Err(Outcome::failed_field(item, "financial_responsible", "o contrato não tem responsável financeiro cadastrado"));
+        return Err(Outcome::failed_field(
+            item,
+            "financial_responsible",
+            "o contrato não tem responsável financeiro cadastrado",
+        ));
     };
     let name = fr.name.clone().unwrap_or_default().trim().to_string();
     if name.is_empty() {
-        return Err(Outcome::failed_field(item, "financial_responsible.name", "o responsável financeiro não tem nome cadastrado"));
+        return Err(Outcome::failed_field(
+            item,
+            "financial_responsible.name",
+            "o responsável financeiro não tem nome cadastrado",
+        ));
     }
     let cpf = match fr.cpf.as_deref() {
-        None => return Err(Outcome::failed_field(item, "financial_responsible.cpf", format!("o responsável financeiro {name} não tem CPF cadastrado"))),
+        None => {
+            return Err(Outcome::failed_field(
+                item,
+                "financial_responsible.cpf",
+                format!("o responsável financeiro {name} não tem CPF cadastrado"),
+            ))
+        }
         Some(c) => normalize_cpf(c).ok_or_else(|| {
-            Outcome::failed_field(item, "financial_responsible.cpf", format!("o CPF {c} do responsável financeiro {name} é inválido"))
+            Outcome::failed_field(
+                item,
+                "financial_responsible.cpf",
+                format!("o CPF {c} do responsável financeiro {name} é inválido"),
+            )
         })?,
     };
     let email = match fr.email.as_deref() {
-        None => return Err(Outcome::failed_field(item, "financial_responsible.email", format!("o responsável financeiro {name} não tem e-mail cadastrado"))),
+        None => {
+            return Err(Outcome::failed_field(
+                item,
+                "financial_responsible.email",
+                format!("o responsável financeiro {name} não tem e-mail cadastrado"),
+            ))
+        }
         Some(e) => normalize_email(e).ok_or_else(|| {
-            Outcome::failed_field(item, "financial_responsible.email", format!("o e-mail {e} do responsável financeiro {name} é inválido"))
+            Outcome::failed_field(
+                item,
+                "financial_responsible.email",
+                format!("o e-mail {e} do responsável financeiro {name} é inválido"),
+            )
         })?,
     };
     Ok((name, cpf, email))
@@ -185,7 +237,12 @@ fn recipient(p: &Person, role: Role) -> Recipient {
 
 /// The recipients of a contract's document: the financial responsible first, then extra
 /// signers, validators and witnesses.
-pub fn recipients(fr: (&str, &str, &str), extra: &[Person], validators: &[Person], witnesses: &[Person]) -> Vec<Recipient> {
+pub fn recipients(
+    fr: (&str, &str, &str),
+    extra: &[Person],
+    validators: &[Person],
+    witnesses: &[Person],
+) -> Vec<Recipient> {
     let mut out = vec![Recipient {
         email: fr.2.to_string(),
         name: fr.0.to_string(),
@@ -254,9 +311,22 @@ fn file_name_for(c: &Contract, plan: &SendPlan) -> String {
             let code: String = c
                 .codcontrato
                 .chars()
-                .map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' })
+                .map(|ch| {
+                    if ch.is_ascii_alphanumeric() || ch == '-' {
+                        ch
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
-            format!("contrato-{}.pdf", if code.is_empty() { "sem-codigo".into() } else { code })
+            format!(
+                "contrato-{}.pdf",
+                if code.is_empty() {
+                    "sem-codigo".into()
+                } else {
+                    code
+                }
+            )
         }
     }
 }
@@ -264,7 +334,9 @@ fn file_name_for(c: &Contract, plan: &SendPlan) -> String {
 /// Publishes a draft; on an ambiguous failure (or "already published") reads the document
 /// first and publishes again only while it is still a draft. Answers TAE's resulting status.
 async fn publish_checked(auth: &Auth<'_>, body: &Value, id: i64) -> Result<i64, TaeError> {
-    let first = auth.call(|t| async move { auth.client.publish(&t, body).await }).await;
+    let first = auth
+        .call(|t| async move { auth.client.publish(&t, body).await })
+        .await;
     let err = match first {
         Ok(()) => return Ok(api::STATUS_PENDING),
         Err(e) => e,
@@ -275,12 +347,15 @@ async fn publish_checked(auth: &Auth<'_>, body: &Value, id: i64) -> Result<i64, 
         return Err(err);
     }
     log::warn!("publish of document {id} ambiguous ({err}); reading its state");
-    let doc = auth.call(|t| async move { auth.client.document(&t, id).await }).await?;
+    let doc = auth
+        .call(|t| async move { auth.client.document(&t, id).await })
+        .await?;
     let status = doc.get("status").and_then(Value::as_i64).unwrap_or(-1);
     if status != api::STATUS_DRAFT {
         return Ok(status);
     }
-    auth.call(|t| async move { auth.client.publish(&t, body).await }).await?;
+    auth.call(|t| async move { auth.client.publish(&t, body).await })
+        .await?;
     Ok(api::STATUS_PENDING)
 }
 
@@ -293,7 +368,10 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     let active = item.records.iter().find(|r| r.status.is_active());
     if let Some(r) = active {
         if !r.status.is_unfinished_send() {
-            let doc = r.document_id.map(|d| format!(" nº {d}")).unwrap_or_default();
+            let doc = r
+                .document_id
+                .map(|d| format!(" nº {d}"))
+                .unwrap_or_default();
             return Outcome::new(
                 item,
                 "skipped",
@@ -310,14 +388,28 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         Ok(fr) => fr,
         Err(o) => return o,
     };
-    if let Some(p) = plan.extra_signers.iter().chain(&plan.validators).chain(&plan.witnesses).find(|p| same_email(&p.email, &fr.2)) {
+    if let Some(p) = plan
+        .extra_signers
+        .iter()
+        .chain(&plan.validators)
+        .chain(&plan.witnesses)
+        .find(|p| same_email(&p.email, &fr.2))
+    {
         return Outcome::failed_field(
             item,
             "financial_responsible.email",
-            format!("o e-mail {} do responsável financeiro é o mesmo de outro destinatário ({})", fr.2, p.name),
+            format!(
+                "o e-mail {} do responsável financeiro é o mesmo de outro destinatário ({})",
+                fr.2, p.name
+            ),
         );
     }
-    let recips = recipients((&fr.0, &fr.1, &fr.2), &plan.extra_signers, &plan.validators, &plan.witnesses);
+    let recips = recipients(
+        (&fr.0, &fr.1, &fr.2),
+        &plan.extra_signers,
+        &plan.validators,
+        &plan.witnesses,
+    );
     let name = config::render_template(&plan.template, &c.template_values());
 
     // Reconcile a record left mid-send by an earlier run.
@@ -325,7 +417,10 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     if let Some(stuck) = active {
         let mut r = stuck.clone();
         match locate_document(auth, &r).await {
-            Err(e) => return tae_failed(item, "não foi possível conferir o envio anterior", &e).with_record(&r),
+            Err(e) => {
+                return tae_failed(item, "não foi possível conferir o envio anterior", &e)
+                    .with_record(&r)
+            }
             Ok(Some((id, status, _))) => {
                 r.document_id = Some(id);
                 if status == api::STATUS_DRAFT {
@@ -372,11 +467,22 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         Source::Report { report_code } => match auth.host.report_render(report_code, &c.key) {
             Ok(b) => {
                 if let Err(m) = check_pdf(&b, plan.max_bytes) {
-                    return Outcome::failed(item, format!("o relatório {report_code} gerou um documento inválido: {m}."));
+                    return Outcome::failed(
+                        item,
+                        format!("o relatório {report_code} gerou um documento inválido: {m}."),
+                    );
                 }
                 Rc::new(b)
             }
-            Err(e) => return Outcome::failed(item, format!("não foi possível gerar o relatório {report_code}: {}.", e.message)),
+            Err(e) => {
+                return Outcome::failed(
+                    item,
+                    format!(
+                        "não foi possível gerar o relatório {report_code}: {}.",
+                        e.message
+                    ),
+                )
+            }
         },
     };
     if let Err(m) = ensure_signers_registered(auth, plan, &recips).await {
@@ -414,7 +520,11 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     };
     r.document_id = Some(id);
     r.set_status(RecordStatus::Rascunho);
-    r.event(&by, "uploaded", format!("rascunho {id} criado ({} bytes)", r.file_size));
+    r.event(
+        &by,
+        "uploaded",
+        format!("rascunho {id} criado ({} bytes)", r.file_size),
+    );
     if let Err(m) = put(auth, &[&r]) {
         return Outcome::failed(item, m).with_record(&r);
     }
@@ -422,14 +532,22 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
 }
 
 /// Registers, with the "login" authentication type, every signer with a CPF that TAE lacks.
-async fn ensure_signers_registered(auth: &Auth<'_>, plan: &SendPlan, recips: &[Recipient]) -> Result<(), String> {
+async fn ensure_signers_registered(
+    auth: &Auth<'_>,
+    plan: &SendPlan,
+    recips: &[Recipient],
+) -> Result<(), String> {
     if plan.auth_type != RecipientAuthType::Login {
         return Ok(());
     }
     for (i, r) in recips.iter().enumerate() {
         let Some(cpf) = &r.cpf else { continue };
         if let Err(e) = auth.ensure_recipient(&r.email, &r.name, cpf).await {
-            let who = if i == 0 { "o responsável financeiro" } else { "o destinatário" };
+            let who = if i == 0 {
+                "o responsável financeiro"
+            } else {
+                "o destinatário"
+            };
             return Err(format!(
                 "não foi possível cadastrar {who} {} ({}) no TOTVS Assinatura Eletrônica: {}.",
                 r.name,
@@ -441,31 +559,59 @@ async fn ensure_signers_registered(auth: &Auth<'_>, plan: &SendPlan, recips: &[R
     Ok(())
 }
 
-async fn finish_publish(auth: &Auth<'_>, plan: &SendPlan, item: &Item, mut r: Record, name: &str, by: &str) -> Outcome {
+async fn finish_publish(
+    auth: &Auth<'_>,
+    plan: &SendPlan,
+    item: &Item,
+    mut r: Record,
+    name: &str,
+    by: &str,
+) -> Outcome {
     let id = r.document_id.unwrap_or_default();
     let body = publication_body(plan, id, name, &r.recipients);
     match publish_checked(auth, &body, id).await {
         Ok(status) => {
             let st = RecordStatus::from_tae(status).unwrap_or(RecordStatus::Pendente);
-            r.set_status(if st == RecordStatus::Rascunho { RecordStatus::Pendente } else { st });
+            r.set_status(if st == RecordStatus::Rascunho {
+                RecordStatus::Pendente
+            } else {
+                st
+            });
             r.sent_by = Some(by.to_string());
             r.sent_at = Some(crate::records::now());
             r.last_error = None;
-            r.event(by, "published", format!("documento {id} publicado para {} destinatário(s)", r.recipients.len()));
+            r.event(
+                by,
+                "published",
+                format!(
+                    "documento {id} publicado para {} destinatário(s)",
+                    r.recipients.len()
+                ),
+            );
             if let Err(m) = put(auth, &[&r]) {
                 // The document is published; the next run reconciles the record by its id.
-                return Outcome::failed(item, format!("documento nº {id} publicado, mas {m}")).with_record(&r);
+                return Outcome::failed(item, format!("documento nº {id} publicado, mas {m}"))
+                    .with_record(&r);
             }
             Outcome::new(
                 item,
                 "sent",
-                format!("{}: documento nº {id} enviado para assinatura de {} ({}).", item.label(), r.recipients[0].name, r.recipients[0].email),
+                format!(
+                    "{}: documento nº {id} enviado para assinatura de {} ({}).",
+                    item.label(),
+                    r.recipients[0].name,
+                    r.recipients[0].email
+                ),
             )
             .with_record(&r)
         }
         Err(e) => {
             // Stays "rascunho" with its id: a rerun publishes this draft instead of uploading again.
-            let o = tae_failed(item, &format!("a publicação do documento nº {id} falhou"), &e);
+            let o = tae_failed(
+                item,
+                &format!("a publicação do documento nº {id} falhou"),
+                &e,
+            );
             r.last_error = Some(o.message.clone());
             r.event(by, "error", format!("publish: {e}"));
             let _ = put(auth, &[&r]);
@@ -488,8 +634,16 @@ mod tests {
 
     #[test]
     fn recipient_roles_and_body() {
-        let v = vec![Person { name: "V".into(), email: "v@x.com".into(), cpf: None }];
-        let w = vec![Person { name: "W".into(), email: "w@x.com".into(), cpf: Some("52998224725".into()) }];
+        let v = vec![Person {
+            name: "V".into(),
+            email: "v@x.com".into(),
+            cpf: None,
+        }];
+        let w = vec![Person {
+            name: "W".into(),
+            email: "w@x.com".into(),
+            cpf: Some("52998224725".into()),
+        }];
         let r = recipients(("Maria", "12345678909", "m@x.com"), &[], &v, &w);
         assert_eq!(r.iter().map(|r| r.acao).collect::<Vec<_>>(), vec![0, 1, 2]);
         let t = tae_recipient(&r[0], true, RecipientAuthType::EmailCode);

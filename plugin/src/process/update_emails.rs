@@ -47,7 +47,11 @@ fn person_recipient(p: &Person, role: Role) -> Recipient {
 pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     let label = item.label();
     let Some(rec) = item.working_record() else {
-        return Outcome::new(item, "skipped", format!("{label}: não há documento enviado para atualizar."));
+        return Outcome::new(
+            item,
+            "skipped",
+            format!("{label}: não há documento enviado para atualizar."),
+        );
     };
     let mut r = rec.clone();
     let by = auth.user.who();
@@ -70,24 +74,58 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     };
     let id = r.document_id.unwrap_or_default();
     // Current state in TAE (refuses finalised documents, tells who already signed).
-    let doc = match auth.call(|t| async move { auth.client.document(&t, id).await }).await {
+    let doc = match auth
+        .call(|t| async move { auth.client.document(&t, id).await })
+        .await
+    {
         Ok(d) => d,
-        Err(e) if e.kind == ErrorKind::NotFound => return Outcome::failed(item, format!("o documento nº {id} não foi encontrado no TOTVS Assinatura Eletrônica.")).with_record(&r),
-        Err(e) => return tae_failed(item, &format!("não foi possível consultar o documento nº {id}"), &e).with_record(&r),
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            return Outcome::failed(
+                item,
+                format!("o documento nº {id} não foi encontrado no TOTVS Assinatura Eletrônica."),
+            )
+            .with_record(&r)
+        }
+        Err(e) => {
+            return tae_failed(
+                item,
+                &format!("não foi possível consultar o documento nº {id}"),
+                &e,
+            )
+            .with_record(&r)
+        }
     };
     apply_document(&mut r, &doc, &by);
-    if !matches!(r.status, RecordStatus::Pendente | RecordStatus::AssinadoParcialmente) {
+    if !matches!(
+        r.status,
+        RecordStatus::Pendente | RecordStatus::AssinadoParcialmente
+    ) {
         let _ = put(auth, &[&r]);
         let o = if r.status == RecordStatus::Finalizado {
-            Outcome::failed(item, format!("o documento nº {id} está finalizado; os e-mails não podem ser alterados."))
+            Outcome::failed(
+                item,
+                format!("o documento nº {id} está finalizado; os e-mails não podem ser alterados."),
+            )
         } else {
-            Outcome::new(item, "skipped", format!("{label}: o documento nº {id} está {}; nada a atualizar.", r.status.label().to_lowercase()))
+            Outcome::new(
+                item,
+                "skipped",
+                format!(
+                    "{label}: o documento nº {id} está {}; nada a atualizar.",
+                    r.status.label().to_lowercase()
+                ),
+            )
         };
         return o.with_record(&r);
     }
 
     // Desired recipients, per role, in the order they were sent.
-    let old_signers: Vec<Recipient> = r.recipients.iter().filter(|x| x.role == Role::Signer).cloned().collect();
+    let old_signers: Vec<Recipient> = r
+        .recipients
+        .iter()
+        .filter(|x| x.role == Role::Signer)
+        .cloned()
+        .collect();
     let mut desired_signers = vec![Recipient {
         email: fr.2.clone(),
         name: fr.0.clone(),
@@ -98,13 +136,20 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         acted_at: None,
     }];
     match &plan.extra_signers {
-        Some(list) => desired_signers.extend(list.iter().map(|p| person_recipient(p, Role::Signer))),
+        Some(list) => {
+            desired_signers.extend(list.iter().map(|p| person_recipient(p, Role::Signer)))
+        }
         None => desired_signers.extend(old_signers.iter().skip(1).cloned()),
     }
     let desired_for = |role: Role, given: &Option<Vec<Person>>| -> Vec<Recipient> {
         match given {
             Some(list) => list.iter().map(|p| person_recipient(p, role)).collect(),
-            None => r.recipients.iter().filter(|x| x.role == role).cloned().collect(),
+            None => r
+                .recipients
+                .iter()
+                .filter(|x| x.role == role)
+                .cloned()
+                .collect(),
         }
     };
     let desired_validators = desired_for(Role::Validator, &plan.validators);
@@ -113,8 +158,17 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     let mut new_list: Vec<Recipient> = Vec::new();
     let mut changes: Vec<String> = Vec::new();
     let mut kept_signed: Vec<String> = Vec::new();
-    for (role, desired) in [(Role::Signer, desired_signers), (Role::Validator, desired_validators), (Role::Witness, desired_witnesses)] {
-        let old: Vec<Recipient> = r.recipients.iter().filter(|x| x.role == role).cloned().collect();
+    for (role, desired) in [
+        (Role::Signer, desired_signers),
+        (Role::Validator, desired_validators),
+        (Role::Witness, desired_witnesses),
+    ] {
+        let old: Vec<Recipient> = r
+            .recipients
+            .iter()
+            .filter(|x| x.role == role)
+            .cloned()
+            .collect();
         for (i, want) in desired.into_iter().enumerate() {
             let first = role == Role::Signer && i == 0;
             match old.get(i) {
@@ -147,8 +201,17 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     if changes.is_empty() {
         r.event(&by, "checked", "atualização de e-mails: nenhuma alteração");
         let _ = put(auth, &[&r]);
-        let extra = if kept_signed.is_empty() { String::new() } else { format!(" ({})", kept_signed.join("; ")) };
-        return Outcome::new(item, "skipped", format!("{label}: nenhum e-mail alterado{extra}.")).with_record(&r);
+        let extra = if kept_signed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kept_signed.join("; "))
+        };
+        return Outcome::new(
+            item,
+            "skipped",
+            format!("{label}: nenhum e-mail alterado{extra}."),
+        )
+        .with_record(&r);
     }
     r.recipients = new_list;
     r.last_error = None;
@@ -158,51 +221,102 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     if let Err(m) = put(auth, &[&r]) {
         return Outcome::failed(item, m).with_record(&r);
     }
-    Outcome::new(item, "updated", format!("{label}: {} destinatário(s) atualizado(s) no documento nº {id}: {}.", changes.len(), changes.join("; "))).with_record(&r)
+    Outcome::new(
+        item,
+        "updated",
+        format!(
+            "{label}: {} destinatário(s) atualizado(s) no documento nº {id}: {}.",
+            changes.len(),
+            changes.join("; ")
+        ),
+    )
+    .with_record(&r)
 }
 
 /// The recipients after a partial update: those already processed (`done`, complete for the
 /// roles before `role` and the first `upto` of `role`), then the untouched old ones.
-fn merge(mut done: Vec<Recipient>, old_all: &[Recipient], role: Role, upto: usize) -> Vec<Recipient> {
+fn merge(
+    mut done: Vec<Recipient>,
+    old_all: &[Recipient],
+    role: Role,
+    upto: usize,
+) -> Vec<Recipient> {
     let order = |r: Role| match r {
         Role::Signer => 0,
         Role::Validator => 1,
         Role::Witness => 2,
     };
-    let old_of_role = old_all.iter().filter(|x| x.role == role).skip(upto).cloned();
-    let later = old_all.iter().filter(|x| order(x.role) > order(role)).cloned();
+    let old_of_role = old_all
+        .iter()
+        .filter(|x| x.role == role)
+        .skip(upto)
+        .cloned();
+    let later = old_all
+        .iter()
+        .filter(|x| order(x.role) > order(role))
+        .cloned();
     done.extend(old_of_role.chain(later));
     done
 }
 
 /// Adds `want` (registered first with the login authentication type), then removes `old`.
-async fn replace(auth: &Auth<'_>, item: &Item, id: i64, old: Option<&Recipient>, want: &Recipient, first: bool) -> Result<(), Outcome> {
+async fn replace(
+    auth: &Auth<'_>,
+    item: &Item,
+    id: i64,
+    old: Option<&Recipient>,
+    want: &Recipient,
+    first: bool,
+) -> Result<(), Outcome> {
     if auth.params.recipient_auth_type == RecipientAuthType::Login {
         if let Some(cpf) = &want.cpf {
             if let Err(e) = auth.ensure_recipient(&want.email, &want.name, cpf).await {
-                return Err(tae_failed(item, &format!("não foi possível cadastrar {} no TOTVS Assinatura Eletrônica", want.email), &e));
+                return Err(tae_failed(
+                    item,
+                    &format!(
+                        "não foi possível cadastrar {} no TOTVS Assinatura Eletrônica",
+                        want.email
+                    ),
+                    &e,
+                ));
             }
         }
     }
     let body = vec![tae_recipient(want, first, auth.params.recipient_auth_type)];
-    if let Err(e) = auth.call(|t| {
-        let body = body.clone();
-        async move { auth.client.add_recipients(&t, id, &body).await }
-    })
-    .await
+    if let Err(e) = auth
+        .call(|t| {
+            let body = body.clone();
+            async move { auth.client.add_recipients(&t, id, &body).await }
+        })
+        .await
     {
-        return Err(tae_failed(item, &format!("não foi possível incluir {} no documento nº {id}", want.email), &e));
+        return Err(tae_failed(
+            item,
+            &format!(
+                "não foi possível incluir {} no documento nº {id}",
+                want.email
+            ),
+            &e,
+        ));
     }
     if let Some(o) = old {
         let email = o.email.clone();
-        if let Err(e) = auth.call(|t| {
-            let email = email.clone();
-            async move { auth.client.remove_recipient(&t, id, &email).await }
-        })
-        .await
+        if let Err(e) = auth
+            .call(|t| {
+                let email = email.clone();
+                async move { auth.client.remove_recipient(&t, id, &email).await }
+            })
+            .await
         {
             if e.kind != ErrorKind::NotFound {
-                return Err(tae_failed(item, &format!("{} foi incluído, mas não foi possível remover {} do documento nº {id}", want.email, o.email), &e));
+                return Err(tae_failed(
+                    item,
+                    &format!(
+                        "{} foi incluído, mas não foi possível remover {} do documento nº {id}",
+                        want.email, o.email
+                    ),
+                    &e,
+                ));
             }
         }
     }

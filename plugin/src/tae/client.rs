@@ -113,7 +113,9 @@ impl TaeError {
             ErrorKind::Protocol => {
                 "o TOTVS Assinatura Eletrônica respondeu de forma inesperada".into()
             }
-            _ if self.message.is_empty() => "o TOTVS Assinatura Eletrônica recusou a operação".into(),
+            _ if self.message.is_empty() => {
+                "o TOTVS Assinatura Eletrônica recusou a operação".into()
+            }
             _ => format!(
                 "o TOTVS Assinatura Eletrônica recusou a operação: {}",
                 self.message.trim_end_matches('.')
@@ -179,14 +181,16 @@ pub fn build_http(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::C
 fn error_message(body: &Value) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(errors) = body.get("errors").and_then(Value::as_array) {
-        parts.extend(errors.iter().filter_map(|e| match e {
-            Value::String(s) => Some(s.clone()),
-            Value::Object(o) => o
-                .get("message")
-                .or_else(|| o.get("description"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            _ => None,
+        parts.extend(errors.iter().filter_map(|e| {
+            match e {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(o) => o
+                    .get("message")
+                    .or_else(|| o.get("description"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                _ => None,
+            }
         }));
     }
     if let Some(msgs) = body.get("messages").and_then(Value::as_array) {
@@ -288,7 +292,12 @@ impl TaeClient {
                         Ok(b) => b,
                         Err(e) => {
                             let detail = format!("{what}: reading the answer: {}", without_url(&e));
-                            let err = TaeError::new(ErrorKind::Transient, Some(status), String::new(), detail);
+                            let err = TaeError::new(
+                                ErrorKind::Transient,
+                                Some(status),
+                                String::new(),
+                                detail,
+                            );
                             if !idempotent || !self.may_retry(&policy, started, attempt, None) {
                                 return Err(err);
                             }
@@ -305,25 +314,59 @@ impl TaeClient {
                     match status {
                         200..=299 => return decode_success(what, status, body, &bytes),
                         429 => (
-                            TaeError::new(ErrorKind::Transient, Some(status), msg, format!("{what}: HTTP 429")),
+                            TaeError::new(
+                                ErrorKind::Transient,
+                                Some(status),
+                                msg,
+                                format!("{what}: HTTP 429"),
+                            ),
                             retry_after.or(Some(Duration::ZERO)),
                         ),
                         500..=599 => (
-                            TaeError::new(ErrorKind::Transient, Some(status), msg, format!("{what}: HTTP {status}")),
+                            TaeError::new(
+                                ErrorKind::Transient,
+                                Some(status),
+                                msg,
+                                format!("{what}: HTTP {status}"),
+                            ),
                             retry_after,
                         ),
                         401 => {
-                            return Err(TaeError::new(ErrorKind::Unauthorized, Some(status), msg, format!("{what}: HTTP 401")))
+                            return Err(TaeError::new(
+                                ErrorKind::Unauthorized,
+                                Some(status),
+                                msg,
+                                format!("{what}: HTTP 401"),
+                            ))
                         }
                         403 => {
-                            return Err(TaeError::new(ErrorKind::Forbidden, Some(status), msg, format!("{what}: HTTP 403")))
+                            return Err(TaeError::new(
+                                ErrorKind::Forbidden,
+                                Some(status),
+                                msg,
+                                format!("{what}: HTTP 403"),
+                            ))
                         }
                         404 | 405 => {
-                            return Err(TaeError::new(ErrorKind::NotFound, Some(status), msg, format!("{what}: HTTP {status}")))
+                            return Err(TaeError::new(
+                                ErrorKind::NotFound,
+                                Some(status),
+                                msg,
+                                format!("{what}: HTTP {status}"),
+                            ))
                         }
                         _ => {
-                            let kind = if looks_not_found(&msg) { ErrorKind::NotFound } else { ErrorKind::Rejected };
-                            return Err(TaeError::new(kind, Some(status), msg, format!("{what}: HTTP {status}")));
+                            let kind = if looks_not_found(&msg) {
+                                ErrorKind::NotFound
+                            } else {
+                                ErrorKind::Rejected
+                            };
+                            return Err(TaeError::new(
+                                kind,
+                                Some(status),
+                                msg,
+                                format!("{what}: HTTP {status}"),
+                            ));
                         }
                     }
                 }
@@ -341,7 +384,13 @@ impl TaeClient {
         }
     }
 
-    fn may_retry(&self, p: &RetryPolicy, started: Instant, attempt: u32, wait: Option<Duration>) -> bool {
+    fn may_retry(
+        &self,
+        p: &RetryPolicy,
+        started: Instant,
+        attempt: u32,
+        wait: Option<Duration>,
+    ) -> bool {
         attempt < p.attempts && started.elapsed() + wait.unwrap_or(Duration::ZERO) < p.budget
     }
 
@@ -350,7 +399,9 @@ impl TaeClient {
         let url = self.auth(api::LOGIN);
         let body = json!({"userName": email, "password": password});
         let data = self
-            .send("login", true, &|| self.request(Method::POST, &url, None).json(&body))
+            .send("login", true, &|| {
+                self.request(Method::POST, &url, None).json(&body)
+            })
             .await?;
         let token = data
             .get("token")
@@ -374,8 +425,10 @@ impl TaeClient {
     /// A2: the caller's profile (`data`).
     pub async fn profile(&self, token: &str) -> Result<Value, TaeError> {
         let url = self.auth(api::PROFILE);
-        self.send("profile", true, &|| self.request(Method::GET, &url, Some(token)))
-            .await
+        self.send("profile", true, &|| {
+            self.request(Method::GET, &url, Some(token))
+        })
+        .await
     }
 
     /// A4: is there a TAE user with exactly this e-mail (case-insensitive)?
@@ -383,7 +436,9 @@ impl TaeClient {
         let url = self.api(api::USER_EMAIL_LIST);
         let url = with_query(&url, &[(api::Q_FILTER, email), (api::Q_TAKE, "10")]);
         let data = self
-            .send("user lookup", true, &|| self.request(Method::GET, &url, Some(token)))
+            .send("user lookup", true, &|| {
+                self.request(Method::GET, &url, Some(token))
+            })
             .await?;
         let items = data
             .as_array()
@@ -399,13 +454,21 @@ impl TaeClient {
 
     /// A3: registers a user; TAE e-mails them to confirm the address and set a password.
     /// "Already registered" counts as success.
-    pub async fn register_user(&self, token: &str, email: &str, full_name: &str, cpf: &str) -> Result<(), TaeError> {
+    pub async fn register_user(
+        &self,
+        token: &str,
+        email: &str,
+        full_name: &str,
+        cpf: &str,
+    ) -> Result<(), TaeError> {
         let url = self.auth(api::REGISTER);
         // The user sets their own password through TAE's confirmation e-mail; this random one is
         // never shown, stored or logged.
         let password = format!(
             "Tae#{}{}",
-            (0..16).map(|_| fastrand::alphanumeric()).collect::<String>(),
+            (0..16)
+                .map(|_| fastrand::alphanumeric())
+                .collect::<String>(),
             fastrand::u32(1000..9999)
         );
         crate::redact::register_secret(&password);
@@ -416,21 +479,34 @@ impl TaeClient {
             "position": Value::Null, "acceptedTerm": false
         });
         let res = self
-            .send("register user", false, &|| self.request(Method::POST, &url, Some(token)).json(&body))
+            .send("register user", false, &|| {
+                self.request(Method::POST, &url, Some(token)).json(&body)
+            })
             .await;
         crate::redact::forget_secret(&password);
         match res {
             Ok(_) => Ok(()),
-            Err(e) if e.kind == ErrorKind::Rejected && {
-                let m = e.message.to_lowercase();
-                m.contains("já") && (m.contains("cadastr") || m.contains("existe") || m.contains("registr"))
-            } => Ok(()),
+            Err(e)
+                if e.kind == ErrorKind::Rejected && {
+                    let m = e.message.to_lowercase();
+                    m.contains("já")
+                        && (m.contains("cadastr") || m.contains("existe") || m.contains("registr"))
+                } =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
 
     /// D1: uploads a PDF as a draft; answers the new document id.
-    pub async fn upload(&self, token: &str, name: &str, file_name: &str, pdf: &[u8]) -> Result<i64, TaeError> {
+    pub async fn upload(
+        &self,
+        token: &str,
+        name: &str,
+        file_name: &str,
+        pdf: &[u8],
+    ) -> Result<i64, TaeError> {
         let url = self.api(api::UPLOAD);
         let data = self
             .send("upload", true, &|| {
@@ -441,7 +517,8 @@ impl TaeClient {
                 let form = reqwest::multipart::Form::new()
                     .text(api::FIELD_ENVELOPE_NAME, name.to_string())
                     .part(api::FIELD_ENVELOPE_FILE, part);
-                self.request(Method::POST, &url, Some(token)).multipart(form)
+                self.request(Method::POST, &url, Some(token))
+                    .multipart(form)
             })
             .await?;
         as_id(&data)
@@ -453,19 +530,28 @@ impl TaeClient {
     /// D2: publishes a draft. Not retried on ambiguous failures: the caller reads D3 first.
     pub async fn publish(&self, token: &str, body: &Value) -> Result<(), TaeError> {
         let url = self.api(api::PUBLISH);
-        self.send("publish", false, &|| self.request(Method::POST, &url, Some(token)).json(body))
-            .await
-            .map(|_| ())
+        self.send("publish", false, &|| {
+            self.request(Method::POST, &url, Some(token)).json(body)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// D3: one publication (`data`).
     pub async fn document(&self, token: &str, id: i64) -> Result<Value, TaeError> {
         let url = format!("{}/{id}", self.api(api::PUBLICATION_V2));
         let data = self
-            .send("read document", true, &|| self.request(Method::GET, &url, Some(token)))
+            .send("read document", true, &|| {
+                self.request(Method::GET, &url, Some(token))
+            })
             .await?;
         if data.is_null() {
-            return Err(TaeError::new(ErrorKind::NotFound, None, "Documento não encontrado.".into(), format!("document {id}: empty data")));
+            return Err(TaeError::new(
+                ErrorKind::NotFound,
+                None,
+                "Documento não encontrado.".into(),
+                format!("document {id}: empty data"),
+            ));
         }
         Ok(data)
     }
@@ -479,10 +565,17 @@ impl TaeClient {
             let body = json!({"pesquisarEmTodaEmpresa": true, "nomeDocumento": name});
             let page_s = page.to_string();
             let size_s = page_size.to_string();
-            let page_url = with_query(&url, &[(api::Q_PAGE, page_s.as_str()), (api::Q_PAGE_SIZE, size_s.as_str())]);
+            let page_url = with_query(
+                &url,
+                &[
+                    (api::Q_PAGE, page_s.as_str()),
+                    (api::Q_PAGE_SIZE, size_s.as_str()),
+                ],
+            );
             let data = self
                 .send("search documents", true, &|| {
-                    self.request(Method::POST, &page_url, Some(token)).json(&body)
+                    self.request(Method::POST, &page_url, Some(token))
+                        .json(&body)
                 })
                 .await?;
             let items = data
@@ -492,9 +585,11 @@ impl TaeClient {
                 .unwrap_or_default();
             let total = data.get("total").and_then(Value::as_u64).unwrap_or(0) as usize;
             let n = items.len();
-            out.extend(items.into_iter().filter(|d| {
-                d.get("nomeDocumento").and_then(Value::as_str) == Some(name)
-            }));
+            out.extend(
+                items
+                    .into_iter()
+                    .filter(|d| d.get("nomeDocumento").and_then(Value::as_str) == Some(name)),
+            );
             if n < page_size || page * page_size >= total {
                 break;
             }
@@ -503,17 +598,26 @@ impl TaeClient {
     }
 
     /// D5: many documents at once. `Ok(None)` when the service does not offer the route.
-    pub async fn documents_many(&self, token: &str, ids: &[i64]) -> Result<Option<Vec<Value>>, TaeError> {
+    pub async fn documents_many(
+        &self,
+        token: &str,
+        ids: &[i64],
+    ) -> Result<Option<Vec<Value>>, TaeError> {
         let url = self.api(api::MANY_DOCUMENTS);
         let mut out = Vec::new();
         for chunk in ids.chunks(api::MANY_IDS_MAX) {
             let body = json!(chunk);
             match self
-                .send("read many documents", true, &|| self.request(Method::POST, &url, Some(token)).json(&body))
+                .send("read many documents", true, &|| {
+                    self.request(Method::POST, &url, Some(token)).json(&body)
+                })
                 .await
             {
                 Ok(data) => out.extend(data.as_array().cloned().unwrap_or_default()),
-                Err(e) if e.kind == ErrorKind::NotFound && matches!(e.http_status, Some(404) | Some(405)) => {
+                Err(e)
+                    if e.kind == ErrorKind::NotFound
+                        && matches!(e.http_status, Some(404) | Some(405)) =>
+                {
                     return Ok(None)
                 }
                 Err(e) => return Err(e),
@@ -523,39 +627,70 @@ impl TaeClient {
     }
 
     /// D6: adds recipients to a published document.
-    pub async fn add_recipients(&self, token: &str, id: i64, recipients: &[Value]) -> Result<(), TaeError> {
+    pub async fn add_recipients(
+        &self,
+        token: &str,
+        id: i64,
+        recipients: &[Value],
+    ) -> Result<(), TaeError> {
         let url = self.api(api::ADD_RECIPIENTS);
         let body = json!({"idDocumento": id, "destinatarios": recipients});
-        self.send("add recipients", false, &|| self.request(Method::POST, &url, Some(token)).json(&body))
-            .await
-            .map(|_| ())
+        self.send("add recipients", false, &|| {
+            self.request(Method::POST, &url, Some(token)).json(&body)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// D7: removes one recipient.
-    pub async fn remove_recipient(&self, token: &str, id: i64, email: &str) -> Result<(), TaeError> {
+    pub async fn remove_recipient(
+        &self,
+        token: &str,
+        id: i64,
+        email: &str,
+    ) -> Result<(), TaeError> {
         let url = self.api(api::REMOVE_RECIPIENT);
         let body = json!({"idDocumento": id, "emailDestinatario": email});
-        self.send("remove recipient", true, &|| self.request(Method::DELETE, &url, Some(token)).json(&body))
-            .await
-            .map(|_| ())
+        self.send("remove recipient", true, &|| {
+            self.request(Method::DELETE, &url, Some(token)).json(&body)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// D8: cancels a document. Not retried on ambiguous failures: the caller reads D3 first.
     pub async fn cancel(&self, token: &str, id: i64) -> Result<(), TaeError> {
-        let url = format!("{}/{id}/{}", self.api(api::PUBLICATION_V1), api::CANCEL_SUFFIX);
-        self.send("cancel", false, &|| self.request(Method::POST, &url, Some(token)))
-            .await
-            .map(|_| ())
+        let url = format!(
+            "{}/{id}/{}",
+            self.api(api::PUBLICATION_V1),
+            api::CANCEL_SUFFIX
+        );
+        self.send("cancel", false, &|| {
+            self.request(Method::POST, &url, Some(token))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// D9: downloads a document; answers the bytes and TAE's file name.
-    pub async fn download(&self, token: &str, id: i64, kind: u8) -> Result<(Vec<u8>, Option<String>), TaeError> {
+    pub async fn download(
+        &self,
+        token: &str,
+        id: i64,
+        kind: u8,
+    ) -> Result<(Vec<u8>, Option<String>), TaeError> {
         use base64::Engine;
-        let url = format!("{}/{id}/{}", self.api(api::PUBLICATION_V1), api::DOWNLOAD_SUFFIX);
+        let url = format!(
+            "{}/{id}/{}",
+            self.api(api::PUBLICATION_V1),
+            api::DOWNLOAD_SUFFIX
+        );
         let kind_s = kind.to_string();
         let url = with_query(&url, &[(api::Q_DOWNLOAD_KIND, kind_s.as_str())]);
         let data = self
-            .send("download", true, &|| self.request(Method::GET, &url, Some(token)))
+            .send("download", true, &|| {
+                self.request(Method::GET, &url, Some(token))
+            })
             .await?;
         let b64 = data
             .get("fileBytes")
@@ -564,7 +699,10 @@ impl TaeClient {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|e| protocol("download", &format!("invalid base64: {e}")))?;
-        let name = data.get("fileName").and_then(Value::as_str).map(str::to_string);
+        let name = data
+            .get("fileName")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         Ok((bytes, name))
     }
 }
@@ -582,11 +720,17 @@ fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
 }
 
 fn as_id(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 fn protocol(what: &str, detail: &str) -> TaeError {
-    TaeError::new(ErrorKind::Protocol, None, String::new(), format!("{what}: {detail}"))
+    TaeError::new(
+        ErrorKind::Protocol,
+        None,
+        String::new(),
+        format!("{what}: {detail}"),
+    )
 }
 
 /// A reqwest error without its URL's query (never carries secrets, but keeps lines short).
@@ -617,7 +761,10 @@ fn decode_success(what: &str, status: u16, body: Value, raw: &[u8]) -> Result<Va
         if raw.is_empty() {
             return Ok(Value::Null);
         }
-        return Err(protocol(what, &format!("HTTP {status} with a non-JSON body")));
+        return Err(protocol(
+            what,
+            &format!("HTTP {status} with a non-JSON body"),
+        ));
     }
     let ok = body
         .get("success")
@@ -626,8 +773,17 @@ fn decode_success(what: &str, status: u16, body: Value, raw: &[u8]) -> Result<Va
     match ok {
         Some(false) => {
             let msg = error_message(&body);
-            let kind = if looks_not_found(&msg) { ErrorKind::NotFound } else { ErrorKind::Rejected };
-            Err(TaeError::new(kind, Some(status), msg, format!("{what}: success=false")))
+            let kind = if looks_not_found(&msg) {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::Rejected
+            };
+            Err(TaeError::new(
+                kind,
+                Some(status),
+                msg,
+                format!("{what}: success=false"),
+            ))
         }
         Some(true) => Ok(body.get("data").cloned().unwrap_or(Value::Null)),
         // Not an envelope (a bare value): answer it as is.
@@ -652,12 +808,21 @@ mod tests {
     fn envelopes() {
         let v = decode_success("x", 200, json!({"success": true, "data": 5}), b"1").unwrap();
         assert_eq!(v, json!(5));
-        let e = decode_success("x", 200, json!({"success": false, "errors": ["Documento não encontrado."]}), b"1").unwrap_err();
+        let e = decode_success(
+            "x",
+            200,
+            json!({"success": false, "errors": ["Documento não encontrado."]}),
+            b"1",
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotFound);
         let e = decode_success("x", 200, json!({"succeeded": false, "description": "", "messages": [{"description": "Senha inválida"}]}), b"1").unwrap_err();
         assert_eq!(e.kind, ErrorKind::Rejected);
         assert_eq!(e.message, "Senha inválida");
-        assert_eq!(decode_success("x", 204, Value::Null, b"").unwrap(), Value::Null);
+        assert_eq!(
+            decode_success("x", 204, Value::Null, b"").unwrap(),
+            Value::Null
+        );
     }
 
     #[test]

@@ -41,7 +41,13 @@ pub struct MockHost {
     pub transcript: RefCell<Vec<String>>,
 }
 
-pub fn contract(code: u32, student: &str, fr_name: &str, cpf: Option<&str>, email: Option<&str>) -> Value {
+pub fn contract(
+    code: u32,
+    student: &str,
+    fr_name: &str,
+    cpf: Option<&str>,
+    email: Option<&str>,
+) -> Value {
     json!({
         "key": format!("1;2026{code:03};{code}"), "data_server": "EduContratoData",
         "codcoligada": 1, "codfilial": 1, "codcontrato": code.to_string(), "ra": format!("2026{code:03}"),
@@ -55,11 +61,17 @@ pub fn cpf(n: u64) -> String {
     let base = format!("{:09}", 100_000_000 + n % 800_000_000);
     let mut d: Vec<u32> = base.chars().map(|c| c.to_digit(10).unwrap()).collect();
     for len in [9usize, 10] {
-        let sum: u32 = d.iter().enumerate().map(|(i, x)| x * (len as u32 + 1 - i as u32)).sum();
+        let sum: u32 = d
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x * (len as u32 + 1 - i as u32))
+            .sum();
         let r = (sum * 10) % 11;
         d.push(if r == 10 { 0 } else { r });
     }
-    d.iter().map(|x| char::from_digit(*x, 10).unwrap()).collect()
+    d.iter()
+        .map(|x| char::from_digit(*x, 10).unwrap())
+        .collect()
 }
 
 impl MockHost {
@@ -72,13 +84,20 @@ impl MockHost {
                 "max_concurrency": 8,
                 "request_timeout_secs": 10,
             })),
-            user: RefCell::new(json!({"login": "secretaria", "name": "Ana Secretária", "email": tae_sim::ADMIN_EMAIL, "interactive": true})),
+            user: RefCell::new(
+                json!({"login": "secretaria", "name": "Ana Secretária", "email": tae_sim::ADMIN_EMAIL, "interactive": true}),
+            ),
             granted: Cell::new(true),
             contracts: RefCell::new(Vec::new()),
             records: RefCell::new(BTreeMap::new()),
-            files: RefCell::new(HashMap::from([("/x/contrato.pdf".to_string(), PDF.to_vec())])),
+            files: RefCell::new(HashMap::from([(
+                "/x/contrato.pdf".to_string(),
+                PDF.to_vec(),
+            )])),
             auth_script: RefCell::new(VecDeque::new()),
-            default_credentials: RefCell::new(json!({"cancelled": false, "email": tae_sim::ADMIN_EMAIL, "password": tae_sim::ADMIN_PASSWORD})),
+            default_credentials: RefCell::new(
+                json!({"cancelled": false, "email": tae_sim::ADMIN_EMAIL, "password": tae_sim::ADMIN_PASSWORD}),
+            ),
             auth_prompts: RefCell::new(Vec::new()),
             cpf_script: RefCell::new(VecDeque::new()),
             cpf_prompts: RefCell::new(Vec::new()),
@@ -112,11 +131,20 @@ impl MockHost {
     }
 
     pub fn keys(&self) -> Vec<String> {
-        self.contracts.borrow().iter().map(|c| c["key"].as_str().unwrap().to_string()).collect()
+        self.contracts
+            .borrow()
+            .iter()
+            .map(|c| c["key"].as_str().unwrap().to_string())
+            .collect()
     }
 
     pub fn records_of(&self, key: &str) -> Vec<Value> {
-        self.records.borrow().values().filter(|r| r["record_key"] == key).cloned().collect()
+        self.records
+            .borrow()
+            .values()
+            .filter(|r| r["record_key"] == key)
+            .cloned()
+            .collect()
     }
 
     pub fn all_records(&self) -> Vec<Value> {
@@ -130,7 +158,11 @@ impl MockHost {
     }
 
     fn fail(&self, method: &str, msg: &str) -> Result<Vec<u8>, HostCallError> {
-        Err(HostCallError { method: method.into(), status: 1, message: msg.into() })
+        Err(HostCallError {
+            method: method.into(),
+            status: 1,
+            message: msg.into(),
+        })
     }
 
     fn query(&self, filter: &Value) -> Vec<Value> {
@@ -174,7 +206,13 @@ impl MockHost {
             })
             .cloned()
             .collect();
-        let key = |r: &Value| r["sent_at"].as_str().or(r["created_at"].as_str()).unwrap_or("").to_string();
+        let key = |r: &Value| {
+            r["sent_at"]
+                .as_str()
+                .or(r["created_at"].as_str())
+                .unwrap_or("")
+                .to_string()
+        };
         out.sort_by_key(|r| std::cmp::Reverse(key(r)));
         out
     }
@@ -182,7 +220,11 @@ impl MockHost {
 
 impl Host for MockHost {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, HostCallError> {
-        assert_eq!(std::thread::current().id(), self.thread, "host called from another thread ({method})");
+        assert_eq!(
+            std::thread::current().id(),
+            self.thread,
+            "host called from another thread ({method})"
+        );
         let text = String::from_utf8(request.to_vec()).expect("utf-8 request");
         self.transcript.borrow_mut().push(text.clone());
         let req: Value = serde_json::from_str(&text).expect("JSON request");
@@ -196,8 +238,15 @@ impl Host for MockHost {
             "contracts.get" => {
                 let keys: Vec<String> = serde_json::from_value(req["keys"].clone()).unwrap();
                 let all = self.contracts.borrow();
-                let found: Vec<Value> = all.iter().filter(|c| keys.iter().any(|k| c["key"] == k.as_str())).cloned().collect();
-                let missing: Vec<&String> = keys.iter().filter(|k| !all.iter().any(|c| c["key"] == k.as_str())).collect();
+                let found: Vec<Value> = all
+                    .iter()
+                    .filter(|c| keys.iter().any(|k| c["key"] == k.as_str()))
+                    .cloned()
+                    .collect();
+                let missing: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| !all.iter().any(|c| c["key"] == k.as_str()))
+                    .collect();
                 self.answer(json!({"contracts": found, "missing": missing}))
             }
             "contracts.find" => {
@@ -206,13 +255,19 @@ impl Host for MockHost {
                     .contracts
                     .borrow()
                     .iter()
-                    .filter(|c| ["period", "course", "status"].iter().all(|k| f.get(*k).is_none_or(|v| &c[*k] == v)))
+                    .filter(|c| {
+                        ["period", "course", "status"]
+                            .iter()
+                            .all(|k| f.get(*k).is_none_or(|v| &c[*k] == v))
+                    })
                     .cloned()
                     .collect();
                 self.answer(json!({"contracts": found}))
             }
             "contracts.set_status" => {
-                self.set_status.borrow_mut().push(req["key"].as_str().unwrap().to_string());
+                self.set_status
+                    .borrow_mut()
+                    .push(req["key"].as_str().unwrap().to_string());
                 self.answer(json!({}))
             }
             "file.read" => match self.files.borrow().get(req["path"].as_str().unwrap()) {
@@ -239,7 +294,10 @@ impl Host for MockHost {
                     .records
                     .borrow()
                     .values()
-                    .filter(|r| r["data_server"] == req["data_server"] && keys.iter().any(|k| r["record_key"] == k.as_str()))
+                    .filter(|r| {
+                        r["data_server"] == req["data_server"]
+                            && keys.iter().any(|k| r["record_key"] == k.as_str())
+                    })
                     .cloned()
                     .collect();
                 self.answer(json!({"records": recs}))
@@ -252,7 +310,11 @@ impl Host for MockHost {
                 self.answer(json!({"total": all.len(), "records": page}))
             }
             "records.put" => {
-                if self.fail_puts_from.get().is_some_and(|n| self.puts.get() + 1 >= n) {
+                if self
+                    .fail_puts_from
+                    .get()
+                    .is_some_and(|n| self.puts.get() + 1 >= n)
+                {
                     return self.fail(method, "falha de gravação simulada");
                 }
                 for r in req["records"].as_array().unwrap() {
@@ -261,14 +323,18 @@ impl Host for MockHost {
                             return self.fail(method, "falha de gravação simulada");
                         }
                     }
-                    self.records.borrow_mut().insert(r["id"].as_str().unwrap().to_string(), r.clone());
+                    self.records
+                        .borrow_mut()
+                        .insert(r["id"].as_str().unwrap().to_string(), r.clone());
                 }
                 self.puts.set(self.puts.get() + 1);
                 self.answer(json!({}))
             }
             "records.store_file" => {
                 use base64::Engine;
-                let bytes = base64::engine::general_purpose::STANDARD.decode(req["content_base64"].as_str().unwrap()).unwrap();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(req["content_base64"].as_str().unwrap())
+                    .unwrap();
                 self.stored_files.borrow_mut().push((
                     req["record_id"].as_str().unwrap().into(),
                     req["file_name"].as_str().unwrap().into(),
@@ -286,7 +352,9 @@ impl Host for MockHost {
 
     fn progress(&self, done: u32, total: u32, detail_json: &str) -> bool {
         assert_eq!(std::thread::current().id(), self.thread);
-        self.progress.borrow_mut().push((done, total, detail_json.to_string()));
+        self.progress
+            .borrow_mut()
+            .push((done, total, detail_json.to_string()));
         self.cancel_at.get().is_some_and(|c| done >= c)
     }
 }
@@ -304,7 +372,11 @@ pub fn sim() -> tae_sim::SimServer {
 /// A unique RM session id.
 pub fn session(name: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
 }
 
 pub fn send_request(session: &str, keys: &[String]) -> Value {
@@ -318,13 +390,21 @@ pub fn option_request(session: &str, option: &str, keys: &[String]) -> Value {
 }
 
 pub fn outcomes(resp: &Value) -> Vec<String> {
-    resp["results"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap().to_string()).collect()
+    resp["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// HTTP to the sim's portal side.
 pub fn portal(sim: &tae_sim::SimServer, method: &str, path: &str, body: Option<Value>) -> Value {
     let url = format!("{}{path}", sim.base_url());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let c = reqwest::Client::new();
         let rb = match method {
