@@ -394,3 +394,31 @@ fn no_secret_in_logs_responses_or_records() {
     assert!(!all.to_lowercase().contains("bearer "), "token leaked");
     sim.shutdown();
 }
+
+#[test]
+fn https_is_verified_and_ca_file_is_trusted() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = tae_sim::SimServer::start(tae_sim::SimOptions {
+        tls: true,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(sim.base_url().starts_with("https://"));
+    let host = MockHost::new(&sim.base_url());
+    host.set_param("service_user", json!(tae_sim::ADMIN_EMAIL));
+    host.set_param("service_password", json!(tae_sim::ADMIN_PASSWORD));
+    // The sim's self-signed CA is not trusted by default: the login fails, nothing else.
+    let t = api::configure(&host, json!({"action": "test"})).unwrap();
+    assert_eq!(t["login_ok"], false, "{t}");
+    // With ca_file it is.
+    host.set_param(
+        "ca_file",
+        json!(sim.ca_cert_path().unwrap().to_string_lossy()),
+    );
+    let t = api::configure(&host, json!({"action": "test"})).unwrap();
+    assert_eq!(t["login_ok"], true, "{t}");
+    let keys = one_contract(&host);
+    let r = api::execute(&host, send_request(&session("tls"), &keys)).unwrap();
+    assert_eq!(outcomes(&r), ["sent"], "{r}");
+    sim.shutdown();
+}

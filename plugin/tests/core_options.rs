@@ -588,3 +588,61 @@ fn hundred_contract_send_request_budget() {
     assert_eq!(total, 1);
     sim.shutdown();
 }
+
+#[test]
+fn hung_requests_time_out_and_are_retried() {
+    let sim = sim();
+    let host = MockHost::new(&sim.base_url());
+    host.add_contracts(4);
+    host.set_param("request_timeout_secs", json!(1));
+    let s = session("hang");
+    api::execute(&host, option_request(&s, "check", &host.keys()[..1])).unwrap();
+    // The first upload hangs past the timeout; the retry goes through.
+    sim.state().set_faults(tae_sim::FaultConfig {
+        hang_rate: tae_sim::RateMap(std::collections::BTreeMap::from([(
+            format!("POST {}", tae_sim::api::UPLOAD),
+            0.3,
+        )])),
+        hang_ms: Some(3_000),
+        ..Default::default()
+    });
+    let t = std::time::Instant::now();
+    let r = api::execute(&host, send_request(&s, &host.keys())).unwrap();
+    assert_eq!(outcomes(&r), ["sent"; 4], "{r:#}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(8));
+    assert!(
+        sim.state().counter("POST", tae_sim::api::UPLOAD) > 4,
+        "no upload hung: {:?}",
+        sim.state().counters()
+    );
+    // Drafts left by a timed-out upload are never published.
+    assert_eq!(published(&sim), 4);
+    sim.shutdown();
+}
+
+#[test]
+fn a_cancelled_relogin_stops_the_batch_cleanly() {
+    let sim = sim();
+    let host = MockHost::new(&sim.base_url());
+    host.add_contracts(5);
+    host.set_param("max_concurrency", json!(1));
+    let s = session("relogin");
+    api::execute(&host, option_request(&s, "check", &host.keys()[..1])).unwrap();
+    sim.state().expire_tokens();
+    host.auth_script
+        .borrow_mut()
+        .push_back(json!({"cancelled": true}));
+    let r = api::execute(&host, send_request(&s, &host.keys())).unwrap();
+    let o = outcomes(&r);
+    assert_eq!(o[0], "failed", "{r:#}");
+    assert_eq!(o[1..], ["not_processed"; 4]);
+    assert!(r["results"][1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cancelada"));
+    assert_eq!(doc_count(&sim), 0);
+    // The session's token was dropped: the next run asks again and works.
+    let r = api::execute(&host, send_request(&s, &host.keys())).unwrap();
+    assert_eq!(outcomes(&r), ["sent"; 5], "{r:#}");
+    sim.shutdown();
+}

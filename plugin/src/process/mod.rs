@@ -69,13 +69,20 @@ impl OptionKind {
         }
     }
 
-    fn needs(self) -> &'static [Need] {
-        match self {
-            OptionKind::Send => &[Need::Send, Need::Query, Need::CreateUsers],
-            OptionKind::Delete => &[Need::Delete, Need::Query],
-            OptionKind::UpdateEmails => &[Need::Send, Need::Query, Need::CreateUsers],
-            OptionKind::Check | OptionKind::Download => &[Need::Query],
+    /// The TAE permissions the option needs. Registering recipients (create users) is only
+    /// needed when they authenticate with a TAE login.
+    fn needs(self, auth_type: config::RecipientAuthType) -> Vec<Need> {
+        let mut needs = match self {
+            OptionKind::Send | OptionKind::UpdateEmails => vec![Need::Send, Need::Query],
+            OptionKind::Delete => vec![Need::Delete, Need::Query],
+            OptionKind::Check | OptionKind::Download => vec![Need::Query],
+        };
+        if matches!(self, OptionKind::Send | OptionKind::UpdateEmails)
+            && auth_type == config::RecipientAuthType::Login
+        {
+            needs.push(Need::CreateUsers);
         }
+        needs
     }
 }
 
@@ -298,12 +305,19 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     let session = req.session.clone();
     // The contracts and their records first: an empty selection never prompts.
     let items = resolve_items(api, &req.invoked_from, option)?;
+    log::info!(
+        "execute {} requested by {} over {} contract(s)",
+        option.as_str(),
+        user.who(),
+        items.len()
+    );
     if items.is_empty() {
         return Ok(response(option, Vec::new(), false, Vec::new(), started));
     }
     let fut = async move {
         let auth = Auth::establish(api, state.clone(), params, client, &session, user).await?;
-        auth.check_permissions(option.needs()).await?;
+        auth.check_permissions(&option.needs(auth.params.recipient_auth_type))
+            .await?;
         auth.ensure_rm_user().await?;
         let (results, cancelled) = match &plan {
             Plan::Send(p) => run_batch(&auth, &items, |it| send::run(&auth, p, it)).await,
@@ -320,6 +334,13 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
             }
         };
         let notices = auth.notices.borrow().clone();
+        log::info!(
+            "execute {}: {} contract(s) in {} ms{}",
+            option.as_str(),
+            results.len(),
+            started.elapsed().as_millis(),
+            if cancelled { " (cancelled)" } else { "" }
+        );
         Ok::<_, PluginError>(response(option, results, cancelled, notices, started))
     };
     let state = crate::state::get()?;
@@ -594,6 +615,10 @@ pub async fn locate_document(
                 if c < since {
                     return None;
                 }
+            }
+            // A cancelled copy is never adopted.
+            if status == crate::tae::api::STATUS_CANCELLED {
+                return None;
             }
             Some((id, status, created))
         })
