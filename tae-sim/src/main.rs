@@ -63,6 +63,9 @@ struct Args {
     /// Answer 404 on D5 (documentos-empresa), to exercise a client's fallback.
     #[arg(long)]
     no_many_ids: bool,
+    /// Print one stderr line per TAE request (method, path, status, time, injected fault).
+    #[arg(long, short = 'v')]
+    verbose: bool,
     /// Largest accepted PDF (MB).
     #[arg(long, default_value_t = 20)]
     max_upload_mb: usize,
@@ -119,6 +122,7 @@ fn main() {
         cert_dir: args.cert_dir.clone(),
         max_upload_mb: args.max_upload_mb,
         many_ids: !args.no_many_ids,
+        log_requests: args.verbose,
     }) {
         Ok(s) => s,
         Err(e) => {

@@ -26,6 +26,8 @@ pub struct DropConnection;
 #[derive(Debug, Clone)]
 pub struct RouteOptions {
     pub max_upload_bytes: usize,
+    /// One stderr line per TAE request (method, path, status, time, injected fault).
+    pub log_requests: bool,
 }
 
 #[derive(Clone)]
@@ -734,15 +736,40 @@ async fn faults_layer(
     request: Request,
     next: Next,
 ) -> Response {
+    let started = std::time::Instant::now();
     let method = request.method().as_str().to_string();
+    let path = request.uri().path().to_string();
     let template = matched.as_str().to_string();
     let decision = state.sim.inner.lock().count_and_decide(&method, &template);
+    let (fault, response) = apply_faults(&state, &decision, &template, request, next).await;
+    if state.options.log_requests {
+        let status = if response.extensions().get::<DropConnection>().is_some() {
+            "dropped".to_string()
+        } else {
+            response.status().as_u16().to_string()
+        };
+        eprintln!(
+            "tae-sim: {method} {path} -> {status} ({} ms){}",
+            started.elapsed().as_millis(),
+            fault.map(|f| format!(" [fault: {f}]")).unwrap_or_default()
+        );
+    }
+    response
+}
+
+async fn apply_faults(
+    state: &AppState,
+    decision: &crate::faults::FaultDecision,
+    template: &str,
+    request: Request,
+    next: Next,
+) -> (Option<&'static str>, Response) {
     if decision.latency_ms > 0 {
         sleep_or_shutdown(&state.sim, Duration::from_millis(decision.latency_ms)).await;
     }
     if let Some(retry_after) = decision.rate_limited {
         let mut response = fail_for(
-            &template,
+            template,
             SimError {
                 status: 429,
                 message: api::MSG_RATE_LIMITED.to_string(),
@@ -753,30 +780,33 @@ async fn faults_layer(
             HeaderValue::from_str(&retry_after.to_string())
                 .unwrap_or(HeaderValue::from_static("1")),
         );
-        return response;
+        return (Some("429"), response);
     }
     if let Some(status) = decision.error_status {
-        return fail_for(
-            &template,
+        let response = fail_for(
+            template,
             SimError {
                 status,
                 message: api::MSG_INTERNAL.to_string(),
             },
         );
+        return (Some("5xx"), response);
     }
+    let mut fault = None;
     if let Some(hang_ms) = decision.hang_ms {
+        fault = Some("hang");
         sleep_or_shutdown(&state.sim, Duration::from_millis(hang_ms)).await;
         if state.sim.is_shutting_down() {
-            return dropped();
+            return (fault, dropped());
         }
     }
     match decision.drop_after {
-        Some(false) => dropped(),
+        Some(false) => (Some("drop before processing"), dropped()),
         Some(true) => {
             let _ = next.run(request).await;
-            dropped()
+            (Some("drop after processing"), dropped())
         }
-        None => next.run(request).await,
+        None => (fault, next.run(request).await),
     }
 }
 

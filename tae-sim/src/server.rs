@@ -34,6 +34,8 @@ pub struct SimOptions {
     pub max_upload_mb: usize,
     /// D5 (`documentos-empresa`) served (default true).
     pub many_ids: bool,
+    /// One stderr line per TAE request (default false).
+    pub log_requests: bool,
 }
 
 impl Default for SimOptions {
@@ -46,6 +48,7 @@ impl Default for SimOptions {
             cert_dir: None,
             max_upload_mb: 20,
             many_ids: true,
+            log_requests: false,
         }
     }
 }
@@ -101,6 +104,7 @@ impl SimServer {
             sim: state.clone(),
             options: RouteOptions {
                 max_upload_bytes: options.max_upload_mb.max(1) * 1024 * 1024,
+                log_requests: options.log_requests,
             },
         })
         .merge(crate::portal::router(state.clone()))
