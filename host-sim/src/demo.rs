@@ -144,6 +144,8 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     );
     let sim = tae_sim::SimServer::start(tae_sim::SimOptions::default())
         .map_err(|e| format!("cannot start tae-sim: {e}"))?;
+    // As in the real service: a recipient who logs in must have confirmed their account.
+    sim.state().set_strict_signers(true);
     let base = sim.base_url();
     out.say(format!(
         "  tae-sim em {base} (administrador {})",
@@ -357,11 +359,11 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     to_sign.sort();
     let mut signed_in_portal = Vec::new();
     for (key, doc, _) in &to_sign {
-        match portal.act_all(*doc) {
+        match portal.confirm_and_act_all(*doc) {
             Ok(d) => {
                 signed_in_portal.push(key.clone());
                 out.say(format!(
-                    "  documento {doc} (contrato {key}): assinado — situação no TAE: {}",
+                    "  documento {doc} (contrato {key}): conta confirmada e assinado — situação no TAE: {}",
                     d.get("status_name").and_then(Value::as_str).unwrap_or("?")
                 ));
             }

@@ -122,6 +122,36 @@ impl Portal {
         Ok(last)
     }
 
+    /// Like the responsibles do: each pending recipient first confirms their TAE account (the
+    /// e-mail TAE sent when the plugin registered them), then acts. A recipient that is not a
+    /// TAE user (e.g. e-mail-code authentication) just acts.
+    pub fn confirm_and_act_all(&self, id: i64) -> Result<Value, String> {
+        let doc = self.document(id)?;
+        let emails: Vec<String> = doc
+            .get("recipients")
+            .and_then(Value::as_array)
+            .map(|rs| {
+                rs.iter()
+                    .filter(|r| r.get("state").and_then(Value::as_str) == Some("pending"))
+                    .filter_map(|r| Some(r.get("email")?.as_str()?.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut confirm_errors = Vec::new();
+        for email in &emails {
+            if let Err(e) = self.confirm_user(email) {
+                confirm_errors.push(e);
+            }
+        }
+        self.act_all(id).map_err(|e| {
+            if confirm_errors.is_empty() {
+                e
+            } else {
+                format!("{e} (confirmation: {})", confirm_errors.join("; "))
+            }
+        })
+    }
+
     /// The user confirms their e-mail (and sets a password, when given).
     pub fn confirm_user(&self, email: &str) -> Result<Value, String> {
         self.post("/_sim/users/confirm", &json!({ "email": email }))

@@ -1,0 +1,204 @@
+//! The demo, end to end, through the built plugin: asserts the final state in the school
+//! database (SQLite) and in tae-sim.
+
+use host_sim::db::{SchoolDb, ACTIVE_STATUSES};
+use host_sim::demo::{self, DemoOptions, DEMO_NEW_EMAIL, DEMO_REJECTION_REASON};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use tae_edu_tests::{active_per_contract, plugin, tae_status_of};
+
+#[test]
+fn demo_runs_end_to_end_and_leaves_a_consistent_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = demo::run(DemoOptions {
+        output_dir: dir.path().join("demo-output"),
+        quiet: true,
+        progress_bar: false,
+        plugin: Some(plugin()),
+    })
+    .expect("the demo starts");
+    assert!(
+        outcome.problems.is_empty(),
+        "demo problems: {:#?}",
+        outcome.problems
+    );
+    assert!(
+        outcome.elapsed_ms < 120_000,
+        "demo took {} ms",
+        outcome.elapsed_ms
+    );
+
+    // Every step answered OK.
+    for step in &outcome.steps {
+        assert_eq!(
+            step.status, 0,
+            "step {} failed: {}",
+            step.name, step.response
+        );
+    }
+    // Authenticated once per session; the RM user registered through the CPF screen once.
+    assert_eq!(outcome.auth_screens, 1);
+    assert_eq!(outcome.cpf_screens, 1);
+
+    // The two contracts with bad data failed, naming the field; nothing else failed.
+    let failed: BTreeMap<String, String> = outcome.failed_to_send.iter().cloned().collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.values().any(|m| m.contains("e-mail")), "{failed:?}");
+    assert!(failed.values().any(|m| m.contains("CPF")), "{failed:?}");
+
+    // The second send sent nothing.
+    let again = outcome.step("send_again").unwrap();
+    assert!(again.response["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["outcome"] != "sent"));
+
+    // --- the school database, through a fresh connection
+    let db = SchoolDb::open(&outcome.db_path).unwrap();
+    let statuses: BTreeMap<String, String> = db.contract_statuses().unwrap().into_iter().collect();
+    assert_eq!(statuses.len(), 14);
+    let assinados: BTreeSet<String> = statuses
+        .iter()
+        .filter(|(_, s)| *s == "Assinado")
+        .map(|(k, _)| k.clone())
+        .collect();
+    let signed: BTreeSet<String> = outcome.signed_in_portal.iter().cloned().collect();
+    assert_eq!(
+        assinados, signed,
+        "exactly the contracts signed in the portal are \"Assinado\""
+    );
+    assert_eq!(assinados.len(), 9);
+    let rejected = outcome.rejected.clone().expect("one rejected");
+    let updated = outcome.email_updated.clone().expect("one e-mail updated");
+    let deleted = outcome.deleted.clone().expect("one deleted");
+    for k in [&rejected, &updated, &deleted] {
+        assert_eq!(statuses[k], "Ativo", "{k}");
+    }
+    for k in failed.keys() {
+        assert_eq!(statuses[k], "Ativo", "{k}");
+    }
+
+    let records = db.all_records().unwrap();
+    let with_document: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["document_id"].is_i64())
+        .collect();
+    assert_eq!(
+        with_document.len(),
+        12,
+        "one published document per sent contract"
+    );
+    let status_of = |key: &str| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r["record_key"] == key)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for k in &assinados {
+        assert_eq!(status_of(k), vec!["finalizado"], "{k}");
+    }
+    assert_eq!(status_of(&rejected), vec!["rejeitado"]);
+    assert_eq!(status_of(&updated), vec!["pendente"]);
+    assert_eq!(status_of(&deleted), vec!["cancelado"]);
+    for k in failed.keys() {
+        assert!(
+            status_of(k)
+                .iter()
+                .all(|s| !ACTIVE_STATUSES.contains(&s.as_str())),
+            "a failed contract has an active record: {k}"
+        );
+    }
+    let rec = |key: &str| {
+        records
+            .iter()
+            .find(|r| r["record_key"] == key && r["document_id"].is_i64())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(rec(&rejected)["rejection_reason"], DEMO_REJECTION_REASON);
+    assert!(rec(&deleted)["deleted_by"].is_string() && rec(&deleted)["deleted_at"].is_string());
+    let updated_record = rec(&updated);
+    let updated_emails: Vec<&str> = updated_record["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["email"].as_str())
+        .collect();
+    assert!(
+        updated_emails.contains(&DEMO_NEW_EMAIL),
+        "{updated_emails:?}"
+    );
+    // No contract ever has two active documents.
+    assert!(active_per_contract(&records).values().all(|n| *n <= 1));
+    // Every record carries its history.
+    for r in &with_document {
+        let kinds: Vec<&str> = r["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        assert!(!kinds.is_empty(), "record {} without events", r["id"]);
+        assert!(
+            r["sha256"].as_str().is_some_and(|s| s.len() == 64),
+            "{}",
+            r["id"]
+        );
+    }
+    // The signed PDFs were stored on the records.
+    let files = db.record_files().unwrap();
+    assert_eq!(files.len(), 9, "{files:?}");
+
+    // --- tae-sim agrees
+    let state = outcome.sim.state();
+    let documents = state.documents();
+    assert_eq!(documents.len(), 12, "no document published twice");
+    for r in &with_document {
+        let id = r["document_id"].as_u64().unwrap();
+        let doc = state
+            .document(id)
+            .unwrap_or_else(|| panic!("document {id} not in tae-sim"));
+        let expected = tae_status_of(r["status"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            doc["status"].as_i64(),
+            Some(expected),
+            "document {id}: {doc}"
+        );
+        assert_eq!(doc["sha256"], r["sha256"], "document {id}");
+    }
+    // The RM user was registered in TAE with the CPF typed in the screen.
+    let rm_user = db.user(host_sim::seed::DEMO_RM_USER).unwrap().unwrap();
+    assert!(
+        state.user(&rm_user.email).is_some(),
+        "RM user not registered in TAE"
+    );
+
+    // The PDFs the report rendered are where the summary says, and are real PDFs.
+    let sent: Vec<_> = std::fs::read_dir(&outcome.sent_pdf_dir)
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(sent.len() >= 12, "{} PDFs", sent.len());
+    let first = std::fs::read(sent[0].path()).unwrap();
+    assert!(lopdf::Document::load_mem(&first).unwrap().get_pages().len() >= 2);
+    let signed_files: Vec<_> = walk(&outcome.signed_pdf_dir);
+    assert_eq!(signed_files.len(), 9);
+    outcome.sim.shutdown();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
