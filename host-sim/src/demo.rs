@@ -209,6 +209,10 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     };
     let show_execute = |out: &Out, step: &DemoStep, problems: &mut Vec<String>| {
         if step.status == 0 {
+            let notices = table::notices(&step.response);
+            if !notices.is_empty() {
+                out.say(notices);
+            }
             out.say(table::execute_results(&step.response));
             out.say(format!(
                 "  resumo: {} — {} ms",

@@ -210,6 +210,14 @@ fn open_session(lib: &Option<PathBuf>, c: &Common) -> Result<Session, String> {
             let sim = tae_sim::SimServer::start(tae_sim::SimOptions::default())
                 .map_err(|e| format!("cannot start tae-sim: {e}"))?;
             eprintln!("host-sim: embedded tae-sim at {}", sim.base_url());
+            if !db.all_records().map_err(|e| e.to_string())?.is_empty() {
+                eprintln!(
+                    "host-sim: aviso: o tae-sim embutido começa vazio a cada comando, então os documentos \
+                     registrados em {} não existem nele. Para vários comandos seguidos, rode um tae-sim \
+                     (`cargo run -p tae-sim`) e use --tae-url; ou use `host-sim demo`.",
+                    c.db.display()
+                );
+            }
             db.configure_tae(
                 &sim.base_url(),
                 tae_sim::ADMIN_EMAIL,
@@ -306,6 +314,10 @@ fn cmd_execute(lib: &Option<PathBuf>, a: ExecuteArgs) -> Result<ExitCode, String
             serde_json::to_string_pretty(&response).unwrap_or_default()
         );
     } else if status == 0 {
+        let notices = table::notices(&response);
+        if !notices.is_empty() {
+            println!("{notices}");
+        }
         println!("{}", table::execute_results(&response));
         println!("  {}", table::execute_summary(&response));
     } else {

@@ -74,6 +74,9 @@ pub fn execute_results(response: &Value) -> String {
         .get("results")
         .and_then(Value::as_array)
         .unwrap_or(&empty);
+    // Sorted by contract key for reading; `--json` shows the plugin's own order.
+    let mut results: Vec<&Value> = results.iter().collect();
+    results.sort_by_key(|r| s(r, "contract_key"));
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
@@ -86,6 +89,22 @@ pub fn execute_results(response: &Value) -> String {
         })
         .collect();
     render(&["Contrato", "Resultado", "Documento", "Mensagem"], &rows)
+}
+
+/// The plugin's notices (e.g. "the RM user was registered in TAE; confirm the e-mail"), one
+/// per line, or an empty string.
+pub fn notices(response: &Value) -> String {
+    response
+        .get("notices")
+        .and_then(Value::as_array)
+        .map(|ns| {
+            ns.iter()
+                .filter_map(Value::as_str)
+                .map(|n| format!("  aviso: {n}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
 }
 
 /// One line with the summary of an `execute` response.
