@@ -1,9 +1,9 @@
 //! The C ABI boundary: the `tae_edu_*` exports and the host callback table (`TaeEduHost`).
 //!
 //! This is the only module with `unsafe`, raw pointers and `extern "C"`. Every export's whole body
-//! sits inside [`ffi_boundary!`], so a panic becomes [`Status::Panic`] plus an error JSON, never
+//! sits inside `ffi_boundary!`, so a panic becomes [`Status::Panic`] plus an error JSON, never
 //! an unwind into the host. Raw pointers become references or slices only through the checked
-//! helpers below ([`request_bytes`], [`FfiHost::from_raw`], [`ResponseSlot`]). The JSON exports
+//! helpers below (`request_bytes`, [`FfiHost::from_raw`], `ResponseSlot`). The JSON exports
 //! then hand a parsed request and a [`FfiHost`] (the table wrapped as a safe [`Host`]) to
 //! [`crate::api`].
 //!
