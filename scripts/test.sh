@@ -9,10 +9,10 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo build --workspace"
-cargo build --workspace --locked
+cargo build --workspace
 
 step "cargo test --workspace"
-cargo test --workspace --locked
+cargo test --workspace
 
 step "header drift check (include/tae_edu.h vs cbindgen 0.29.4)"
 scripts/check-header.sh
