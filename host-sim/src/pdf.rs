@@ -63,6 +63,7 @@ enum Block {
     Gap(f32),
     Rule,
     Signature(String),
+    PageBreak,
 }
 
 /// Formats cents as Brazilian reais: `R$ 1.289,50`.
@@ -84,6 +85,14 @@ pub fn brl(cents: i64) -> String {
         grouped,
         cents % 100
     )
+}
+
+/// `2007-03-14` → `14/03/2007` (anything else unchanged).
+fn br_date(iso: &str) -> String {
+    match chrono::NaiveDate::parse_from_str(iso, "%Y-%m-%d") {
+        Ok(d) => d.format("%d/%m/%Y").to_string(),
+        Err(_) => iso.to_string(),
+    }
 }
 
 /// Greedy word wrap at `width` characters.
@@ -212,7 +221,8 @@ fn blocks(c: &Contract, opts: &ReportOptions) -> Vec<Block> {
             c.ra,
             c.student_birth_date
                 .as_deref()
-                .unwrap_or("data não informada")
+                .map(br_date)
+                .unwrap_or_else(|| "data não informada".into())
         ),
     ));
     b.push(Block::Gap(2.0));
@@ -241,6 +251,9 @@ fn blocks(c: &Contract, opts: &ReportOptions) -> Vec<Block> {
         }
         b.push(Block::Gap(2.5));
     }
+    // The closing and the signatures never share the first page (every contract has at least
+    // two pages, as RM's report does).
+    b.push(Block::PageBreak);
     b.push(text(
         Style::Body,
         format!(
@@ -311,24 +324,31 @@ pub fn render_contract_pdf(contract: &Contract, opts: &ReportOptions) -> Vec<u8>
         pages.push(Vec::new());
         *y = TOP;
     };
-    // Force the signature block onto its own page after the clauses, so every contract has at
-    // least two pages, as the RM report does.
-    let first_signature = blocks
-        .iter()
-        .position(|b| matches!(b, Block::Signature(_)))
-        .unwrap_or(blocks.len());
-    let mut forced_break_done = false;
-    for (i, block) in blocks.iter().enumerate() {
+    // Wrap every body paragraph to the page width.
+    let blocks: Vec<Block> = blocks
+        .into_iter()
+        .flat_map(|b| match b {
+            Block::Text(Style::Body, t) => wrap(&t, WRAP_AT)
+                .into_iter()
+                .map(|l| Block::Text(Style::Body, l))
+                .collect::<Vec<_>>(),
+            other => vec![other],
+        })
+        .collect();
+    for block in &blocks {
         let needed = match block {
             Block::Text(s, _) => s.line_height_mm(),
             Block::Gap(g) => *g,
             Block::Rule => 4.0,
             Block::Signature(_) => 12.0,
+            Block::PageBreak => 0.0,
         };
-        if i + 2 >= first_signature && !forced_break_done && pages.len() == 1 {
-            // the closing sentence and signatures start page 2
-            new_page(&mut pages, &mut y);
-            forced_break_done = true;
+        if matches!(block, Block::PageBreak) {
+            // Only while still on the first page: the contract always has two pages or more.
+            if pages.len() == 1 {
+                new_page(&mut pages, &mut y);
+            }
+            continue;
         }
         if y - needed < BOTTOM {
             new_page(&mut pages, &mut y);
@@ -352,6 +372,7 @@ pub fn render_contract_pdf(contract: &Contract, opts: &ReportOptions) -> Vec<u8>
                 text_at(ops, MARGIN_X + 20.0, y, Style::Small, label);
                 y -= 1.0;
             }
+            Block::PageBreak => {}
         }
     }
     let total = pages.len();
@@ -457,6 +478,8 @@ mod tests {
         for needle in [
             "João Ávila",
             "Conceição",
+            "PRESTAÇÃO DE SERVIÇOS",
+            "até a data",
             "Enfermagem",
             "2026/1",
             "R$ 1.289,50",
