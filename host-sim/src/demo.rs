@@ -602,6 +602,23 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         problems.push(format!("contracts with two active documents: {doubled:?}"));
     }
 
+    // The plugin only ever appends to a record's history.
+    for w in host.host_warnings() {
+        problems.push(format!("host: {w}"));
+    }
+    if host.foreign_thread_calls() > 0 {
+        problems.push(format!(
+            "{} host callback(s) came from a thread other than the caller's",
+            host.foreign_thread_calls()
+        ));
+    }
+    if host.outstanding_buffers() != 0 {
+        problems.push(format!(
+            "{} host buffer(s) not freed by the plugin",
+            host.outstanding_buffers()
+        ));
+    }
+
     let auth_screens = host
         .ui_requests()
         .iter()
