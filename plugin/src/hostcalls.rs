@@ -62,7 +62,9 @@ impl<'h> HostApi<'h> {
     pub fn json(&self, method: &str, request: &Value) -> Result<Value, PluginError> {
         let bytes = self.raw(method, request).map_err(host_err)?;
         if bytes.is_empty() {
-            return Ok(json!({}));
+            return Err(PluginError::host(format!(
+                "host method {method} answered success with no response"
+            )));
         }
         serde_json::from_slice(&bytes).map_err(|e| {
             PluginError::host(format!("host method {method}: invalid JSON answer: {e}"))
@@ -97,7 +99,12 @@ impl<'h> HostApi<'h> {
 
     pub fn params(&self) -> Result<Value, PluginError> {
         let v = self.json("params.get", &json!({}))?;
-        Ok(v.get("values").cloned().unwrap_or(Value::Null))
+        match v.get("values") {
+            Some(values @ Value::Object(_)) => Ok(values.clone()),
+            _ => Err(PluginError::host(
+                "host method params.get: no \"values\" object in the answer",
+            )),
+        }
     }
 
     pub fn contracts_get(

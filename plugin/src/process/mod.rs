@@ -235,6 +235,38 @@ fn check_keys(params: &Value, allowed: &[&str]) -> Result<(), PluginError> {
     }
 }
 
+fn download_kind(params: &Value) -> Result<u8, PluginError> {
+    match params.get("kind") {
+        None | Some(Value::Null) => Ok(2),
+        Some(v) => match v.as_u64() {
+            Some(k @ 1..=4) => Ok(k as u8),
+            _ => Err(PluginError::invalid_request(
+                "params.kind must be 1, 2, 3 or 4",
+            )),
+        },
+    }
+}
+
+/// Checks the option's parameters as far as possible without the host: unknown fields, shapes,
+/// people lists, the download kind.
+fn precheck(option: OptionKind, params: &Value) -> Result<(), PluginError> {
+    match option {
+        OptionKind::Send => {
+            check_keys(params, send::PARAM_KEYS)?;
+            send::precheck(params)
+        }
+        OptionKind::UpdateEmails => {
+            check_keys(params, update_emails::PARAM_KEYS)?;
+            update_emails::UpdatePlan::new(params).map(|_| ())
+        }
+        OptionKind::Delete | OptionKind::Check => check_keys(params, &[]),
+        OptionKind::Download => {
+            check_keys(params, &["kind"])?;
+            download_kind(params).map(|_| ())
+        }
+    }
+}
+
 /// The option with its parsed, validated parameters (before any screen or request).
 enum Plan {
     Send(Box<send::SendPlan>),
@@ -253,6 +285,8 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
             "execute request: empty session",
         ));
     }
+    // The request's own shape is checked before any host call or screen.
+    precheck(req.option, &req.params)?;
     let api = HostApi::new(host);
     if !api.has_permission(&req.session)? {
         return Err(PluginError::permission(
@@ -265,37 +299,13 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     }
     let params = config::parse(&api.params()?, false).map_err(config::invalid_config)?;
     let plan = match req.option {
-        OptionKind::Send => {
-            check_keys(&req.params, send::PARAM_KEYS)?;
-            Plan::Send(Box::new(send::SendPlan::new(api, &params, &req.params)?))
-        }
+        OptionKind::Send => Plan::Send(Box::new(send::SendPlan::new(api, &params, &req.params)?)),
         OptionKind::UpdateEmails => {
-            check_keys(&req.params, update_emails::PARAM_KEYS)?;
             Plan::UpdateEmails(update_emails::UpdatePlan::new(&req.params)?)
         }
-        OptionKind::Delete => {
-            check_keys(&req.params, &[])?;
-            Plan::Delete
-        }
-        OptionKind::Check => {
-            check_keys(&req.params, &[])?;
-            Plan::Check
-        }
-        OptionKind::Download => {
-            check_keys(&req.params, &["kind"])?;
-            let kind = match req.params.get("kind") {
-                None | Some(Value::Null) => 2,
-                Some(v) => match v.as_u64() {
-                    Some(k @ 1..=4) => k as u8,
-                    _ => {
-                        return Err(PluginError::invalid_request(
-                            "params.kind must be 1, 2, 3 or 4",
-                        ))
-                    }
-                },
-            };
-            Plan::Download(kind)
-        }
+        OptionKind::Delete => Plan::Delete,
+        OptionKind::Check => Plan::Check,
+        OptionKind::Download => Plan::Download(download_kind(&req.params)?),
     };
     let user = api.user_current(&req.session)?;
     let state = crate::state::get()?;

@@ -73,6 +73,54 @@ pub fn check_pdf(bytes: &[u8], max_bytes: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The request's shape, before any host call: the source, the people lists, the template.
+pub fn precheck(p: &Value) -> Result<(), PluginError> {
+    match p.get("source") {
+        Some(s) => match (s.get("kind").and_then(Value::as_str), s.as_object()) {
+            (Some("file"), Some(o)) if o.len() == 2 && s.get("path").is_some_and(Value::is_string) => {}
+            (Some("report"), Some(o))
+                if o.len() == 2 && s.get("report_code").is_some_and(Value::is_string) => {}
+            _ => {
+                return Err(PluginError::invalid_request(
+                    "params.source must be {\"kind\":\"file\",\"path\"} or {\"kind\":\"report\",\"report_code\"}",
+                ))
+            }
+        },
+        None => {
+            return Err(bad(
+                "Informe a origem do documento (arquivo PDF ou relatório).",
+                "params.source is missing",
+            ))
+        }
+    }
+    for (name, cpf_required) in [
+        ("extra_signers", true),
+        ("validators", false),
+        ("witnesses", false),
+    ] {
+        super::people_param(p, name, cpf_required)?;
+    }
+    if let Some(t) = p.get("document_name_template") {
+        let t = t.as_str().ok_or_else(|| {
+            PluginError::invalid_request("params.document_name_template must be a string")
+        })?;
+        config::check_template(t).map_err(|m| {
+            bad(
+                format!("Modelo do nome do documento inválido: {m}"),
+                m.clone(),
+            )
+        })?;
+    }
+    for name in ["subject", "body"] {
+        if p.get(name).is_some_and(|v| !v.is_string() && !v.is_null()) {
+            return Err(PluginError::invalid_request(format!(
+                "params.{name} must be a string"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl SendPlan {
     pub fn new(host: HostApi<'_>, params: &Params, p: &Value) -> Result<SendPlan, PluginError> {
         let max_bytes = params.max_file_mb * 1024 * 1024;
@@ -223,6 +271,39 @@ pub fn financial_responsible(
     Ok((name, cpf, email))
 }
 
+/// The financial responsible validated, not repeated among the other recipients, and the
+/// document's recipients in order.
+#[allow(clippy::result_large_err)]
+fn validate_recipients(
+    item: &Item,
+    c: &Contract,
+    plan: &SendPlan,
+) -> Result<Vec<Recipient>, Outcome> {
+    let fr = financial_responsible(item, c)?;
+    if let Some(p) = plan
+        .extra_signers
+        .iter()
+        .chain(&plan.validators)
+        .chain(&plan.witnesses)
+        .find(|p| same_email(&p.email, &fr.2))
+    {
+        return Err(Outcome::failed_field(
+            item,
+            "financial_responsible.email",
+            format!(
+                "o e-mail {} do responsável financeiro é o mesmo de outro destinatário ({})",
+                fr.2, p.name
+            ),
+        ));
+    }
+    Ok(recipients(
+        (&fr.0, &fr.1, &fr.2),
+        &plan.extra_signers,
+        &plan.validators,
+        &plan.witnesses,
+    ))
+}
+
 fn recipient(p: &Person, role: Role) -> Recipient {
     Recipient {
         email: p.email.clone(),
@@ -334,29 +415,38 @@ fn file_name_for(c: &Contract, plan: &SendPlan) -> String {
 /// Publishes a draft; on an ambiguous failure (or "already published") reads the document
 /// first and publishes again only while it is still a draft. Answers TAE's resulting status.
 async fn publish_checked(auth: &Auth<'_>, body: &Value, id: i64) -> Result<i64, TaeError> {
-    let first = auth
-        .call(|t| async move { auth.client.publish(&t, body).await })
-        .await;
-    let err = match first {
-        Ok(()) => return Ok(api::STATUS_PENDING),
-        Err(e) => e,
-    };
-    let ambiguous = matches!(err.kind, ErrorKind::Transient | ErrorKind::Protocol)
-        || (err.kind == ErrorKind::Rejected && err.message.to_lowercase().contains("publicado"));
-    if !ambiguous {
-        return Err(err);
+    const PUBLISH_ATTEMPTS: usize = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let err = match auth
+            .call(|t| async move { auth.client.publish(&t, body).await })
+            .await
+        {
+            Ok(()) => return Ok(api::STATUS_PENDING),
+            Err(e) => e,
+        };
+        let ambiguous = matches!(err.kind, ErrorKind::Transient | ErrorKind::Protocol)
+            || (err.kind == ErrorKind::Rejected
+                && err.message.to_lowercase().contains("publicado"));
+        if !ambiguous {
+            return Err(err);
+        }
+        // The publish may have gone through: read the document before publishing again.
+        log::warn!("publish of document {id} ambiguous ({err}); reading its state");
+        let doc = auth
+            .call(|t| async move { auth.client.document(&t, id).await })
+            .await?;
+        let status = doc.get("status").and_then(Value::as_i64).unwrap_or(-1);
+        if status != api::STATUS_DRAFT {
+            return Ok(status);
+        }
+        if attempt >= PUBLISH_ATTEMPTS {
+            return Err(err);
+        }
+        let policy = crate::tae::client::retry_policy();
+        tokio::time::sleep(policy.base_delay * attempt as u32).await;
     }
-    log::warn!("publish of document {id} ambiguous ({err}); reading its state");
-    let doc = auth
-        .call(|t| async move { auth.client.document(&t, id).await })
-        .await?;
-    let status = doc.get("status").and_then(Value::as_i64).unwrap_or(-1);
-    if status != api::STATUS_DRAFT {
-        return Ok(status);
-    }
-    auth.call(|t| async move { auth.client.publish(&t, body).await })
-        .await?;
-    Ok(api::STATUS_PENDING)
 }
 
 pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
@@ -384,32 +474,8 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
             .with_record(r);
         }
     }
-    let fr = match financial_responsible(item, c) {
-        Ok(fr) => fr,
-        Err(o) => return o,
-    };
-    if let Some(p) = plan
-        .extra_signers
-        .iter()
-        .chain(&plan.validators)
-        .chain(&plan.witnesses)
-        .find(|p| same_email(&p.email, &fr.2))
-    {
-        return Outcome::failed_field(
-            item,
-            "financial_responsible.email",
-            format!(
-                "o e-mail {} do responsável financeiro é o mesmo de outro destinatário ({})",
-                fr.2, p.name
-            ),
-        );
-    }
-    let recips = recipients(
-        (&fr.0, &fr.1, &fr.2),
-        &plan.extra_signers,
-        &plan.validators,
-        &plan.witnesses,
-    );
+    // Validated lazily: adopting an already published document needs no recipient data.
+    let validated = validate_recipients(item, c, plan);
     let name = config::render_template(&plan.template, &c.template_values());
 
     // Reconcile a record left mid-send by an earlier run.
@@ -424,6 +490,11 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
             Ok(Some((id, status, _))) => {
                 r.document_id = Some(id);
                 if status == api::STATUS_DRAFT {
+                    let recips = match &validated {
+                        Ok(v) => v.clone(),
+                        Err(o) => return o.clone().with_record(&r),
+                    };
+                    r.recipients = recips.clone();
                     r.set_status(RecordStatus::Rascunho);
                     r.event(&by, "reconciled", format!("envio anterior interrompido: rascunho {id} encontrado no TAE; publicando"));
                     if let Err(m) = put(auth, &[&r]) {
@@ -432,7 +503,6 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                     if let Err(m) = ensure_signers_registered(auth, plan, &recips).await {
                         return Outcome::failed(item, m).with_record(&r);
                     }
-                    r.recipients = recips.clone();
                     return finish_publish(auth, plan, item, r, &name, &by).await;
                 }
                 let new_status = RecordStatus::from_tae(status).unwrap_or(RecordStatus::Pendente);
@@ -461,6 +531,15 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         }
     }
 
+    let recips = match validated {
+        Ok(v) => v,
+        Err(o) => {
+            return match &rec {
+                Some(r) => o.with_record(r),
+                None => o,
+            }
+        }
+    };
     // The PDF.
     let pdf: Rc<Vec<u8>> = match &plan.source {
         Source::File { bytes, .. } => bytes.clone(),

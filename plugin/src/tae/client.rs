@@ -479,7 +479,9 @@ impl TaeClient {
             "position": Value::Null, "acceptedTerm": false
         });
         let res = self
-            .send("register user", false, &|| {
+            // Retrying is safe: a registration that went through answers "already exists",
+            // which counts as success.
+            .send("register user", true, &|| {
                 self.request(Method::POST, &url, Some(token)).json(&body)
             })
             .await;

@@ -362,9 +362,9 @@ impl Host for MockHost {
 pub fn sim() -> tae_sim::SimServer {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tae_edu::tae::client::set_retry_policy(tae_edu::tae::RetryPolicy {
-        attempts: 4,
+        attempts: 6,
         budget: std::time::Duration::from_secs(8),
-        base_delay: std::time::Duration::from_millis(20),
+        base_delay: std::time::Duration::from_millis(10),
     });
     tae_sim::SimServer::start(tae_sim::SimOptions::default()).expect("tae-sim starts")
 }
