@@ -262,3 +262,44 @@ fn a_secret_in_a_host_answer_never_reaches_a_log_line_or_the_response() {
     );
     assert!(logs.iter().all(|(_, l, _)| !l.contains(secret)), "{logs:?}");
 }
+
+#[test]
+fn a_real_tls_run_logs_only_on_the_calling_thread_and_never_the_password() {
+    // configure "test" against tae-sim over HTTPS (its own CA): the TLS and HTTP work runs on the
+    // plugin's runtime workers while the export blocks the calling thread. At debug level
+    // (rustls, reqwest and hyper log too) every line the host receives must arrive on the
+    // calling thread, none with the service password.
+    let _serial = init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = tae_sim::SimServer::start(tae_sim::SimOptions {
+        tls: true,
+        ..tae_sim::SimOptions::default()
+    })
+    .expect("tae-sim starts with TLS");
+    let base = sim.base_url();
+    assert!(base.starts_with("https://"), "{base}");
+    let ca = sim.ca_cert_path().expect("a CA file");
+    let h = Host {
+        owner: thread::current().id(),
+        logs: Mutex::new(Vec::new()),
+        permission_answer: (1, r#"{"message":"unused"}"#.into()),
+    };
+    let request = json!({"action": "test", "values": {
+        "auth_url": format!("{base}/identityintegration"), "api_url": base,
+        "service_user": tae_sim::ADMIN_EMAIL, "service_password": tae_sim::ADMIN_PASSWORD,
+        "ca_file": ca.to_string_lossy(), "request_timeout_secs": 10}});
+    let (status, response) = call(tae_edu_configure, &h, &request);
+    assert_eq!(status, 0, "{response}");
+    let body: Value = serde_json::from_str(&response).unwrap();
+    assert_eq!(body["login_ok"], true, "{response}");
+    assert!(!response.contains(tae_sim::ADMIN_PASSWORD));
+    let logs = h.logs.lock().unwrap().clone();
+    assert!(!logs.is_empty());
+    assert!(logs.iter().all(|(_, _, on_owner)| *on_owner), "{logs:?}");
+    assert!(
+        logs.iter()
+            .all(|(_, l, _)| !l.contains(tae_sim::ADMIN_PASSWORD)),
+        "{logs:?}"
+    );
+    sim.shutdown();
+}
