@@ -240,6 +240,9 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     let t = Instant::now();
     let (status, response) = plugin.configure(&host, &json!({"action": "test"}));
     let step = run_step("configure_test", status, response, t);
+    if status == 0 && step.response["login_ok"] != true {
+        problems.push(format!("configure test: login failed: {}", step.response));
+    }
     if status == 0 {
         out.say(format!(
             "  {} (login_ok={}, {} ms)",

@@ -122,7 +122,7 @@ pub fn execute_summary(response: &Value) -> String {
         "partially_signed",
         "pending",
         "rejected",
-        "cancelled_docs",
+        "cancelled",
         "downloaded",
         "failed",
         "not_processed",
@@ -130,7 +130,7 @@ pub fn execute_summary(response: &Value) -> String {
     if let Some(obj) = sm.as_object() {
         let mut keys: Vec<&String> = obj
             .keys()
-            .filter(|k| !matches!(k.as_str(), "total" | "elapsed_ms" | "cancelled"))
+            .filter(|k| !matches!(k.as_str(), "total" | "elapsed_ms"))
             .collect();
         keys.sort_by_key(|k| {
             (
