@@ -16,6 +16,13 @@ use support::*;
 use tae_sim::{FaultConfig, Latency, NewUser, SimOptions};
 
 const THREADS: usize = 8;
+
+/// The tests of this file run one at a time: `tae_edu_shutdown` must find the plugin idle.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 const PER_THREAD: usize = 12;
 const USER_B: &str = "operador.b@escola.example";
 const PASSWORD_B: &str = "Operador#B2026";
@@ -30,6 +37,7 @@ struct ThreadResult {
 
 #[test]
 fn eight_threads_two_sessions_disjoint_contracts() {
+    let _serial = serial();
     let w = World::new(
         THREADS * PER_THREAD,
         SimOptions {
@@ -177,6 +185,7 @@ fn eight_threads_two_sessions_disjoint_contracts() {
 
 #[test]
 fn call_from_inside_a_host_callback_is_refused() {
+    let _serial = serial();
     let w = World::new(3, SimOptions::default());
     let p = w.plugin;
     let inner_status = Rc::new(Cell::new(-1));
@@ -235,6 +244,7 @@ fn call_from_inside_a_host_callback_is_refused() {
 
 #[test]
 fn shutdown_when_idle_then_a_new_call_works() {
+    let _serial = serial();
     let w = World::new(4, SimOptions::default());
     let first = w.send(&w.keys[..2]);
     assert_eq!(outcome_counts(&first).get("sent"), Some(&2), "{first}");

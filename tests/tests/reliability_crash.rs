@@ -94,8 +94,9 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
-    let started = Instant::now();
     let bin = host_sim_bin();
+    let started = Instant::now();
+    let mut rng = fastrand_like(SEED);
     let lib = host_sim::locate_plugin().expect("plugin");
     let sim = SimServer::start(SimOptions {
         seed: SEED,
@@ -114,16 +115,17 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
         assert_eq!(keys.len(), n);
         configure_db(&db, &sim);
     }
-    // A full send takes roughly 4 TAE requests per contract; each round is killed after a
-    // seeded number of requests, small enough that every round lands inside the batch.
-    let mut rng = fastrand_like(SEED);
-    let per_round = (4 * n / (kills + 1)).max(10) as u64;
+    // A send takes about 5 TAE requests per contract; each round is killed after a seeded
+    // number of requests drawn within its share of the remaining work, so the kills spread
+    // over the whole batch and each lands inside it.
     let mut killed = 0usize;
     let mut kill_log = Vec::new();
     for round in 0..kills {
         let base = sim.state().total_requests();
-        let target = base + 5 + rng.next() % per_round;
         let published_before = published(&sim);
+        let remaining = n.saturating_sub(published_before) as u64;
+        let window = (6 * remaining / (kills - round) as u64).max(10);
+        let target = base + 5 + rng.next() % window;
         let mut child = send_command(&bin, &lib, &db_path, &sim).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut exited = None;

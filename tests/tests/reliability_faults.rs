@@ -250,8 +250,12 @@ fn faults_send_check_update_delete_then_clean_rerun() {
         }
         assert_eq!(state.document_status(id), Some(2), "{k} finalised");
     }
+    // One D5 call reads every document at once; with D5 off the plugin reads them one by one
+    // (D3), so the faults hit the check of each contract.
+    state.set_many_ids(false);
     phases.switch(faulty(), "check");
     let check1 = w.run_keys("check", &keys, json!({}));
+    state.set_many_ids(true);
     std::thread::sleep(Duration::from_millis(HANG_MS + 500));
     assert_outcomes("check with faults", &check1, &keys, &["pending", "signed"]);
     for (k, r) in results_by_key(&check1) {
@@ -334,17 +338,21 @@ fn faults_send_check_update_delete_then_clean_rerun() {
     let up_failed = outcome_counts(&up1).get("failed").copied().unwrap_or(0);
     phases.switch(clean(), "update_emails rerun");
     let up2 = w.run_keys("update_emails", &changed, json!({}));
+    // Problems of this phase are collected (and asserted at the very end) so that the delete
+    // phase still runs and reports its figures.
+    let mut update_problems: Vec<String> = Vec::new();
     for (k, r) in results_by_key(&up2) {
         let before = results_by_key(&up1)[&k]["outcome"].clone();
         let o = r["outcome"].as_str().unwrap();
-        if before == "updated" {
-            assert_eq!(o, "skipped", "{k} was updated, rerun says {r}");
-        } else {
-            assert!(o == "updated" || o == "skipped", "{k}: {r}");
+        if before == "updated" && o != "skipped" {
+            update_problems.push(format!("{k} was updated, the clean rerun says {r}"));
+        } else if before != "updated" && o != "updated" && o != "skipped" {
+            update_problems.push(format!("{k} failed with faults, the clean rerun says {r}"));
         }
     }
     let records = w.records();
     let mut duplicate_recipients = 0usize;
+    let mut rerun_correct = 0usize;
     for k in &changed {
         let id = docs_by_key[k];
         let doc = tae_doc(&w, id);
@@ -358,24 +366,33 @@ fn faults_send_check_update_delete_then_clean_rerun() {
         let old = old_email[k].to_lowercase();
         let n_new = emails.iter().filter(|e| **e == new).count();
         duplicate_recipients += n_new.saturating_sub(1);
-        assert_eq!(n_new, 1, "{k}: document {id} recipients {emails:?}");
-        assert!(!emails.contains(&old), "{k}: old e-mail kept in {emails:?}");
         let rec = records
             .iter()
             .find(|r| r["record_key"] == k.as_str() && r["document_id"].as_u64() == Some(id))
             .unwrap();
-        assert_eq!(
-            rec["recipients"][0]["email"]
-                .as_str()
-                .map(str::to_lowercase),
-            Some(new),
-            "{k}: {rec}"
-        );
+        let rec_email = rec["recipients"][0]["email"]
+            .as_str()
+            .map(str::to_lowercase);
+        let mut ok = true;
+        if n_new != 1 {
+            ok = false;
+            update_problems.push(format!("{k}: document {id} recipients {emails:?}"));
+        }
+        if emails.contains(&old) {
+            ok = false;
+            update_problems.push(format!("{k}: old e-mail kept in document {id}: {emails:?}"));
+        }
+        if rec_email.as_deref() != Some(new.as_str()) {
+            ok = false;
+            update_problems.push(format!(
+                "{k}: the record's signer is {rec_email:?}, not {new}"
+            ));
+        }
+        rerun_correct += ok as usize;
     }
     figures(&format!(
-        "faults.update_emails contracts={} failed_with_faults={up_failed} rerun_correct={} duplicate_recipients={duplicate_recipients}",
+        "faults.update_emails contracts={} failed_with_faults={up_failed} rerun_correct={rerun_correct} duplicate_recipients={duplicate_recipients}",
         changed.len(),
-        changed.len()
     ));
 
     // ---- delete with faults
@@ -421,13 +438,84 @@ fn faults_send_check_update_delete_then_clean_rerun() {
         delete_keys.len()
     ));
     figures(&format!(
-        "faults.total requests={} injected={} (5xx={} 429={} hangs={} drops={}) duplicates=0 lost=0 elapsed_s={}",
+        "faults.total requests={} injected={} (5xx={} 429={} hangs={} drops={}) duplicates={} lost={} elapsed_s={}",
         injected.requests,
         injected.total(),
         injected.errors_5xx,
         injected.rate_limited_429,
         injected.hangs,
         injected.drops,
+        a.duplicates.len(),
+        keys.iter().filter(|k| a.published_count(k) == 0).count(),
         started.elapsed().as_secs()
+    ));
+    assert!(
+        update_problems.is_empty(),
+        "update e-mails after faults, then a clean rerun: {} problem(s):\n{}",
+        update_problems.len(),
+        update_problems.join("\n")
+    );
+}
+
+/// The rates rarely make a send fail for good (the client retries, reads the state and
+/// publishes again), so the failure → clean rerun path gets its own harsher run: 35 % 5xx and
+/// 10 % drops (after the request took effect, mostly) on 100 contracts (`TAE_EDU_HARSH_CONTRACTS`).
+#[test]
+fn harsh_faults_then_clean_rerun_reconciles_without_duplicates() {
+    let n: usize = std::env::var("TAE_EDU_HARSH_CONTRACTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let w = World::new(
+        n,
+        SimOptions {
+            seed: SEED + 1,
+            ..SimOptions::default()
+        },
+    );
+    w.warm_up();
+    let keys = w.keys.clone();
+    w.set_faults(FaultConfig {
+        latency_ms: Some(Latency::Range { min: 0, max: 5 }),
+        error_rate: RateMap::all(0.35),
+        hang_rate: RateMap::all(0.03),
+        hang_ms: Some(HANG_MS),
+        drop_rate: RateMap::all(0.10),
+        drop_mode: DropMode::After,
+        ..FaultConfig::default()
+    });
+    let first = w.send(&keys);
+    std::thread::sleep(Duration::from_millis(HANG_MS + 500));
+    assert_outcomes("harsh send", &first, &keys, &["sent"]);
+    let counts = outcome_counts(&first);
+    let a = audit(w.host.db(), &w.sim);
+    assert!(a.duplicates.is_empty(), "{:?}", a.duplicates);
+    assert!(
+        a.unknown_to_records.is_empty(),
+        "{:?}",
+        a.unknown_to_records
+    );
+    let stuck_before = w
+        .records()
+        .iter()
+        .filter(|r| ["enviando", "rascunho"].contains(&r["status"].as_str().unwrap_or("")))
+        .count();
+    w.set_faults(clean());
+    let second = w.send(&keys);
+    let counts2 = outcome_counts(&second);
+    assert_eq!(counts2.get("failed"), None, "{second}");
+    let a = audit(w.host.db(), &w.sim);
+    assert!(a.is_clean(), "{a:?}");
+    for k in &keys {
+        assert_eq!(a.published_count(k), 1, "{k}");
+    }
+    figures(&format!(
+        "faults.harsh contracts={n} sent={} failed={} stuck_records={stuck_before} rerun_sent={} rerun_skipped={} duplicates={} lost=0 orphan_drafts={}",
+        counts.get("sent").unwrap_or(&0),
+        counts.get("failed").unwrap_or(&0),
+        counts2.get("sent").unwrap_or(&0),
+        counts2.get("skipped").unwrap_or(&0),
+        a.duplicates.len(),
+        a.orphan_drafts
     ));
 }

@@ -45,10 +45,11 @@ fn self_signed_refused_by_default_accepted_with_ca_file() {
     } else {
         v["message"].to_string()
     };
-    assert!(
-        text.to_lowercase().contains("certificado"),
-        "the error does not say the certificate is the problem: {v}"
-    );
+    // Unclear messages are collected and reported at the end, so the rest still runs.
+    let mut unclear = Vec::new();
+    if !text.to_lowercase().contains("certificado") {
+        unclear.push(format!("configure test: {v}"));
+    }
     // execute: refused before any contract, nothing reached the sim's document routes.
     let (s, v) = w.execute(
         "send",
@@ -56,10 +57,9 @@ fn self_signed_refused_by_default_accepted_with_ca_file() {
         report_source(),
     );
     assert_ne!(s, 0, "send over an untrusted certificate: {v}");
-    assert!(
-        message(&v).to_lowercase().contains("certificado"),
-        "unclear error: {v}"
-    );
+    if !message(&v).to_lowercase().contains("certificado") {
+        unclear.push(format!("execute send: {v}"));
+    }
     assert!(tls.state().documents().is_empty());
     assert_eq!(tls.state().total_requests(), 0, "a request got through TLS");
 
@@ -90,6 +90,12 @@ fn self_signed_refused_by_default_accepted_with_ca_file() {
     assert!(
         s != 0 || v["login_ok"] == false,
         "a foreign CA was trusted: {v}"
+    );
+    assert!(
+        unclear.is_empty(),
+        "an untrusted certificate is refused, but the error does not say the certificate is the \
+         problem (it must not look like an outage):\n{}",
+        unclear.join("\n")
     );
 }
 
