@@ -31,6 +31,8 @@ use std::time::Instant;
 pub const DEMO_SESSION: &str = "rm-sessao-demo-1";
 /// The new e-mail the demo gives one responsible before "update e-mails".
 pub const DEMO_NEW_EMAIL: &str = "novo.email.responsavel@example.com";
+/// The validator named in the demo's send (the school's pedagogical coordination).
+pub const DEMO_VALIDATOR_EMAIL: &str = "coordenacao@esperanca.example.com";
 /// The reason of the demo's rejection.
 pub const DEMO_REJECTION_REASON: &str =
     "O valor da parcela está diferente do combinado na matrícula.";
@@ -76,6 +78,8 @@ pub struct DemoOutcome {
     pub steps: Vec<DemoStep>,
     /// Contracts whose documents the responsibles signed in the portal.
     pub signed_in_portal: Vec<String>,
+    /// The contract whose document only the responsible signed (validator pending).
+    pub partially_signed: Option<String>,
     /// The contract whose responsible rejected the document.
     pub rejected: Option<String>,
     /// The contract whose responsible's e-mail changed (update e-mails).
@@ -267,11 +271,21 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         "Enviando os contratos para assinatura (opção Enviar documento)",
     );
     out.say("  (a tela de autenticação e a de CPF são respondidas pelo roteiro da demo)");
+    out.say(format!(
+        "  assinante: o responsável financeiro de cada contrato; validadora: {DEMO_VALIDATOR_EMAIL}"
+    ));
     let send_request = json!({
         "session": DEMO_SESSION,
         "invoked_from": {"kind": "menu", "filter": {"codcoligada": 1, "period": DEMO_PERIOD}},
         "option": "send",
-        "params": {"source": {"kind": "report", "report_code": CONTRACT_REPORT_CODE}},
+        "params": {
+            "source": {"kind": "report", "report_code": CONTRACT_REPORT_CODE},
+            "validators": [{
+                "name": "Sônia Araújo (Coordenação Pedagógica)",
+                "email": DEMO_VALIDATOR_EMAIL,
+                "cpf": crate::seed::cpf_from_base(246_813_579),
+            }],
+        },
     });
     let t = Instant::now();
     let (status, response) = plugin.execute(&host, &send_request);
@@ -320,7 +334,10 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     }
 
     // 6. the portal: responsibles sign, one rejects
-    out.header(6, "No portal do TAE: responsáveis assinam, um rejeita");
+    out.header(
+        6,
+        "No portal do TAE: responsáveis e validadora assinam, um rejeita",
+    );
     let records = host.db().all_records().map_err(|e| e.to_string())?;
     let mut pending: Vec<(String, i64, String)> = records
         .iter()
@@ -346,6 +363,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     let mut email_target: Option<(String, i64, String)> = None;
     let mut delete_target: Option<(String, i64, String)> = None;
     let mut reject_target: Option<(String, i64, String)> = None;
+    let mut partial_target: Option<(String, i64, String)> = None;
     let mut to_sign: Vec<(String, i64, String)> = Vec::new();
     for p in pending.iter().rev() {
         let single = by_key
@@ -359,6 +377,8 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
             delete_target = Some(p.clone());
         } else if reject_target.is_none() {
             reject_target = Some(p.clone());
+        } else if partial_target.is_none() {
+            partial_target = Some(p.clone());
         } else {
             to_sign.push(p.clone());
         }
@@ -370,7 +390,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
             Ok(d) => {
                 signed_in_portal.push(key.clone());
                 out.say(format!(
-                    "  documento {doc} (contrato {key}): conta confirmada e assinado — situação no TAE: {}",
+                    "  documento {doc} (contrato {key}): contas confirmadas, responsável e validadora assinaram — situação no TAE: {}",
                     d.get("status_name").and_then(Value::as_str).unwrap_or("?")
                 ));
             }
@@ -379,6 +399,39 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
                     "  documento {doc} (contrato {key}): ERRO ao assinar: {e}"
                 ));
                 problems.push(format!("portal sign {doc}: {e}"));
+            }
+        }
+    }
+    // One document where only the responsible signed: the validator has not acted yet.
+    let mut partially_signed = None;
+    if let Some((key, doc, _)) = &partial_target {
+        let signer = portal.document(*doc).ok().and_then(|d| {
+            d.get("recipients")?
+                .as_array()?
+                .iter()
+                .find(|r| r.get("acao").and_then(Value::as_i64) == Some(0))
+                .and_then(|r| r.get("email")?.as_str().map(str::to_string))
+        });
+        let result = match &signer {
+            Some(email) => {
+                let _ = portal.confirm_user(email);
+                portal.act(*doc, email)
+            }
+            None => Err("no signer".into()),
+        };
+        match result {
+            Ok(d) => {
+                out.say(format!(
+                    "  documento {doc} (contrato {key}): só o responsável assinou — situação no TAE: {}",
+                    d.get("status_name").and_then(Value::as_str).unwrap_or("?")
+                ));
+                partially_signed = Some(key.clone());
+            }
+            Err(e) => {
+                out.say(format!(
+                    "  documento {doc} (contrato {key}): ERRO ao assinar: {e}"
+                ));
+                problems.push(format!("portal partial sign {doc}: {e}"));
             }
         }
     }
@@ -701,6 +754,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         signed_pdf_dir,
         steps,
         signed_in_portal,
+        partially_signed,
         rejected,
         email_updated,
         deleted,

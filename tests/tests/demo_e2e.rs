@@ -2,7 +2,9 @@
 //! database (SQLite) and in tae-sim.
 
 use host_sim::db::{SchoolDb, ACTIVE_STATUSES};
-use host_sim::demo::{self, DemoOptions, DEMO_NEW_EMAIL, DEMO_REJECTION_REASON};
+use host_sim::demo::{
+    self, DemoOptions, DEMO_NEW_EMAIL, DEMO_REJECTION_REASON, DEMO_VALIDATOR_EMAIL,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use tae_edu_tests::{active_per_contract, plugin, tae_status_of};
@@ -68,11 +70,15 @@ fn demo_runs_end_to_end_and_leaves_a_consistent_state() {
         assinados, signed,
         "exactly the contracts signed in the portal are \"Assinado\""
     );
-    assert_eq!(assinados.len(), 9);
+    assert_eq!(assinados.len(), 8);
+    let partial = outcome
+        .partially_signed
+        .clone()
+        .expect("one partially signed");
     let rejected = outcome.rejected.clone().expect("one rejected");
     let updated = outcome.email_updated.clone().expect("one e-mail updated");
     let deleted = outcome.deleted.clone().expect("one deleted");
-    for k in [&rejected, &updated, &deleted] {
+    for k in [&partial, &rejected, &updated, &deleted] {
         assert_eq!(statuses[k], "Ativo", "{k}");
     }
     for k in failed.keys() {
@@ -99,6 +105,7 @@ fn demo_runs_end_to_end_and_leaves_a_consistent_state() {
     for k in &assinados {
         assert_eq!(status_of(k), vec!["finalizado"], "{k}");
     }
+    assert_eq!(status_of(&partial), vec!["assinado_parcialmente"]);
     assert_eq!(status_of(&rejected), vec!["rejeitado"]);
     assert_eq!(status_of(&updated), vec!["pendente"]);
     assert_eq!(status_of(&deleted), vec!["cancelado"]);
@@ -130,6 +137,29 @@ fn demo_runs_end_to_end_and_leaves_a_consistent_state() {
         updated_emails.contains(&DEMO_NEW_EMAIL),
         "{updated_emails:?}"
     );
+    // Every document has the responsible as signer and the coordination as validator.
+    for r in &with_document {
+        let roles: Vec<(String, i64)> = r["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["email"].as_str().unwrap_or("").to_string(),
+                    x["acao"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert!(
+            roles.contains(&(DEMO_VALIDATOR_EMAIL.to_string(), 1)),
+            "{roles:?}"
+        );
+        assert_eq!(
+            roles.iter().filter(|(_, a)| *a == 0).count(),
+            1,
+            "{roles:?}"
+        );
+    }
     // No contract ever has two active documents.
     assert!(active_per_contract(&records).values().all(|n| *n <= 1));
     // Every record carries its history.
@@ -149,7 +179,7 @@ fn demo_runs_end_to_end_and_leaves_a_consistent_state() {
     }
     // The signed PDFs were stored on the records.
     let files = db.record_files().unwrap();
-    assert_eq!(files.len(), 9, "{files:?}");
+    assert_eq!(files.len(), assinados.len(), "{files:?}");
 
     // --- tae-sim agrees
     let state = outcome.sim.state();
@@ -184,7 +214,7 @@ fn demo_runs_end_to_end_and_leaves_a_consistent_state() {
     let first = std::fs::read(sent[0].path()).unwrap();
     assert!(lopdf::Document::load_mem(&first).unwrap().get_pages().len() >= 2);
     let signed_files: Vec<_> = walk(&outcome.signed_pdf_dir);
-    assert_eq!(signed_files.len(), 9);
+    assert_eq!(signed_files.len(), assinados.len());
     outcome.sim.shutdown();
 }
 
