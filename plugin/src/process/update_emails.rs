@@ -10,7 +10,7 @@ use crate::config::{Person, RecipientAuthType};
 use crate::error::PluginError;
 use crate::records::{Recipient, RecipientState, RecordStatus, Role};
 use crate::session::Auth;
-use crate::tae::ErrorKind;
+use crate::tae::{ErrorKind, TaeError};
 use crate::validate::same_email;
 use serde_json::Value;
 
@@ -96,6 +96,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         }
     };
     apply_document(&mut r, &doc, &by);
+    let in_document = document_emails(&doc);
     if !matches!(
         r.status,
         RecordStatus::Pendente | RecordStatus::AssinadoParcialmente
@@ -178,7 +179,9 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
                     new_list.push(o.clone());
                 }
                 old_one => {
-                    if let Err(o) = replace(auth, item, id, old_one, &want, first).await {
+                    if let Err(o) =
+                        replace(auth, item, id, &in_document, old_one, &want, first).await
+                    {
                         // Keep what was done so far in the record.
                         r.recipients = merge(new_list, &r.recipients, role, i);
                         r.last_error = Some(o.message.clone());
@@ -260,10 +263,69 @@ fn merge(
 }
 
 /// Adds `want` (registered first with the login authentication type), then removes `old`.
+/// The e-mails (lower case) of every recipient of a D3 document, acted or pending.
+fn document_emails(doc: &Value) -> Vec<String> {
+    ["assinantes", "pendentes"]
+        .iter()
+        .filter_map(|k| doc.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|r| r.get("email").and_then(Value::as_str))
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Adds one recipient. Idempotent: a recipient already in the document (an earlier run, or an
+/// ambiguous failure that went through) counts as added.
+async fn add_recipient(
+    auth: &Auth<'_>,
+    id: i64,
+    body: &[Value],
+    email: &str,
+) -> Result<(), TaeError> {
+    let res = auth
+        .call(|t| async move { auth.client.add_recipients(&t, id, body).await })
+        .await;
+    match res {
+        Ok(()) => Ok(()),
+        Err(e)
+            if e.kind == ErrorKind::Rejected && e.message.to_lowercase().contains("repetido") =>
+        {
+            Ok(())
+        }
+        Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Protocol) => {
+            // Did it go through? Read before adding again.
+            let doc = auth
+                .call(|t| async move { auth.client.document(&t, id).await })
+                .await?;
+            if document_emails(&doc).contains(&email.to_lowercase()) {
+                return Ok(());
+            }
+            match auth
+                .call(|t| async move { auth.client.add_recipients(&t, id, body).await })
+                .await
+            {
+                Err(e2)
+                    if e2.kind == ErrorKind::Rejected
+                        && e2.message.to_lowercase().contains("repetido") =>
+                {
+                    Ok(())
+                }
+                other => other,
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds `want` (registered first with the login authentication type), then removes `old`.
+/// Steps already done in TAE (seen in `in_document`) are not repeated, so a rerun after a
+/// partial failure completes the replacement.
+#[allow(clippy::too_many_arguments)]
 async fn replace(
     auth: &Auth<'_>,
     item: &Item,
     id: i64,
+    in_document: &[String],
     old: Option<&Recipient>,
     want: &Recipient,
     first: bool,
@@ -283,13 +345,11 @@ async fn replace(
         }
     }
     let body = vec![tae_recipient(want, first, auth.params.recipient_auth_type)];
-    if let Err(e) = auth
-        .call(|t| {
-            let body = body.clone();
-            async move { auth.client.add_recipients(&t, id, &body).await }
-        })
-        .await
-    {
+    let already = in_document.contains(&want.email.to_lowercase());
+    if let Err(e) = match already {
+        true => Ok(()),
+        false => add_recipient(auth, id, &body, &want.email).await,
+    } {
         return Err(tae_failed(
             item,
             &format!(
@@ -299,7 +359,7 @@ async fn replace(
             &e,
         ));
     }
-    if let Some(o) = old {
+    if let Some(o) = old.filter(|o| in_document.contains(&o.email.to_lowercase())) {
         let email = o.email.clone();
         if let Err(e) = auth
             .call(|t| {
