@@ -797,7 +797,12 @@ impl SchoolDb {
     /// Answers warnings (e.g. a record that rewrote its history) for the log.
     pub fn put_records(&self, records: &[Value]) -> DbResult<Vec<String>> {
         let mut warnings = Vec::new();
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: take the write lock up front (waiting on the busy timeout), so concurrent
+        // hosts over the same file never fail a read-then-write upgrade with SQLITE_BUSY.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         for rec in records {
             let obj = rec
                 .as_object()

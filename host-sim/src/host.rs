@@ -971,6 +971,73 @@ mod tests {
     }
 
     #[test]
+    fn malformed_requests_never_panic() {
+        let h = host();
+        let methods = [
+            "user.current",
+            "user.has_permission",
+            "params.get",
+            "contracts.get",
+            "contracts.find",
+            "contracts.set_status",
+            "file.read",
+            "report.render",
+            "ui.authenticate",
+            "ui.ask_cpf",
+            "records.get",
+            "records.query",
+            "records.put",
+            "records.store_file",
+            "x",
+        ];
+        let inputs: [&[u8]; 12] = [
+            b"",
+            b"null",
+            b"[]",
+            b"{}",
+            b"\xff\xfe",
+            b"{\"keys\": 5}",
+            b"{\"keys\": [1, null]}",
+            b"{\"records\": [1]}",
+            b"{\"records\": [{\"id\": \"\"}]}",
+            b"{\"filter\": 3, \"offset\": -1, \"limit\": \"a\"}",
+            b"{\"path\": \"/\"}",
+            b"{\"key\": \"1;;\", \"status\": \"Assinado\"}",
+        ];
+        for m in methods {
+            for input in inputs {
+                let t = h.table();
+                let mut out: *mut u8 = std::ptr::null_mut();
+                let mut len = 0usize;
+                h.begin_call();
+                // SAFETY: live host, valid local buffers.
+                let s = unsafe {
+                    (t.call.unwrap())(
+                        t.ctx,
+                        m.as_ptr(),
+                        m.len(),
+                        input.as_ptr(),
+                        input.len(),
+                        &mut out,
+                        &mut len,
+                    )
+                };
+                assert!(
+                    s == 0 || !out.is_null(),
+                    "{m} {input:?}: failure without a message"
+                );
+                if !out.is_null() {
+                    // SAFETY: freeing the host's own buffer.
+                    unsafe { (t.free_buffer.unwrap())(t.ctx, out, len) };
+                }
+                h.end_call();
+                assert_ne!(s, 3, "{m} {input:?}: the host panicked");
+            }
+        }
+        assert_eq!(h.outstanding_buffers(), 0);
+    }
+
+    #[test]
     fn foreign_thread_is_refused() {
         let h = host();
         h.begin_call();
