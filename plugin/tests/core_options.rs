@@ -588,6 +588,19 @@ fn hundred_contract_send_request_budget() {
         sim.state().counters()
     );
     assert_eq!(total, 1);
+    // Deleted and sent again: the financial responsibles already exist in TAE.
+    let r = api::execute(&host, option_request(&s, "delete", &keys)).unwrap();
+    assert_eq!(r["summary"]["deleted"], 100);
+    sim.state().reset_counters();
+    let r = api::execute(&host, send_request(&s, &keys)).unwrap();
+    assert_eq!(r["summary"]["sent"], 100);
+    let total = sim.state().total_requests();
+    println!(
+        "100-contract resend (responsibles already in TAE): {total} TAE requests ({:.2} per contract); counters: {:?}",
+        total as f64 / 100.0,
+        sim.state().counters()
+    );
+    assert_eq!(total, 300);
     sim.shutdown();
 }
 
@@ -655,5 +668,47 @@ fn a_cancelled_relogin_stops_the_batch_cleanly() {
     // The session's token was dropped: the next run asks again and works.
     let r = api::execute(&host, send_request(&s, &host.keys())).unwrap();
     assert_eq!(outcomes(&r), ["sent"; 5], "{r:#}");
+    sim.shutdown();
+}
+
+#[test]
+fn update_emails_survives_an_ambiguous_add() {
+    let sim = sim();
+    let host = MockHost::new(&sim.base_url());
+    host.add_contracts(2);
+    let keys = host.keys();
+    let s = session("upd-amb");
+    api::execute(&host, send_request(&s, &keys)).unwrap();
+    for (i, c) in host.contracts.borrow_mut().iter_mut().enumerate() {
+        c["financial_responsible"]["email"] = json!(format!("trocado{i}@familia.example"));
+    }
+    // Every add goes through and then the connection drops.
+    sim.state().set_faults(tae_sim::FaultConfig {
+        drop_rate: tae_sim::RateMap(std::collections::BTreeMap::from([(
+            format!("POST {}", tae_sim::api::ADD_RECIPIENTS),
+            1.0,
+        )])),
+        drop_mode: tae_sim::DropMode::After,
+        ..Default::default()
+    });
+    let r = api::execute(&host, option_request(&s, "update_emails", &keys)).unwrap();
+    assert_eq!(outcomes(&r), ["updated", "updated"], "{r:#}");
+    sim.state().set_faults(tae_sim::FaultConfig::default());
+    for (i, k) in keys.iter().enumerate() {
+        let id = host.records_of(k)[0]["document_id"].as_u64().unwrap();
+        let doc = sim.state().document(id).unwrap().to_string();
+        assert_eq!(
+            doc.matches(&format!("trocado{i}@familia.example")).count(),
+            1,
+            "{doc}"
+        );
+        assert!(
+            !doc.contains(&format!("\"resp{}@familia.example", i + 1)),
+            "{doc}"
+        );
+    }
+    // A rerun changes nothing.
+    let r = api::execute(&host, option_request(&s, "update_emails", &keys)).unwrap();
+    assert_eq!(outcomes(&r), ["skipped", "skipped"], "{r:#}");
     sim.shutdown();
 }
