@@ -416,6 +416,16 @@ impl SchoolDb {
         self.path.as_deref()
     }
 
+    /// Seeds the demo school (see [`crate::seed::seed_demo`]); answers the contract keys.
+    pub fn seed_demo(&self) -> DbResult<Vec<String>> {
+        crate::seed::seed_demo(self)
+    }
+
+    /// Seeds `n` valid contracts (see [`crate::seed::seed_bulk`]); answers the contract keys.
+    pub fn seed_bulk(&self, n: usize) -> DbResult<Vec<String>> {
+        crate::seed::seed_bulk(self, n)
+    }
+
     /// Direct access for tests and tools.
     pub fn conn(&self) -> &Connection {
         &self.conn
