@@ -836,6 +836,7 @@ impl SchoolDb {
             let updated_ms = s("updated_at")
                 .and_then(|t| timestamp_ms(&t, false))
                 .unwrap_or(now);
+            warnings.extend(record_contract_problems(&id, obj));
             let mut body = obj.clone();
             let events = body.remove("events").unwrap_or(Value::Array(vec![]));
             let events = events.as_array().cloned().unwrap_or_default();
@@ -1045,6 +1046,77 @@ impl SchoolDb {
     }
 }
 
+/// Record statuses and their labels (`docs/abi.md`, "Record").
+pub const RECORD_STATUSES: [(&str, &str); 8] = [
+    ("enviando", "Enviando"),
+    ("rascunho", "Rascunho"),
+    ("pendente", "Pendente"),
+    ("assinado_parcialmente", "Assinado parcialmente"),
+    ("finalizado", "Finalizado"),
+    ("rejeitado", "Rejeitado"),
+    ("cancelado", "Cancelado"),
+    ("falhou", "Falhou"),
+];
+
+/// Event kinds of a record (`docs/abi.md`, "Record").
+pub const EVENT_KINDS: [&str; 10] = [
+    "created",
+    "uploaded",
+    "published",
+    "reconciled",
+    "checked",
+    "status_changed",
+    "recipient_replaced",
+    "cancelled",
+    "downloaded",
+    "error",
+];
+
+/// Where a record the plugin wrote departs from the ABI's Record shape (the host stores it
+/// anyway; these become host warnings, which the demo and the tests treat as problems).
+pub fn record_contract_problems(id: &str, rec: &Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    let status = rec.get("status").and_then(Value::as_str).unwrap_or("");
+    match RECORD_STATUSES.iter().find(|(s, _)| *s == status) {
+        None => out.push(format!("record {id}: unknown status `{status}`")),
+        Some((_, label)) => {
+            if let Some(l) = rec.get("status_label").and_then(Value::as_str) {
+                if l != *label {
+                    out.push(format!(
+                        "record {id}: status `{status}` labelled `{l}`, expected `{label}`"
+                    ));
+                }
+            }
+        }
+    }
+    for field in ["created_at", "updated_at"] {
+        match rec.get(field).and_then(Value::as_str) {
+            Some(t) if DateTime::parse_from_rfc3339(t).is_ok() => {}
+            other => out.push(format!(
+                "record {id}: `{field}` is not an RFC 3339 timestamp: {other:?}"
+            )),
+        }
+    }
+    for field in ["sent_at", "last_check_at", "deleted_at"] {
+        if let Some(t) = rec.get(field).and_then(Value::as_str) {
+            if DateTime::parse_from_rfc3339(t).is_err() {
+                out.push(format!(
+                    "record {id}: `{field}` is not an RFC 3339 timestamp: {t}"
+                ));
+            }
+        }
+    }
+    if let Some(events) = rec.get("events").and_then(Value::as_array) {
+        for e in events {
+            let kind = e.get("kind").and_then(Value::as_str).unwrap_or("");
+            if !EVENT_KINDS.contains(&kind) {
+                out.push(format!("record {id}: unknown event kind `{kind}`"));
+            }
+        }
+    }
+    out
+}
+
 fn same_event(a: &Value, b: &Value) -> bool {
     ["at", "by", "kind", "detail"].iter().all(|k| {
         a.get(k).and_then(Value::as_str).unwrap_or("")
@@ -1141,7 +1213,7 @@ mod tests {
             .collect();
         json!({
             "id": id, "data_server": CONTRACT_DATA_SERVER, "record_key": key, "document_id": 7,
-            "status": status, "status_label": status, "sent_at": sent_at, "sent_by": "mestre",
+            "status": status, "sent_at": sent_at, "sent_by": "mestre",
             "created_at": "2026-11-28T09:00:00Z", "updated_at": "2026-11-28T09:00:00Z",
             "recipients": [], "events": evs,
         })
@@ -1250,6 +1322,25 @@ mod tests {
             .records_for_keys(CONTRACT_DATA_SERVER, &["1;a;1".into()])
             .unwrap();
         assert_eq!(by_key.len(), 2);
+    }
+
+    #[test]
+    fn records_off_contract_leave_warnings() {
+        let db = db();
+        let mut r = record("r9", "1;a;1", "pendente", None, 1);
+        r["status_label"] = json!("Pendente");
+        assert!(db.put_records(&[r.clone()]).unwrap().is_empty());
+        r["status"] = json!("assinado");
+        r["created_at"] = json!("ontem");
+        r["events"][0]["kind"] = json!("mágica");
+        let w = db.put_records(&[r]).unwrap();
+        assert!(w.iter().any(|m| m.contains("unknown status")), "{w:?}");
+        assert!(w.iter().any(|m| m.contains("created_at")), "{w:?}");
+        assert!(
+            w.iter()
+                .any(|m| m.contains("unknown event kind") || m.contains("differs")),
+            "{w:?}"
+        );
     }
 
     #[test]

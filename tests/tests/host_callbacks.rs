@@ -25,6 +25,11 @@ fn assert_host_invariants(env: &TestEnv) {
         0,
         "the plugin did not free a host buffer"
     );
+    let warnings = env.host.host_warnings();
+    assert!(
+        warnings.is_empty(),
+        "records off the ABI contract: {warnings:?}"
+    );
     let logs = env.host.log_text();
     assert!(
         !logs.contains(tae_sim::ADMIN_PASSWORD),
