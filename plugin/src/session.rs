@@ -279,6 +279,10 @@ impl<'h> Auth<'h> {
                 self.generation.set(seen + 1);
                 self.entry_update(|e| {
                     e.token = token;
+                    if !e.email.eq_ignore_ascii_case(&email) {
+                        // Another TAE user: their permissions are read again next time.
+                        e.permissions = None;
+                    }
                     e.email = email;
                 });
                 if self.entry().is_none() {

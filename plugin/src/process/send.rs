@@ -564,10 +564,6 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
             }
         },
     };
-    if let Err(m) = ensure_signers_registered(auth, plan, &recips).await {
-        return Outcome::failed(item, m);
-    }
-
     let mut r = rec.unwrap_or_else(|| Record::new(c.data_server(), &c.key, &by));
     r.document_name = name.clone();
     r.file_name = file_name_for(c, plan);
@@ -578,6 +574,14 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     // Recorded before any remote call of the send.
     if let Err(m) = put(auth, &[&r]) {
         return Outcome::failed(item, m);
+    }
+    if let Err(m) = ensure_signers_registered(auth, plan, &r.recipients).await {
+        let o = Outcome::failed(item, m);
+        r.set_status(RecordStatus::Falhou);
+        r.last_error = Some(o.message.clone());
+        r.event(&by, "error", o.message.clone());
+        let _ = put(auth, &[&r]);
+        return o.with_record(&r);
     }
     let file_name = r.file_name.clone();
     let uploaded = auth
