@@ -295,50 +295,20 @@ fn host_tables_with_wrong_version_size_or_callbacks() {
     let host = demo_host();
     let good = host.table();
     let req = br#"{"action":"describe"}"#;
-    let mut cases: Vec<(&str, TaeEduHost)> = Vec::new();
-    cases.push((
-        "abi_version 0",
-        TaeEduHost {
-            abi_version: 0,
-            ..good
-        },
-    ));
-    cases.push((
-        "abi_version 2",
-        TaeEduHost {
-            abi_version: 2,
-            ..good
-        },
-    ));
-    cases.push((
-        "struct_size 0",
-        TaeEduHost {
-            struct_size: 0,
-            ..good
-        },
-    ));
-    cases.push((
-        "struct_size 8",
-        TaeEduHost {
-            struct_size: 8,
-            ..good
-        },
-    ));
-    cases.push((
-        "struct_size one short",
-        TaeEduHost {
-            struct_size: good.struct_size - 1,
-            ..good
-        },
-    ));
-    cases.push(("null call", TaeEduHost { call: None, ..good }));
-    cases.push((
-        "null free_buffer",
-        TaeEduHost {
-            free_buffer: None,
-            ..good
-        },
-    ));
+    let t = |f: &dyn Fn(&mut TaeEduHost)| {
+        let mut x = good;
+        f(&mut x);
+        x
+    };
+    let cases: Vec<(&str, TaeEduHost)> = vec![
+        ("abi_version 0", t(&|x| x.abi_version = 0)),
+        ("abi_version 2", t(&|x| x.abi_version = 2)),
+        ("struct_size 0", t(&|x| x.struct_size = 0)),
+        ("struct_size 8", t(&|x| x.struct_size = 8)),
+        ("struct_size one short", t(&|x| x.struct_size -= 1)),
+        ("null call", t(&|x| x.call = None)),
+        ("null free_buffer", t(&|x| x.free_buffer = None)),
+    ];
     for (what, table) in &cases {
         for which in EXPORTS {
             host.begin_call();
