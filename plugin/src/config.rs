@@ -377,6 +377,15 @@ pub fn parse(values: &Value, strict: bool) -> Result<Params, FieldErrors> {
             RecipientAuthType::Login
         }
     };
+    if recipient_auth_type == RecipientAuthType::EmailCode {
+        for (name, list) in [("witnesses", &witnesses), ("validators", &validators)] {
+            if let Some(p) = list.iter().find(|p| p.cpf.is_none()) {
+                errors
+                    .entry(name.to_string())
+                    .or_insert_with(|| Value::String(email_code_needs_cpf(&p.name)));
+            }
+        }
+    }
     let document_name_template = match opt_str(values, "document_name_template", &mut errors) {
         None => DEFAULT_TEMPLATE.to_string(),
         Some(t) => check_template(&t).unwrap_or_else(|m| {
@@ -427,6 +436,13 @@ pub fn parse(values: &Value, strict: bool) -> Result<Params, FieldErrors> {
         max_file_mb,
         ca_file,
     })
+}
+
+/// With e-mail code authentication TAE needs every recipient's name and CPF.
+pub fn email_code_needs_cpf(name: &str) -> String {
+    format!(
+        "{name}: com autenticação por código enviado por e-mail, o CPF de cada destinatário é obrigatório."
+    )
 }
 
 /// The status-12 error for invalid parameters.

@@ -712,3 +712,60 @@ fn update_emails_survives_an_ambiguous_add() {
     assert_eq!(outcomes(&r), ["skipped", "skipped"], "{r:#}");
     sim.shutdown();
 }
+
+#[test]
+fn email_code_recipients_template_and_witness_policy() {
+    let sim = sim();
+    let host = MockHost::new(&sim.base_url());
+    host.add_contracts(2);
+    let keys = host.keys();
+    host.set_param("recipient_auth_type", json!("email_code"));
+    host.set_param("witness_count", json!(1));
+    // The policy asks for a witness and none is configured: the parameters are invalid.
+    let e = api::execute(&host, send_request(&session("w0"), &keys)).unwrap_err();
+    assert_eq!(e.status, tae_edu::error::Status::InvalidConfig);
+    assert!(e.fields.unwrap().contains_key("witnesses"));
+    host.set_param(
+        "witnesses",
+        json!([{"name": "Testemunha Padrão", "email": "tp@escola.example"}]),
+    );
+    // E-mail code authentication needs every recipient's CPF.
+    let e = api::execute(&host, send_request(&session("w0"), &keys)).unwrap_err();
+    assert_eq!(e.status, tae_edu::error::Status::InvalidConfig);
+    assert!(e.fields.unwrap()["witnesses"]
+        .as_str()
+        .unwrap()
+        .contains("CPF"));
+    host.set_param(
+        "witnesses",
+        json!([{"name": "Testemunha Padrão", "email": "tp@escola.example", "cpf": cpf(321)}]),
+    );
+    host.set_param(
+        "document_name_template",
+        json!("{curso} {periodo} - {aluno} ({ra})"),
+    );
+    // The process overrides the witnesses; fewer than the policy asks is refused.
+    let mut req = send_request(&session("w1"), &keys);
+    req["params"]["witnesses"] = json!([]);
+    let e = api::execute(&host, req).unwrap_err();
+    assert_eq!(e.status, tae_edu::error::Status::InvalidRequest);
+    assert!(e.message.contains("testemunhas"), "{}", e.message);
+    let r = api::execute(&host, send_request(&session("w2"), &keys)).unwrap();
+    assert_eq!(outcomes(&r), ["sent", "sent"], "{r:#}");
+    // Recipients without a TAE account authenticate by e-mail code: nobody is registered.
+    assert_eq!(sim.state().counter("POST", tae_sim::api::REGISTER), 0);
+    let rec = &host.records_of(&keys[0])[0];
+    assert_eq!(
+        rec["document_name"],
+        "Enfermagem 2026/1 - Aluno 1 (2026101)"
+    );
+    assert_eq!(rec["recipients"][1]["role"], "witness");
+    assert_eq!(rec["recipients"][1]["acao"], 2);
+    let doc = sim
+        .state()
+        .document(rec["document_id"].as_u64().unwrap())
+        .unwrap();
+    let s = doc.to_string();
+    assert!(s.contains("tp@escola.example"), "{s}");
+    sim.shutdown();
+}

@@ -170,6 +170,17 @@ impl SendPlan {
                 "fewer witnesses than witness_count",
             ));
         }
+        if params.recipient_auth_type == RecipientAuthType::EmailCode {
+            if let Some(p) = extra_signers
+                .iter()
+                .chain(&validators)
+                .chain(&witnesses)
+                .find(|p| p.cpf.is_none())
+            {
+                let m = config::email_code_needs_cpf(&p.name);
+                return Err(bad(m.clone(), m));
+            }
+        }
         let mut all: Vec<&str> = Vec::new();
         for person in extra_signers.iter().chain(&validators).chain(&witnesses) {
             if all.iter().any(|e| same_email(e, &person.email)) {

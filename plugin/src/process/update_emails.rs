@@ -344,6 +344,12 @@ async fn replace(
             }
         }
     }
+    if auth.params.recipient_auth_type == RecipientAuthType::EmailCode && want.cpf.is_none() {
+        return Err(Outcome::failed(
+            item,
+            crate::config::email_code_needs_cpf(&want.name),
+        ));
+    }
     let body = vec![tae_recipient(want, first, auth.params.recipient_auth_type)];
     let already = in_document.contains(&want.email.to_lowercase());
     if let Err(e) = match already {
