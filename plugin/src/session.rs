@@ -196,9 +196,21 @@ impl<'h> Auth<'h> {
         session: &str,
         user: CurrentUser,
     ) -> Result<Auth<'h>, PluginError> {
+        let valid = |e: &SessionEntry| e.api_url == client.api_url() && !e.token.is_expired();
+        let cached = state.sessions.lock().get(session).cloned();
+        // Two calls of one session at once (two threads) log in once: the second waits for
+        // the first and uses its token.
+        let login_lock = match &cached {
+            Some(e) if valid(e) => None,
+            _ => Some(state.session_login_lock(session)),
+        };
+        let _login_guard = match &login_lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
         let cached = state.sessions.lock().get(session).cloned();
         let token = match cached {
-            Some(e) if e.api_url == client.api_url() && !e.token.is_expired() => e.token,
+            Some(e) if valid(&e) => e.token,
             other => {
                 let reason = if other.as_ref().is_some_and(|e| e.token.is_expired()) {
                     "expired"

@@ -14,6 +14,8 @@ pub struct State {
     clients: Mutex<HashMap<(u64, Option<String>), reqwest::Client>>,
     /// RM session id → its TAE token and what was checked for it.
     pub sessions: Mutex<HashMap<String, SessionEntry>>,
+    /// RM session id → the lock held while that session logs in.
+    login_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 static SLOT: LazyLock<Mutex<Option<Arc<State>>>> = LazyLock::new(|| Mutex::new(None));
@@ -34,6 +36,7 @@ pub fn get() -> Result<Arc<State>, PluginError> {
         runtime,
         clients: Mutex::new(HashMap::new()),
         sessions: Mutex::new(HashMap::new()),
+        login_locks: Mutex::new(HashMap::new()),
     });
     *slot = Some(state.clone());
     Ok(state)
@@ -68,6 +71,19 @@ impl State {
             ));
         }
         Ok(self.runtime.block_on(fut))
+    }
+
+    /// The lock serialising one session's logins.
+    pub fn session_login_lock(&self, session: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.login_locks.lock();
+        // Forget locks nobody holds (ended sessions), so the map does not grow for ever.
+        if locks.len() > 1024 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks
+            .entry(session.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
     }
 
     /// The HTTP client for a timeout and CA file (shared by every call with that configuration).

@@ -422,3 +422,30 @@ fn https_is_verified_and_ca_file_is_trusted() {
     assert_eq!(outcomes(&r), ["sent"], "{r}");
     sim.shutdown();
 }
+
+#[test]
+fn two_threads_of_one_session_log_in_once() {
+    let sim = sim();
+    let base = sim.base_url();
+    let s = session("shared");
+    let prompts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (base, s, prompts) = (base.clone(), s.clone(), prompts.clone());
+            std::thread::spawn(move || {
+                let host = MockHost::new(&base);
+                host.add_contracts(1);
+                let r = api::execute(&host, option_request(&s, "check", &host.keys())).unwrap();
+                assert_eq!(r["ok"], true);
+                let n = host.auth_prompts.borrow().len();
+                prompts.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(prompts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(sim.state().counter("POST", tae_sim::api::LOGIN_V3), 1);
+    sim.shutdown();
+}
