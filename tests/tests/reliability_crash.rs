@@ -93,7 +93,7 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
     let kills: usize = std::env::var("TAE_EDU_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+        .unwrap_or(10);
     let bin = host_sim_bin();
     let started = Instant::now();
     let mut rng = fastrand_like(SEED);
@@ -120,11 +120,12 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
     // over the whole batch and each lands inside it.
     let mut killed = 0usize;
     let mut kill_log = Vec::new();
+    let mut stuck_total = 0usize;
     for round in 0..kills {
         let base = sim.state().total_requests();
         let published_before = published(&sim);
         let remaining = n.saturating_sub(published_before) as u64;
-        let window = (6 * remaining / (kills - round) as u64).max(10);
+        let window = (4 * remaining / (kills - round) as u64).max(10);
         let target = base + 5 + rng.next() % window;
         let mut child = send_command(&bin, &lib, &db_path, &sim).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -154,7 +155,17 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
                 assert!(!st.success());
                 killed += 1;
                 let at = sim.state().total_requests() - base;
-                kill_log.push(format!("r{round}:{at}req"));
+                // What the killed process left mid-send (the rerun must reconcile these).
+                let stuck = open_db(&db_path)
+                    .all_records()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| {
+                        ["enviando", "rascunho"].contains(&r["status"].as_str().unwrap_or(""))
+                    })
+                    .count();
+                stuck_total += stuck;
+                kill_log.push(format!("r{round}:{at}req/{stuck}stuck"));
                 println!(
                     "round {round}: SIGKILL after {at} TAE requests; published {} → {}",
                     published_before,
@@ -204,7 +215,7 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
         assert_eq!(a.published_count(k), 1, "{k}");
     }
     figures(&format!(
-        "crash contracts={n} kills={killed}/{kills} points=[{}] published={} duplicates={} lost={} enviando={} orphan_drafts={} elapsed_s={}",
+        "crash contracts={n} kills={killed}/{kills} points=[{}] left_mid_send={stuck_total} published={} duplicates={} lost={} enviando={} orphan_drafts={} elapsed_s={}",
         kill_log.join(","),
         a.published.values().map(Vec::len).sum::<usize>(),
         a.duplicates.len(),
