@@ -311,3 +311,68 @@ fn finalised_documents_and_active_documents() {
     let a = audit(w.host.db(), &w.sim);
     assert!(a.is_clean(), "{a:?}");
 }
+
+/// The host's database failing at the worst moments: the write of a record before the send
+/// (nothing may reach TAE for that contract), and the write after the publication (TAE has the
+/// document, the records say "rascunho"): the contract fails with a reason, the others are
+/// unaffected, and the next run adopts the published document instead of sending it again.
+#[test]
+fn record_write_failures_never_lose_or_duplicate_a_document() {
+    let w = World::new(4, SimOptions::default());
+    let before_send = w.keys[1].clone();
+    let after_publish = w.keys[2].clone();
+    let (k1, k2) = (before_send.clone(), after_publish.clone());
+    w.host.set_override(
+        "records.put",
+        Box::new(move |req| {
+            let v: Value = serde_json::from_slice(req).ok()?;
+            for r in v["records"].as_array()? {
+                let key = r["record_key"].as_str().unwrap_or("");
+                let status = r["status"].as_str().unwrap_or("");
+                if (key == k1 && status == "enviando") || (key == k2 && status == "pendente") {
+                    return Some(Err("disco cheio: não foi possível gravar o registro".into()));
+                }
+            }
+            None
+        }),
+    );
+    let first = w.send(&w.keys);
+    let by = results_by_key(&first);
+    assert_failed(&by[&before_send], &before_send, None, &[]);
+    assert_failed(&by[&after_publish], &after_publish, None, &[]);
+    assert_eq!(by[&w.keys[0]]["outcome"], "sent", "{first}");
+    assert_eq!(by[&w.keys[3]]["outcome"], "sent", "{first}");
+    let a = audit(w.host.db(), &w.sim);
+    assert_eq!(a.published_count(&before_send), 0, "sent without a record");
+    assert_eq!(a.published_count(&after_publish), 1);
+    // The document is in TAE; its record still says "rascunho" with the id.
+    let id = a.published[&after_publish][0];
+    let recs = w.records();
+    let rec = recs
+        .iter()
+        .find(|r| r["record_key"] == after_publish.as_str())
+        .expect("the record written before the publication");
+    assert_eq!(rec["document_id"].as_u64(), Some(id), "{rec}");
+
+    w.host.clear_overrides();
+    let uploads = w.sim.state().counter("POST", tae_sim::api::UPLOAD);
+    let second = w.send(&w.keys);
+    let by = results_by_key(&second);
+    assert_eq!(by[&before_send]["outcome"], "sent", "{second}");
+    assert_eq!(by[&after_publish]["outcome"], "sent", "{second}");
+    assert_eq!(
+        by[&after_publish]["document_id"].as_u64(),
+        Some(id),
+        "adopted, not resent"
+    );
+    assert_eq!(
+        w.sim.state().counter("POST", tae_sim::api::UPLOAD),
+        uploads + 1,
+        "only the contract that never reached TAE is uploaded"
+    );
+    let a = audit(w.host.db(), &w.sim);
+    assert!(a.is_clean(), "{a:?}");
+    for k in &w.keys {
+        assert_eq!(a.published_count(k), 1, "{k}");
+    }
+}
