@@ -254,3 +254,56 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 }
+
+/// The secretary cancels a 60-contract send from the progress callback after 10 contracts: the
+/// run stops cleanly (`cancelled`), the contracts in flight finish, the rest are
+/// `not_processed`, no record is left "enviando", and a rerun completes the batch with exactly
+/// one document per contract.
+#[test]
+fn cancel_from_progress_then_rerun_never_duplicates() {
+    let w = World::new(60, SimOptions::default());
+    w.host
+        .set_progress(host_sim::ProgressSink::Observe(Box::new(|ev| {
+            ev.done >= 10
+        })));
+    let (status, first) = w.execute(
+        "send",
+        serde_json::json!({"kind": "contract_view", "contract_keys": w.keys}),
+        report_source(),
+    );
+    assert!(status == 0 || status == 8, "status {status}: {first}");
+    if status == 0 {
+        assert_eq!(first["summary"]["cancelled"], true, "{}", first["summary"]);
+        let counts = outcome_counts(&first);
+        let sent = *counts.get("sent").unwrap_or(&0);
+        let not_processed = *counts.get("not_processed").unwrap_or(&0);
+        assert!(sent >= 10 && sent < 60, "{counts:?}");
+        assert_eq!(sent + not_processed, 60, "{counts:?}");
+        for r in first["results"].as_array().unwrap() {
+            if r["outcome"] == "not_processed" {
+                assert!(r["message"].as_str().unwrap().contains("cancelad"), "{r}");
+            }
+        }
+    }
+    let a = audit(w.host.db(), &w.sim);
+    assert!(a.is_clean(), "after the cancel: {a:?}");
+    let published_at_cancel: usize = a.published.values().map(Vec::len).sum();
+    w.host.set_progress(host_sim::ProgressSink::Silent);
+    let second = w.send(&w.keys);
+    let counts = outcome_counts(&second);
+    assert_eq!(counts.get("failed"), None, "{second}");
+    assert_eq!(
+        *counts.get("skipped").unwrap_or(&0),
+        published_at_cancel,
+        "{counts:?}"
+    );
+    let a = audit(w.host.db(), &w.sim);
+    assert!(a.is_clean(), "{a:?}");
+    for k in &w.keys {
+        assert_eq!(a.published_count(k), 1, "{k}");
+    }
+    figures(&format!(
+        "cancel contracts=60 cancelled_after=10 published_at_cancel={published_at_cancel} rerun={counts:?} duplicates={}",
+        a.duplicates.len()
+    ));
+}
