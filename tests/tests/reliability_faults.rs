@@ -459,7 +459,8 @@ fn faults_send_check_update_delete_then_clean_rerun() {
 
 /// The rates rarely make a send fail for good (the client retries, reads the state and
 /// publishes again), so the failure → clean rerun path gets its own harsher run: 35 % 5xx and
-/// 10 % drops (after the request took effect, mostly) on 100 contracts (`TAE_EDU_HARSH_CONTRACTS`).
+/// 10 % drops (after the request took effect) and 3 s tokens on 100 contracts
+/// (`TAE_EDU_HARSH_CONTRACTS`).
 #[test]
 fn harsh_faults_then_clean_rerun_reconciles_without_duplicates() {
     let n: usize = std::env::var("TAE_EDU_HARSH_CONTRACTS")
@@ -482,9 +483,14 @@ fn harsh_faults_then_clean_rerun_reconciles_without_duplicates() {
         hang_ms: Some(HANG_MS),
         drop_rate: RateMap::all(0.10),
         drop_mode: DropMode::After,
+        // Tokens live 3 s: the session re-authenticates mid-batch, under faults.
+        token_ttl_secs: Some(3),
         ..FaultConfig::default()
     });
+    w.sim.state().expire_tokens();
+    let screens_before = w.host.ui_requests().len();
     let first = w.send(&keys);
+    let reauth_screens = w.host.ui_requests().len() - screens_before;
     std::thread::sleep(Duration::from_millis(HANG_MS + 500));
     assert_outcomes("harsh send", &first, &keys, &["sent"]);
     let counts = outcome_counts(&first);
@@ -510,12 +516,13 @@ fn harsh_faults_then_clean_rerun_reconciles_without_duplicates() {
         assert_eq!(a.published_count(k), 1, "{k}");
     }
     figures(&format!(
-        "faults.harsh contracts={n} sent={} failed={} stuck_records={stuck_before} rerun_sent={} rerun_skipped={} duplicates={} lost=0 orphan_drafts={}",
+        "faults.harsh contracts={n} sent={} failed={} stuck_records={stuck_before} reauth_screens={reauth_screens} rerun_sent={} rerun_skipped={} duplicates={} lost={} orphan_drafts={}",
         counts.get("sent").unwrap_or(&0),
         counts.get("failed").unwrap_or(&0),
         counts2.get("sent").unwrap_or(&0),
         counts2.get("skipped").unwrap_or(&0),
         a.duplicates.len(),
+        keys.iter().filter(|k| a.published_count(k) == 0).count(),
         a.orphan_drafts
     ));
 }
