@@ -66,7 +66,10 @@ fn test_connection(params: config::Params) -> Result<Value, PluginError> {
             Ok(t) => t,
             Err(e) => {
                 let message = match e.kind {
-                    ErrorKind::Transient | ErrorKind::Protocol | ErrorKind::NotFound => format!(
+                    ErrorKind::Transient
+                    | ErrorKind::Protocol
+                    | ErrorKind::NotFound
+                    | ErrorKind::Certificate => format!(
                         "Não foi possível conectar ao TOTVS Assinatura Eletrônica em {}: {}.",
                         params.auth_url,
                         e.user_text()

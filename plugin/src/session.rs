@@ -120,7 +120,7 @@ pub async fn login(
         };
         return match client.login(email, password).await {
             Ok(t) => Ok((t, email.clone())),
-            Err(e) if e.kind == ErrorKind::Transient || e.kind == ErrorKind::Protocol => {
+            Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Protocol | ErrorKind::Certificate) => {
                 Err(tae_unreachable(&e))
             }
             Err(e) => Err(PluginError::auth_failed(
@@ -150,7 +150,12 @@ pub async fn login(
         }
         match client.login(&email, &password).await {
             Ok(t) => return Ok((t, email)),
-            Err(e) if e.kind == ErrorKind::Transient || e.kind == ErrorKind::Protocol => {
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::Transient | ErrorKind::Protocol | ErrorKind::Certificate
+                ) =>
+            {
                 return Err(tae_unreachable(&e))
             }
             Err(e) => {

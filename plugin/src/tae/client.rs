@@ -31,7 +31,23 @@ impl Default for RetryPolicy {
     }
 }
 
-static RETRY: LazyLock<RwLock<RetryPolicy>> = LazyLock::new(|| RwLock::new(RetryPolicy::default()));
+/// The policy at start: the defaults, or (for end-to-end tests and benchmarks through the
+/// built library) `TAE_EDU_RETRY_ATTEMPTS`, `TAE_EDU_RETRY_BUDGET_MS`, `TAE_EDU_RETRY_BASE_MS`.
+fn initial_policy() -> RetryPolicy {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let d = RetryPolicy::default();
+    RetryPolicy {
+        attempts: env("TAE_EDU_RETRY_ATTEMPTS").map_or(d.attempts, |a| a.clamp(1, 20) as u32),
+        budget: env("TAE_EDU_RETRY_BUDGET_MS").map_or(d.budget, Duration::from_millis),
+        base_delay: env("TAE_EDU_RETRY_BASE_MS").map_or(d.base_delay, Duration::from_millis),
+    }
+}
+
+static RETRY: LazyLock<RwLock<RetryPolicy>> = LazyLock::new(|| RwLock::new(initial_policy()));
 
 /// Replaces the process-wide retry policy (tests use short budgets).
 pub fn set_retry_policy(policy: RetryPolicy) {
@@ -57,6 +73,8 @@ pub enum ErrorKind {
     Transient,
     /// An answer the client could not understand.
     Protocol,
+    /// The server's TLS certificate is not trusted (or does not match its name).
+    Certificate,
 }
 
 /// A failed TAE call. `message` is TAE's own text (Portuguese) when it sent one.
@@ -109,6 +127,9 @@ impl TaeError {
             ErrorKind::Forbidden if self.message.is_empty() => {
                 "o usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação"
                     .into()
+            }
+            ErrorKind::Certificate => {
+                "o certificado de segurança (TLS) do servidor não é confiável; confira o endereço ou informe o arquivo de certificados da autoridade certificadora (ca_file) nos Parâmetros Globais".into()
             }
             ErrorKind::Protocol => {
                 "o TOTVS Assinatura Eletrônica respondeu de forma inesperada".into()
@@ -214,6 +235,12 @@ fn error_message(body: &Value) -> String {
     parts.join(" ")
 }
 
+/// A TLS verification failure, from the text of the error chain (rustls/webpki wording).
+fn is_certificate_error(detail: &str) -> bool {
+    let d = detail.to_lowercase();
+    d.contains("certificate") || d.contains("unknownissuer") || d.contains("notvalidforname")
+}
+
 fn looks_not_found(msg: &str) -> bool {
     let m = msg.to_lowercase();
     m.contains("não encontrad") || m.contains("nao encontrad") || m.contains("not found")
@@ -275,6 +302,15 @@ impl TaeClient {
             let (err, retry_after) = match build().send().await {
                 Err(e) => {
                     let detail = format!("{what}: {}", without_url(&e));
+                    if is_certificate_error(&detail) {
+                        // Not an outage and not worth retrying: the server is not trusted.
+                        return Err(TaeError::new(
+                            ErrorKind::Certificate,
+                            None,
+                            String::new(),
+                            detail,
+                        ));
+                    }
                     (
                         TaeError::new(ErrorKind::Transient, None, String::new(), detail),
                         None,
