@@ -1,2 +1,104 @@
-//! The tae-edu benchmark (to be written: issue 8).
-fn main() {}
+//! `tae-edu-bench`: the benchmark of issue 8. Drives the release-built plugin through
+//! host-sim's `RmHost` (each measured run in a child process of the bench, `run-one`) against
+//! tae-sim running as a separate process with a fixed injected latency, and prints (and writes
+//! to `docs/PERFORMANCE.md`) the table: wall time, requests per contract by route, the latency
+//! bound `requests × L / concurrency`, wall / bound, speed-up over concurrency 1, peak RSS and
+//! CPU time of the host process; checks of many documents; one send of a 50 MB PDF.
+
+mod child;
+mod procstat;
+mod report;
+mod runner;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "tae-edu-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// One measured host process (used by the bench itself).
+    #[command(hide = true)]
+    RunOne(child::RunOneArgs),
+}
+
+/// What to measure. Defaults: the full matrix of issue 8 (about 10 minutes on 2 cores).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// A small subset (N = 100, check of 1,000, the 50 MB PDF): about a minute.
+    #[arg(long)]
+    pub quick: bool,
+    /// Injected latencies L (ms), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub latencies: Option<Vec<u64>>,
+    /// Batch sizes N, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
+    /// Concurrencies (`max_concurrency`), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub concurrencies: Option<Vec<u32>>,
+    /// Numbers of documents checked, comma-separated (0 = none).
+    #[arg(long, value_delimiter = ',')]
+    pub check_sizes: Option<Vec<usize>>,
+    /// Runs whose estimated time is below --repeat-below-secs are repeated this many times
+    /// (the median is reported, with the range).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    #[arg(long, default_value_t = 6.0)]
+    pub repeat_below_secs: f64,
+    /// Runs estimated longer than this are skipped (and listed as skipped, with the reason).
+    #[arg(long, default_value_t = 120.0)]
+    pub max_run_secs: f64,
+    /// Skip the sends where the host renders the report per contract.
+    #[arg(long)]
+    pub no_report_source: bool,
+    /// Skip the 50 MB PDF send.
+    #[arg(long)]
+    pub no_big_pdf: bool,
+    /// Size of the big PDF (MB).
+    #[arg(long, default_value_t = 50)]
+    pub big_pdf_mb: usize,
+    /// The plugin library (default: libtae_edu.so next to this executable).
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+    /// The tae-sim binary (default: next to this executable).
+    #[arg(long)]
+    pub tae_sim: Option<PathBuf>,
+    /// Where the table goes (default: docs/PERFORMANCE.md of the workspace); between the
+    /// `bench:begin`/`bench:end` markers, keeping what is outside them.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print only; do not write the file.
+    #[arg(long)]
+    pub no_write: bool,
+    /// A command prefix for the measured host process, for profiling one run, e.g.
+    /// `--wrap "perf record -e cpu-clock -g -o /tmp/perf.data --"` (implies --no-write).
+    #[arg(long)]
+    pub wrap: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::RunOne(args)) => {
+            let report = child::run(&args);
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("serialising the report")
+            );
+        }
+        None => {
+            if let Err(e) = runner::run_all(&cli.bench) {
+                eprintln!("tae-edu-bench: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! `tae-edu-bench run-one`: the measured host process. Loads the release plugin, opens the
+//! seeded school database through host-sim's `RmHost`, and runs one `execute` (for a check:
+//! a send first, unmeasured, then the check), printing a [`ChildReport`] as one JSON line.
+
+use crate::procstat;
+use host_sim::seed::{DEMO_PERIOD, DEMO_RM_USER, DEMO_RM_USER_CPF};
+use host_sim::{Plugin, RmHost, SchoolDb, UiScript};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The RM session every benchmark run uses.
+pub const BENCH_SESSION: &str = "rm-sessao-bench-1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum Op {
+    Send,
+    Check,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunOneArgs {
+    /// The plugin library to load.
+    #[arg(long)]
+    pub plugin: PathBuf,
+    /// The seeded school database (its global parameters point at tae-sim).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// tae-sim's base URL (to reset its counters between the send and a check).
+    #[arg(long)]
+    pub base_url: String,
+    #[arg(long, value_enum)]
+    pub op: Op,
+    /// The PDF sent for every contract; without it, the host renders the contract report per
+    /// contract (host-sim's printpdf renderer).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// What the measured process reports about the measured `execute`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChildReport {
+    /// The plugin's status code (0 = OK).
+    pub status: i32,
+    /// Why the run is not valid (plugin error, not every contract processed, ...).
+    pub error: Option<String>,
+    /// The response's outcome counts (sent, skipped, failed, ...).
+    pub outcomes: BTreeMap<String, u64>,
+    pub total: u64,
+    pub wall_ms: f64,
+    pub cpu_user_ms: f64,
+    pub cpu_sys_ms: f64,
+    /// Resident set before the measured call (plugin loaded, database open).
+    pub rss_before_kb: u64,
+    /// Peak resident set during the measured call (since a reset just before it, when the
+    /// kernel allows; else since the process started).
+    pub peak_rss_kb: u64,
+    pub peak_reset: bool,
+    /// Host methods the plugin called during the measured call.
+    pub host_calls: BTreeMap<String, u64>,
+    /// For a check: the send before it.
+    pub pre_send_wall_ms: Option<f64>,
+    pub pre_send_outcomes: Option<BTreeMap<String, u64>>,
+}
+
+fn outcome_counts(response: &Value) -> (BTreeMap<String, u64>, u64) {
+    let mut counts = BTreeMap::new();
+    let results = response
+        .get("results")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for r in &results {
+        let o = r.get("outcome").and_then(Value::as_str).unwrap_or("?");
+        *counts.entry(o.to_string()).or_insert(0) += 1;
+    }
+    (counts, results.len() as u64)
+}
+
+fn first_failure(response: &Value) -> Option<String> {
+    response
+        .get("results")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| {
+            !matches!(
+                r.get("outcome").and_then(Value::as_str),
+                Some("sent") | Some("pending")
+            )
+        })
+        .and_then(|r| r.get("message").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn error_text(status: i32, response: &Value) -> String {
+    let e = &response["error"];
+    format!(
+        "status {status}: {} ({})",
+        e["message"].as_str().unwrap_or("?"),
+        e["detail"].as_str().unwrap_or("")
+    )
+}
+
+/// Runs one measured `execute` and answers its report (errors inside the report).
+pub fn run(args: &RunOneArgs) -> ChildReport {
+    match run_inner(args) {
+        Ok(r) => r,
+        Err(e) => ChildReport {
+            status: -1,
+            error: Some(e),
+            ..Default::default()
+        },
+    }
+}
+
+fn run_inner(args: &RunOneArgs) -> Result<ChildReport, String> {
+    host_sim::install_crypto_provider();
+    let plugin = Plugin::load(&args.plugin)?;
+    let db = SchoolDb::open(&args.db).map_err(|e| e.to_string())?;
+    let contracts = db.all_contracts().map_err(|e| e.to_string())?.len() as u64;
+    let host = RmHost::new(db, DEMO_RM_USER);
+    host.set_ui(
+        UiScript::with_credentials(tae_sim::ADMIN_EMAIL, tae_sim::ADMIN_PASSWORD)
+            .then_cpf(DEMO_RM_USER_CPF),
+    );
+    let source = match &args.file {
+        Some(p) => json!({"kind": "file", "path": p}),
+        None => json!({"kind": "report", "report_code": host_sim::CONTRACT_REPORT_CODE}),
+    };
+    let menu = json!({"kind": "menu", "filter": {"codcoligada": 1, "period": DEMO_PERIOD}});
+    let send = json!({"session": BENCH_SESSION, "invoked_from": menu, "option": "send",
+                      "params": {"source": source}});
+    let mut report = ChildReport::default();
+    let request = match args.op {
+        Op::Send => send,
+        Op::Check => {
+            let t = Instant::now();
+            let (status, response) = plugin.execute(&host, &send);
+            if status != 0 {
+                return Err(format!(
+                    "send before check: {}",
+                    error_text(status, &response)
+                ));
+            }
+            let (counts, _) = outcome_counts(&response);
+            if counts.get("sent").copied().unwrap_or(0) != contracts {
+                return Err(format!(
+                    "send before check: {counts:?} of {contracts} contracts; first: {:?}",
+                    first_failure(&response)
+                ));
+            }
+            report.pre_send_wall_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
+            report.pre_send_outcomes = Some(counts);
+            let http = reqwest::blocking::Client::new();
+            http.post(format!("{}/_sim/counters/reset", args.base_url))
+                .send()
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| format!("cannot reset tae-sim's counters: {e}"))?;
+            json!({"session": BENCH_SESSION, "invoked_from": menu, "option": "check", "params": {}})
+        }
+    };
+    let calls_before = host.call_counts();
+
+    // The measured call.
+    report.peak_reset = procstat::reset_peak_rss();
+    report.rss_before_kb = procstat::status_kb("VmRSS").unwrap_or(0);
+    let (u0, s0) = procstat::cpu_times_us();
+    let t = Instant::now();
+    let (status, response) = plugin.execute(&host, &request);
+    report.wall_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let (u1, s1) = procstat::cpu_times_us();
+    report.peak_rss_kb = procstat::status_kb("VmHWM").unwrap_or(0);
+    report.cpu_user_ms = u1.saturating_sub(u0) as f64 / 1000.0;
+    report.cpu_sys_ms = s1.saturating_sub(s0) as f64 / 1000.0;
+
+    report.status = status;
+    for (method, n) in host.call_counts() {
+        let d = n - calls_before.get(&method).copied().unwrap_or(0);
+        if d > 0 {
+            report.host_calls.insert(method, d);
+        }
+    }
+    if status != 0 {
+        report.error = Some(error_text(status, &response));
+        return Ok(report);
+    }
+    let (counts, total) = outcome_counts(&response);
+    report.total = total;
+    let expected = match args.op {
+        Op::Send => "sent",
+        Op::Check => "pending",
+    };
+    let good = counts.get(expected).copied().unwrap_or(0);
+    if good != contracts || total != contracts {
+        report.error = Some(format!(
+            "{good} of {contracts} contracts {expected}; outcomes {counts:?}; first other: {:?}",
+            first_failure(&response)
+        ));
+    }
+    report.outcomes = counts;
+    Ok(report)
+}
