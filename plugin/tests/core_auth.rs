@@ -410,7 +410,10 @@ fn https_is_verified_and_ca_file_is_trusted() {
     // The sim's self-signed CA is not trusted by default: the login fails, nothing else.
     let t = api::configure(&host, json!({"action": "test"})).unwrap();
     assert_eq!(t["login_ok"], false, "{t}");
-    assert!(t["message"].as_str().unwrap().contains("certificado"), "{t}");
+    assert!(
+        t["message"].as_str().unwrap().contains("certificado"),
+        "{t}"
+    );
     assert_eq!(sim.state().total_requests(), 0, "nothing got through TLS");
     let keys = one_contract(&host);
     let e = api::execute(&host, send_request(&session("tls0"), &keys)).unwrap_err();
