@@ -769,3 +769,39 @@ fn email_code_recipients_template_and_witness_policy() {
     assert!(s.contains("tp@escola.example"), "{s}");
     sim.shutdown();
 }
+
+#[test]
+fn rate_limited_calls_honour_retry_after() {
+    let sim = sim();
+    let host = MockHost::new(&sim.base_url());
+    host.add_contracts(1);
+    let keys = host.keys();
+    let s = session("429");
+    api::execute(&host, option_request(&s, "check", &keys)).unwrap();
+    sim.state().reset_counters();
+    sim.state().set_faults(tae_sim::FaultConfig {
+        rate_limit: Some(tae_sim::RateLimit {
+            rate: 1.0,
+            burst: 1,
+            retry_after_secs: 1,
+        }),
+        ..Default::default()
+    });
+    let st = sim.state();
+    let clearer = std::thread::spawn(move || {
+        while st.total_requests() == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        st.set_faults(tae_sim::FaultConfig::default());
+    });
+    let t = std::time::Instant::now();
+    let r = api::execute(&host, send_request(&s, &keys)).unwrap();
+    clearer.join().unwrap();
+    assert_eq!(outcomes(&r), ["sent"], "{r:#}");
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(950),
+        "Retry-After: 1 was not honoured ({:?})",
+        t.elapsed()
+    );
+    sim.shutdown();
+}
