@@ -521,6 +521,11 @@ fn attachment_list_filters_and_pages() {
     let id = one["records"][0]["id"].clone();
     let r = api::execute(&host, json!({"session": s, "invoked_from": {"kind": "attachment", "record_ids": [id]}, "option": "check", "params": {}})).unwrap();
     assert_eq!(outcomes(&r), ["pending"]);
+    // From the menu, with a filter.
+    let r = api::execute(&host, json!({"session": s, "invoked_from": {"kind": "menu", "filter": {"period": "2026/1", "course": "Enfermagem"}}, "option": "check", "params": {}})).unwrap();
+    assert_eq!(outcomes(&r), ["pending"; 7]);
+    let r = api::execute(&host, json!({"session": s, "invoked_from": {"kind": "menu", "filter": {"course": "Direito"}}, "option": "check", "params": {}})).unwrap();
+    assert_eq!(r["summary"]["total"], 0);
     sim.shutdown();
 }
 
@@ -546,6 +551,8 @@ fn invalid_requests_are_refused_before_any_screen() {
             "{req}: {e}"
         );
     }
+    let e = api::execute(&host, json!({"session": s, "invoked_from": {"kind": "menu", "filter": {"periodo": "2026/1"}}, "option": "check", "params": {}})).unwrap_err();
+    assert_eq!(e.status, tae_edu::error::Status::InvalidRequest, "{e}");
     host.files
         .borrow_mut()
         .insert("/x/nao-pdf.pdf".into(), b"GIF89a".to_vec());

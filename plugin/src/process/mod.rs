@@ -235,6 +235,23 @@ fn check_keys(params: &Value, allowed: &[&str]) -> Result<(), PluginError> {
     }
 }
 
+/// The menu filter: only the fields the host knows (`docs/abi.md`, `contracts.find`).
+fn check_filter(filter: &Value) -> Result<(), PluginError> {
+    const KEYS: &[&str] = &["codcoligada", "codfilial", "period", "course", "status"];
+    match filter {
+        Value::Null => Ok(()),
+        Value::Object(m) => match m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            Some(k) => Err(PluginError::invalid_request(format!(
+                "unknown field invoked_from.filter.{k}"
+            ))),
+            None => Ok(()),
+        },
+        _ => Err(PluginError::invalid_request(
+            "invoked_from.filter must be an object",
+        )),
+    }
+}
+
 fn download_kind(params: &Value) -> Result<u8, PluginError> {
     match params.get("kind") {
         None | Some(Value::Null) => Ok(2),
@@ -287,6 +304,9 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     }
     // The request's own shape is checked before any host call or screen.
     precheck(req.option, &req.params)?;
+    if let InvokedFrom::Menu { filter } = &req.invoked_from {
+        check_filter(filter)?;
+    }
     let api = HostApi::new(host);
     if !api.has_permission(&req.session)? {
         return Err(PluginError::permission(
