@@ -59,6 +59,9 @@ enum TaeEduStatus
   TAE_EDU_STATUS_INVALID_CONFIG = 12,
   // The request is larger than the plugin accepts.
   TAE_EDU_STATUS_REQUEST_TOO_LARGE = 13,
+  // Another `execute` in this process kept the selected contracts for longer than the plugin
+  // waits (30 minutes); nothing was done.
+  TAE_EDU_STATUS_BUSY = 14,
   // Any other failure inside the plugin.
   TAE_EDU_STATUS_INTERNAL = 99,
 };

@@ -33,6 +33,7 @@ namespace TaeEdu
         TaeError = 11,
         InvalidConfig = 12,
         RequestTooLarge = 13,
+        Busy = 14,
         Internal = 99,
     }
 

@@ -36,6 +36,9 @@ pub enum Status {
     InvalidConfig = 12,
     /// The request is larger than the plugin accepts.
     RequestTooLarge = 13,
+    /// Another `execute` in this process kept the selected contracts for longer than the plugin
+    /// waits (30 minutes); nothing was done.
+    Busy = 14,
     /// Any other failure inside the plugin.
     Internal = 99,
 }
@@ -58,6 +61,7 @@ impl Status {
             Status::TaeError => "TAE_ERROR",
             Status::InvalidConfig => "INVALID_CONFIG",
             Status::RequestTooLarge => "REQUEST_TOO_LARGE",
+            Status::Busy => "BUSY",
             Status::Internal => "INTERNAL",
         }
     }

@@ -4,6 +4,7 @@
 //! thread's `block_on` (host callbacks never leave that thread).
 
 pub mod check;
+pub mod claims;
 pub mod delete;
 pub mod download;
 pub mod send;
@@ -334,7 +335,9 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     let option = req.option;
     let session = req.session.clone();
     // The contracts and their records first: an empty selection never prompts.
-    let items = resolve_items(api, &req.invoked_from, option)?;
+    // Held until this function returns: no other run in this process touches these contracts.
+    let mut claim = claims::Claim::default();
+    let items = resolve_items(api, &req.invoked_from, option, &mut claim)?;
     log::info!(
         "execute {} requested by {} over {} contract(s)",
         option.as_str(),
@@ -389,7 +392,13 @@ fn response(
         counts.insert(k, 0);
     }
     for r in &results {
-        *counts.entry(r.outcome).or_insert(0) += 1;
+        // `summary.cancelled` is the run's cancel flag; documents found cancelled are counted
+        // under their own name.
+        let key = match r.outcome {
+            "cancelled" => "documents_cancelled",
+            other => other,
+        };
+        *counts.entry(key).or_insert(0) += 1;
     }
     let mut summary = Map::new();
     summary.insert("total".into(), json!(results.len()));
@@ -418,6 +427,7 @@ fn resolve_items(
     api: HostApi<'_>,
     from: &InvokedFrom,
     option: OptionKind,
+    claim: &mut claims::Claim,
 ) -> Result<Vec<Item>, PluginError> {
     match from {
         InvokedFrom::Menu { filter } => {
@@ -427,7 +437,7 @@ fn resolve_items(
                 filter.clone()
             };
             let contracts = api.contracts_find(&filter)?;
-            items_for_contracts(api, contracts, Vec::new())
+            items_for_contracts(api, contracts, Vec::new(), claim)
         }
         InvokedFrom::ContractView { contract_keys } => {
             if contract_keys.is_empty() {
@@ -439,7 +449,7 @@ fn resolve_items(
             let mut seen = std::collections::HashSet::new();
             keys.retain(|k| seen.insert(k.clone()));
             let (contracts, missing) = api.contracts_get(&keys)?;
-            let mut items = items_for_contracts(api, contracts, missing)?;
+            let mut items = items_for_contracts(api, contracts, missing, claim)?;
             // Keep the order the user selected.
             let pos: HashMap<&String, usize> =
                 keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
@@ -468,8 +478,18 @@ fn resolve_items(
                     .filter(|k| !by_key.contains_key(*k))
                     .cloned()
                     .collect();
-                return items_for_contracts(api, contracts, missing);
+                return items_for_contracts(api, contracts, missing, claim);
             }
+            // Claim the contracts, then read their records again: another run may have
+            // changed them while this one waited.
+            take(
+                claim,
+                records
+                    .iter()
+                    .map(|r| (r.data_server.clone(), r.record_key.clone())),
+            )?;
+            let (_, records) =
+                api.records_query(&json!({"record_ids": record_ids}), 0, record_ids.len())?;
             let mut items = Vec::new();
             for id in record_ids {
                 match records.iter().find(|r| &r.id == id) {
@@ -492,11 +512,38 @@ fn resolve_items(
     }
 }
 
+/// Waits until no other run in this process holds these contracts, then takes them.
+fn take(
+    claim: &mut claims::Claim,
+    ids: impl IntoIterator<Item = claims::ContractId>,
+) -> Result<(), PluginError> {
+    claim.take_all(ids, claims::MAX_WAIT).map_err(|blocked| {
+        PluginError::new(
+            crate::error::Status::Busy,
+            format!(
+                "Outra execução do processo ainda está trabalhando em {blocked} destes contratos. Execute novamente quando ela terminar."
+            ),
+            format!(
+                "{blocked} contract(s) still held by another execute in this process after {} s",
+                claims::MAX_WAIT.as_secs()
+            ),
+        )
+    })
+}
+
 fn items_for_contracts(
     api: HostApi<'_>,
     contracts: Vec<Contract>,
     missing: Vec<String>,
+    claim: &mut claims::Claim,
 ) -> Result<Vec<Item>, PluginError> {
+    // Claimed before the records are read, so they cannot change under this run.
+    take(
+        claim,
+        contracts
+            .iter()
+            .map(|c| (c.data_server().to_string(), c.key.clone())),
+    )?;
     let mut by_ds: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in &contracts {
         by_ds

@@ -465,6 +465,26 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         return Outcome::failed(item, "contrato não encontrado no RM.");
     };
     let by = auth.user.who();
+    // A contract already signed is never sent for signature again.
+    if let Some(r) = item
+        .records
+        .iter()
+        .find(|r| r.status == RecordStatus::Finalizado)
+    {
+        let doc = r
+            .document_id
+            .map(|d| format!(" nº {d}"))
+            .unwrap_or_default();
+        return Outcome::new(
+            item,
+            "skipped",
+            format!(
+                "{}: o contrato já foi assinado (documento{doc} finalizado no TOTVS Assinatura Eletrônica); não foi reenviado.",
+                item.label()
+            ),
+        )
+        .with_record(r);
+    }
     // A contract with an active document is never sent twice; one stuck mid-send is reconciled.
     let active = item.records.iter().find(|r| r.status.is_active());
     if let Some(r) = active {

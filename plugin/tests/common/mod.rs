@@ -39,7 +39,12 @@ pub struct MockHost {
     pub fail_puts_from: Cell<Option<u32>>,
     /// Every response and request seen (to assert no secret leaks).
     pub transcript: RefCell<Vec<String>>,
+    /// A records store shared with other hosts (two RM users of one host, on two threads):
+    /// `records.put` writes through to it and `records.get` reads it first.
+    pub shared_records: RefCell<Option<SharedRecords>>,
 }
+
+pub type SharedRecords = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Value>>>;
 
 pub fn contract(
     code: u32,
@@ -111,6 +116,7 @@ impl MockHost {
             fail_put_for: RefCell::new(None),
             fail_puts_from: Cell::new(None),
             transcript: RefCell::new(Vec::new()),
+            shared_records: RefCell::new(None),
         }
     }
 
@@ -289,6 +295,13 @@ impl Host for MockHost {
                 self.answer(next.unwrap_or(json!({"cancelled": true})))
             }
             "records.get" => {
+                if let Some(shared) = self.shared_records.borrow().as_ref() {
+                    let shared = shared.lock().unwrap();
+                    let mut own = self.records.borrow_mut();
+                    for (id, r) in shared.iter() {
+                        own.insert(id.clone(), r.clone());
+                    }
+                }
                 let keys: Vec<String> = serde_json::from_value(req["keys"].clone()).unwrap();
                 let recs: Vec<Value> = self
                     .records
@@ -326,6 +339,12 @@ impl Host for MockHost {
                     self.records
                         .borrow_mut()
                         .insert(r["id"].as_str().unwrap().to_string(), r.clone());
+                    if let Some(shared) = self.shared_records.borrow().as_ref() {
+                        shared
+                            .lock()
+                            .unwrap()
+                            .insert(r["id"].as_str().unwrap().to_string(), r.clone());
+                    }
                 }
                 self.puts.set(self.puts.get() + 1);
                 self.answer(json!({}))
