@@ -56,6 +56,9 @@ pub struct BenchArgs {
     /// Runs estimated longer than this are skipped (and listed as skipped, with the reason).
     #[arg(long, default_value_t = 120.0)]
     pub max_run_secs: f64,
+    /// Skip the send matrix (e.g. to profile a check alone).
+    #[arg(long)]
+    pub no_sends: bool,
     /// Skip the sends where the host renders the report per contract.
     #[arg(long)]
     pub no_report_source: bool,

@@ -183,6 +183,15 @@ fn cpu_per_contract_ms(m: &Measured, n: usize) -> f64 {
     (m.child.cpu_user_ms + m.child.cpu_sys_ms) / n.max(1) as f64
 }
 
+fn sys_share(m: &Measured) -> f64 {
+    let total = m.child.cpu_user_ms + m.child.cpu_sys_ms;
+    if total > 0.0 {
+        100.0 * m.child.cpu_sys_ms / total
+    } else {
+        0.0
+    }
+}
+
 /// The latency bound `requests × L / concurrency` in ms (None at L = 0).
 fn bound_ms(m: &Measured, latency_ms: u64, concurrency: u32) -> Option<f64> {
     (latency_ms > 0).then(|| m.requests() as f64 * latency_ms as f64 / concurrency.max(1) as f64)
@@ -202,8 +211,8 @@ fn speedup(all: &[RunResult], r: &RunResult) -> Option<f64> {
 }
 
 fn send_table(out: &mut String, runs: &[RunResult], all: &[RunResult]) {
-    out.push_str("| L (ms) | N | c | source | wall (s) | requests | req./contract | bound (s) | wall / bound | speed-up vs c=1 | peak RSS (MB) | CPU / contract (ms) |\n");
-    out.push_str("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| L (ms) | N | c | source | wall (s) | requests | req./contract | bound (s) | wall / bound | speed-up vs c=1 | peak RSS (MB) | CPU / contract (ms) | of which sys |\n");
+    out.push_str("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in runs {
         let s = &r.spec;
         let source = if s.report_source { "report" } else { "file" };
@@ -214,13 +223,13 @@ fn send_table(out: &mut String, runs: &[RunResult], all: &[RunResult]) {
             s.concurrency
         );
         if let Some(why) = &r.skipped {
-            let _ = writeln!(out, "{head}| — | | | | | | | | {why} |");
+            let _ = writeln!(out, "{head}| — | | | | | | | | {why} | |");
             continue;
         }
         let Some(m) = r.median() else {
             let _ = writeln!(
                 out,
-                "{head}| FAILED: {} | | | | | | | | |",
+                "{head}| FAILED: {} | | | | | | | | | |",
                 r.failed.as_deref().unwrap_or("?")
             );
             continue;
@@ -235,7 +244,7 @@ fn send_table(out: &mut String, runs: &[RunResult], all: &[RunResult]) {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{head}| {}{note} | {} | {:.2} | {} | {} | {} | {} | {:.3} |",
+            "{head}| {}{note} | {} | {:.2} | {} | {} | {} | {} | {:.3} | {:.0}% |",
             wall_cell(r, m),
             thousands(req),
             req as f64 / s.n.max(1) as f64,
@@ -248,6 +257,7 @@ fn send_table(out: &mut String, runs: &[RunResult], all: &[RunResult]) {
                 .unwrap_or_else(|| "–".into()),
             mb(m.child.peak_rss_kb),
             cpu_per_contract_ms(m, s.n),
+            sys_share(m),
         );
     }
 }
@@ -298,7 +308,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -321,14 +331,14 @@ fn mark(v: Option<bool>) -> &'static str {
     }
 }
 
-fn find<'a>(
-    runs: &'a [RunResult],
+fn find(
+    runs: &[RunResult],
     kind: Kind,
     l: u64,
     n: usize,
     c: u32,
     report_source: bool,
-) -> Option<&'a RunResult> {
+) -> Option<&RunResult> {
     runs.iter().find(|r| {
         r.spec.kind == kind
             && r.spec.latency_ms == l
@@ -675,7 +685,7 @@ pub fn render(
     route_table(&mut out, &all);
 
     out.push_str("\n### Check of many documents\n\nAfter an unmeasured send of the N contracts (same process, same RM session, so no new login), tae-sim's counters are reset and `check` runs over the N pending documents.\n\n");
-    out.push_str("| L (ms) | documents | c | many-ids route | wall (s) | requests | by route | peak RSS (MB) | CPU / document (ms) |\n|---:|---:|---:|---|---:|---:|---|---:|---:|\n");
+    out.push_str("| L (ms) | documents | c | many-ids route | wall (s) | requests | by route | peak RSS (MB) | CPU / document (ms) | host calls / document |\n|---:|---:|---:|---|---:|---:|---|---:|---:|---|\n");
     for r in checks {
         let s = &r.spec;
         let head = format!(
@@ -687,7 +697,7 @@ pub fn render(
         );
         match (r.median(), &r.skipped) {
             (_, Some(why)) => {
-                let _ = writeln!(out, "{head}| — | | {why} | | |");
+                let _ = writeln!(out, "{head}| — | | {why} | | | |");
             }
             (Some(m), _) => {
                 let note = m
@@ -698,7 +708,7 @@ pub fn render(
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "{head}| {}{note} | {} | {} | {} | {:.3} |",
+                    "{head}| {}{note} | {} | {} | {} | {:.3} | {} |",
                     wall_cell(r, m),
                     thousands(m.requests()),
                     by_route(&m.counters)
@@ -707,13 +717,19 @@ pub fn render(
                         .collect::<Vec<_>>()
                         .join(", "),
                     mb(m.child.peak_rss_kb),
-                    cpu_per_contract_ms(m, s.n)
+                    cpu_per_contract_ms(m, s.n),
+                    m.child
+                        .host_calls
+                        .iter()
+                        .map(|(k, v)| format!("{k} {:.2}", *v as f64 / s.n.max(1) as f64))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             (None, _) => {
                 let _ = writeln!(
                     out,
-                    "{head}| FAILED: {} | | | | |",
+                    "{head}| FAILED: {} | | | | | |",
                     r.failed.as_deref().unwrap_or("?")
                 );
             }

@@ -485,7 +485,7 @@ pub fn run_all(args: &BenchArgs) -> Result<(), String> {
         env.load_before
     );
     let mut sends = Vec::new();
-    for &l in &latencies {
+    for &l in latencies.iter().filter(|_| !args.no_sends) {
         for &n in &sizes {
             for &c in &concurrencies {
                 sends.push(run_spec(&ctx, args, Spec::send(l, n, c)));
