@@ -168,12 +168,17 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
             }
         }
     };
-    apply_document(&mut r, &doc, &by);
-    r.event(
-        &by,
-        "checked",
-        format!("situação no TAE: {}", r.status.label()),
-    );
+    let recipients_before = r.recipients.clone();
+    let status_changed = apply_document(&mut r, &doc, &by);
+    // The history records what changed, not every look: a school checking every few minutes
+    // would otherwise grow each record by hundreds of events a day. `last_check_at` says when.
+    if status_changed || r.recipients != recipients_before {
+        r.event(
+            &by,
+            "checked",
+            format!("situação no TAE: {}", r.status.label()),
+        );
+    }
     if let Err(m) = put(auth, &[&r]) {
         return Outcome::failed(item, m).with_record(&r);
     }
