@@ -189,6 +189,8 @@ pub struct Auth<'h> {
     /// Messages for the end user about things done on the way (a registration).
     pub notices: RefCell<Vec<String>>,
     registrations: RefCell<HashMap<String, Registration>>,
+    /// Record writes waiting for the batch's next group commit (`process::put`).
+    pub put_queue: crate::process::PutQueue,
 }
 
 impl<'h> Auth<'h> {
@@ -252,6 +254,7 @@ impl<'h> Auth<'h> {
             stop: RefCell::new(None),
             notices: RefCell::new(Vec::new()),
             registrations: RefCell::new(HashMap::new()),
+            put_queue: Default::default(),
         })
     }
 

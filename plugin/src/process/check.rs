@@ -154,7 +154,7 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
                         "error",
                         format!("check: documento {id} não encontrado no TAE"),
                     );
-                    let _ = put(auth, &[&r]);
+                    let _ = put(auth, &[&r]).await;
                     return Outcome::failed(item, format!("o documento nº {id} não foi encontrado no TOTVS Assinatura Eletrônica.")).with_record(&r);
                 }
                 Err(e) => {
@@ -179,7 +179,7 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
             format!("situação no TAE: {}", r.status.label()),
         );
     }
-    if let Err(m) = put(auth, &[&r]) {
+    if let Err(m) = put(auth, &[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     let signed: Vec<&str> = r

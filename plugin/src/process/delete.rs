@@ -60,7 +60,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
             "cancelled",
             "nenhum documento encontrado no TAE; registro encerrado",
         );
-        if let Err(m) = put(auth, &[&r]) {
+        if let Err(m) = put(auth, &[&r]).await {
             return Outcome::failed(item, m).with_record(&r);
         }
         return Outcome::new(item, "deleted", format!("{label}: o envio não havia chegado ao TOTVS Assinatura Eletrônica; registro encerrado.")).with_record(&r);
@@ -72,7 +72,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
     if status == api::STATUS_FINALISED {
         r.set_status(RecordStatus::Finalizado);
         r.event(&by, "error", "exclusão recusada: documento finalizado");
-        let _ = put(auth, &[&r]);
+        let _ = put(auth, &[&r]).await;
         return Outcome::failed(
             item,
             format!("o documento nº {id} está finalizado (assinado) e não pode ser excluído."),
@@ -98,7 +98,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
                 Some(api::STATUS_FINALISED) => {
                     r.set_status(RecordStatus::Finalizado);
                     r.event(&by, "error", "exclusão recusada: documento finalizado");
-                    let _ = put(auth, &[&r]);
+                    let _ = put(auth, &[&r]).await;
                     return Outcome::failed(item, format!("o documento nº {id} está finalizado (assinado) e não pode ser excluído.")).with_record(&r);
                 }
                 _ if e.kind == ErrorKind::Transient => {
@@ -109,7 +109,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
                     {
                         r.last_error = Some(e2.user_text());
                         r.event(&by, "error", format!("cancel: {e2}"));
-                        let _ = put(auth, &[&r]);
+                        let _ = put(auth, &[&r]).await;
                         return tae_failed(
                             item,
                             &format!("não foi possível excluir o documento nº {id}"),
@@ -121,7 +121,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
                 _ => {
                     r.last_error = Some(e.user_text());
                     r.event(&by, "error", format!("cancel: {e}"));
-                    let _ = put(auth, &[&r]);
+                    let _ = put(auth, &[&r]).await;
                     return tae_failed(
                         item,
                         &format!("não foi possível excluir o documento nº {id}"),
@@ -141,7 +141,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
         "cancelled",
         format!("documento {id} excluído (cancelado) no TAE"),
     );
-    if let Err(m) = put(auth, &[&r]) {
+    if let Err(m) = put(auth, &[&r]).await {
         return Outcome::failed(
             item,
             format!("documento nº {id} excluído no TOTVS Assinatura Eletrônica, mas {m}"),

@@ -63,7 +63,7 @@ pub async fn run(auth: &Auth<'_>, kind: u8, item: &Item) -> Outcome {
                 .unwrap_or_default()
         ),
     );
-    if let Err(m) = put(auth, &[&r]) {
+    if let Err(m) = put(auth, &[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     Outcome::new(

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::task::Poll;
 use std::time::Instant;
 
 #[derive(Debug, Deserialize)]
@@ -189,13 +190,69 @@ pub fn tae_failed(item: &Item, what: &str, e: &TaeError) -> Outcome {
 }
 
 /// Writes records through the host; a failure becomes the contract's error text.
-pub fn put(auth: &Auth<'_>, records: &[&Record]) -> Result<(), String> {
+fn put_now(auth: &Auth<'_>, records: &[&Record]) -> Result<(), String> {
     auth.host.records_put(records).map_err(|e| {
         log::error!("records.put failed: {}", e.detail);
         format!(
             "não foi possível gravar o registro de integração no RM ({})",
             e.message
         )
+    })
+}
+
+type PutReply = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Record writes of the contracts in flight, waiting for the batch's next group commit: when
+/// every contract in flight is waiting (on TAE or on its write), `run_batch` writes all the
+/// queued records in one `records.put` (one host transaction) and then lets each contract go
+/// on. A write still completes before the contract's next remote call, as with one write each.
+#[derive(Default)]
+pub struct PutQueue {
+    /// Set while `run_batch` drives the contracts (else `put` writes at once).
+    active: std::cell::Cell<bool>,
+    pending: std::cell::RefCell<Vec<(Vec<Record>, PutReply)>>,
+}
+
+impl PutQueue {
+    fn is_empty(&self) -> bool {
+        self.pending.borrow().is_empty()
+    }
+
+    /// Writes every queued record in one host call. If that fails, each contract's records are
+    /// written on their own, so one bad record fails only its own contract.
+    fn flush(&self, auth: &Auth<'_>) {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if pending.is_empty() {
+            return;
+        }
+        let all: Vec<&Record> = pending.iter().flat_map(|(recs, _)| recs.iter()).collect();
+        if pending.len() > 1 && auth.host.records_put(&all).is_ok() {
+            for (_, reply) in pending {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
+        for (recs, reply) in pending {
+            let refs: Vec<&Record> = recs.iter().collect();
+            let _ = reply.send(put_now(auth, &refs));
+        }
+    }
+}
+
+/// Writes records through the host (in the batch's next group commit when a batch is running);
+/// answers once they are durable. A failure becomes the contract's error text.
+pub async fn put(auth: &Auth<'_>, records: &[&Record]) -> Result<(), String> {
+    let queue = &auth.put_queue;
+    if !queue.active.get() {
+        return put_now(auth, records);
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    queue
+        .pending
+        .borrow_mut()
+        .push((records.iter().map(|r| (*r).clone()).collect(), reply));
+    answer.await.unwrap_or_else(|_| {
+        Err("não foi possível gravar o registro de integração no RM (gravação interrompida)".into())
     })
 }
 
@@ -599,6 +656,7 @@ where
     let mut next = 0usize;
     let mut done = 0u32;
     let mut cancelled = false;
+    auth.put_queue.active.set(true);
     loop {
         while !cancelled && auth.stop.borrow().is_none() && inflight.len() < limit && next < total {
             let i = next;
@@ -606,7 +664,19 @@ where
             let fut = work(&items[i]);
             inflight.push(async move { (i, fut.await) });
         }
-        let Some((i, outcome)) = inflight.next().await else {
+        // Drive the contracts until one finishes, or until all in flight wait and some wait
+        // for their record writes: then write those in one group commit.
+        let step = std::future::poll_fn(|cx| match inflight.poll_next_unpin(cx) {
+            Poll::Ready(done) => Poll::Ready(Some(done)),
+            Poll::Pending if !auth.put_queue.is_empty() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        let Some(finished) = step else {
+            auth.put_queue.flush(auth);
+            continue;
+        };
+        let Some((i, outcome)) = finished else {
             break;
         };
         done += 1;
@@ -622,6 +692,8 @@ where
         }
         results[i] = Some(outcome);
     }
+    auth.put_queue.flush(auth);
+    auth.put_queue.active.set(false);
     let stop = auth.stop.borrow().clone();
     let results = results
         .into_iter()

@@ -528,7 +528,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                     r.recipients = recips.clone();
                     r.set_status(RecordStatus::Rascunho);
                     r.event(&by, "reconciled", format!("envio anterior interrompido: rascunho {id} encontrado no TAE; publicando"));
-                    if let Err(m) = put(auth, &[&r]) {
+                    if let Err(m) = put(auth, &[&r]).await {
                         return Outcome::failed(item, m).with_record(&r);
                     }
                     if let Err(m) = ensure_signers_registered(auth, plan, &recips).await {
@@ -543,7 +543,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                     r.sent_by = Some(by.clone());
                 }
                 r.event(&by, "reconciled", format!("envio anterior interrompido: documento {id} já publicado no TAE foi adotado (situação {})", new_status.label()));
-                if let Err(m) = put(auth, &[&r]) {
+                if let Err(m) = put(auth, &[&r]).await {
                     return Outcome::failed(item, m).with_record(&r);
                 }
                 return Outcome::new(
@@ -603,7 +603,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     r.recipients = recips;
     r.last_error = None;
     // Recorded before any remote call of the send.
-    if let Err(m) = put(auth, &[&r]) {
+    if let Err(m) = put(auth, &[&r]).await {
         return Outcome::failed(item, m);
     }
     if let Err(m) = ensure_signers_registered(auth, plan, &r.recipients).await {
@@ -611,7 +611,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         r.set_status(RecordStatus::Falhou);
         r.last_error = Some(o.message.clone());
         r.event(&by, "error", o.message.clone());
-        let _ = put(auth, &[&r]);
+        let _ = put(auth, &[&r]).await;
         return o.with_record(&r);
     }
     let file_name = r.file_name.clone();
@@ -628,7 +628,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
             r.set_status(RecordStatus::Falhou);
             r.last_error = Some(o.message.clone());
             r.event(&by, "error", format!("upload: {e}"));
-            let _ = put(auth, &[&r]);
+            let _ = put(auth, &[&r]).await;
             return o.with_record(&r);
         }
     };
@@ -639,7 +639,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         "uploaded",
         format!("rascunho {id} criado ({} bytes)", r.file_size),
     );
-    if let Err(m) = put(auth, &[&r]) {
+    if let Err(m) = put(auth, &[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     finish_publish(auth, plan, item, r, &name, &by).await
@@ -702,7 +702,7 @@ async fn finish_publish(
                     r.recipients.len()
                 ),
             );
-            if let Err(m) = put(auth, &[&r]) {
+            if let Err(m) = put(auth, &[&r]).await {
                 // The document is published; the next run reconciles the record by its id.
                 return Outcome::failed(item, format!("documento nº {id} publicado, mas {m}"))
                     .with_record(&r);
@@ -728,7 +728,7 @@ async fn finish_publish(
             );
             r.last_error = Some(o.message.clone());
             r.event(by, "error", format!("publish: {e}"));
-            let _ = put(auth, &[&r]);
+            let _ = put(auth, &[&r]).await;
             o.with_record(&r)
         }
     }

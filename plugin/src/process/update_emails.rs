@@ -101,7 +101,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         r.status,
         RecordStatus::Pendente | RecordStatus::AssinadoParcialmente
     ) {
-        let _ = put(auth, &[&r]);
+        let _ = put(auth, &[&r]).await;
         let o = if r.status == RecordStatus::Finalizado {
             Outcome::failed(
                 item,
@@ -186,7 +186,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
                         r.recipients = merge(new_list, &r.recipients, role, i);
                         r.last_error = Some(o.message.clone());
                         r.event(&by, "error", o.message.clone());
-                        let _ = put(auth, &[&r]);
+                        let _ = put(auth, &[&r]).await;
                         return o.with_record(&r);
                     }
                     changes.push(match old_one {
@@ -203,7 +203,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     }
     if changes.is_empty() {
         r.event(&by, "checked", "atualização de e-mails: nenhuma alteração");
-        let _ = put(auth, &[&r]);
+        let _ = put(auth, &[&r]).await;
         let extra = if kept_signed.is_empty() {
             String::new()
         } else {
@@ -221,7 +221,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     for c in &changes {
         r.event(&by, "recipient_replaced", c.clone());
     }
-    if let Err(m) = put(auth, &[&r]) {
+    if let Err(m) = put(auth, &[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     Outcome::new(
