@@ -14,7 +14,6 @@ use crate::tae::{api, ErrorKind, TaeError};
 use crate::validate::{normalize_cpf, normalize_email, same_email};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::rc::Rc;
 
 pub const PARAM_KEYS: &[&str] = &[
     "source",
@@ -29,7 +28,8 @@ pub const PARAM_KEYS: &[&str] = &[
 pub enum Source {
     /// The file chosen in the process, read once for the batch.
     File {
-        bytes: Rc<Vec<u8>>,
+        /// Shared by every contract and every upload attempt without a copy.
+        bytes: bytes::Bytes,
         file_name: String,
     },
     /// A predefined report the host renders per contract.
@@ -139,7 +139,7 @@ impl SendPlan {
                         .file_name()
                         .map(|n| n.to_string_lossy().to_string())
                         .unwrap_or_else(|| "contrato.pdf".into());
-                    Source::File { bytes: Rc::new(bytes), file_name }
+                    Source::File { bytes: bytes::Bytes::from(bytes), file_name }
                 }
                 (Some("report"), Some(o)) if o.len() == 2 => {
                     let code = s.get("report_code").and_then(Value::as_str).unwrap_or("").trim();
@@ -572,7 +572,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         }
     };
     // The PDF.
-    let pdf: Rc<Vec<u8>> = match &plan.source {
+    let pdf: bytes::Bytes = match &plan.source {
         Source::File { bytes, .. } => bytes.clone(),
         Source::Report { report_code } => match auth.host.report_render(report_code, &c.key) {
             Ok(b) => {
@@ -582,7 +582,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                         format!("o relatório {report_code} gerou um documento inválido: {m}."),
                     );
                 }
-                Rc::new(b)
+                bytes::Bytes::from(b)
             }
             Err(e) => {
                 return Outcome::failed(
@@ -599,7 +599,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     r.document_name = name.clone();
     r.file_name = file_name_for(c, plan);
     r.file_size = pdf.len() as u64;
-    r.sha256 = format!("{:x}", Sha256::digest(pdf.as_slice()));
+    r.sha256 = format!("{:x}", Sha256::digest(&pdf));
     r.recipients = recips;
     r.last_error = None;
     // Recorded before any remote call of the send.

@@ -543,15 +543,19 @@ impl TaeClient {
         token: &str,
         name: &str,
         file_name: &str,
-        pdf: &[u8],
+        pdf: &bytes::Bytes,
     ) -> Result<i64, TaeError> {
         let url = self.api(api::UPLOAD);
         let data = self
             .send("upload", true, &|| {
-                let part = reqwest::multipart::Part::bytes(pdf.to_vec())
-                    .file_name(file_name.to_string())
-                    .mime_str("application/pdf")
-                    .expect("static mime type");
+                // A reference-counted view of the PDF: no copy per attempt.
+                let part = reqwest::multipart::Part::stream_with_length(
+                    reqwest::Body::from(pdf.clone()),
+                    pdf.len() as u64,
+                )
+                .file_name(file_name.to_string())
+                .mime_str("application/pdf")
+                .expect("static mime type");
                 let form = reqwest::multipart::Form::new()
                     .text(api::FIELD_ENVELOPE_NAME, name.to_string())
                     .part(api::FIELD_ENVELOPE_FILE, part);
