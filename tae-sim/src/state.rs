@@ -932,6 +932,27 @@ impl Inner {
         Ok(())
     }
 
+    /// A document the portal can act on: pending or partially signed (else 409).
+    fn pending_document_mut(&mut self, id: u64) -> SimResult<&mut Document> {
+        let document = self
+            .documents
+            .get_mut(&id)
+            .ok_or_else(SimError::not_found)?;
+        if !matches!(
+            document.status,
+            api::STATUS_PENDING | api::STATUS_PARTIALLY_SIGNED
+        ) {
+            return Err(SimError {
+                status: 409,
+                message: format!(
+                    "O documento não está pendente (status {}).",
+                    api::status_name(document.status)
+                ),
+            });
+        }
+        Ok(document)
+    }
+
     /// The portal: a recipient signs, validates or witnesses (by its `acao`).
     pub(crate) fn act(&mut self, id: u64, email: &str) -> SimResult<Document> {
         if self.features.strict_signers {
@@ -954,22 +975,7 @@ impl Inner {
                 });
             }
         }
-        let document = self
-            .documents
-            .get_mut(&id)
-            .ok_or_else(SimError::not_found)?;
-        if !matches!(
-            document.status,
-            api::STATUS_PENDING | api::STATUS_PARTIALLY_SIGNED
-        ) {
-            return Err(SimError {
-                status: 409,
-                message: format!(
-                    "O documento não está pendente (status {}).",
-                    api::status_name(document.status)
-                ),
-            });
-        }
+        let document = self.pending_document_mut(id)?;
         let next_turn = document
             .recipients
             .iter()
@@ -1028,22 +1034,7 @@ impl Inner {
 
     /// The portal: a recipient rejects the document with a reason.
     pub(crate) fn reject(&mut self, id: u64, email: &str, reason: &str) -> SimResult<Document> {
-        let document = self
-            .documents
-            .get_mut(&id)
-            .ok_or_else(SimError::not_found)?;
-        if !matches!(
-            document.status,
-            api::STATUS_PENDING | api::STATUS_PARTIALLY_SIGNED
-        ) {
-            return Err(SimError {
-                status: 409,
-                message: format!(
-                    "O documento não está pendente (status {}).",
-                    api::status_name(document.status)
-                ),
-            });
-        }
+        let document = self.pending_document_mut(id)?;
         if !document.allow_reject {
             return Err(SimError {
                 status: 409,

@@ -51,6 +51,7 @@ impl Claim {
         let started = Instant::now();
         let deadline = started + max_wait;
         let mut held = HELD.ids.lock();
+        let mut logged = false;
         loop {
             let blocked = wanted.iter().filter(|id| held.contains(*id)).count();
             if blocked == 0 {
@@ -61,8 +62,9 @@ impl Claim {
                 self.waited += started.elapsed();
                 return Ok(());
             }
-            if started.elapsed().is_zero() || self.waited.is_zero() {
+            if !logged {
                 log::info!("{blocked} contract(s) held by another run in this process; waiting");
+                logged = true;
             }
             if HELD.released.wait_until(&mut held, deadline).timed_out() {
                 let blocked = wanted.iter().filter(|id| held.contains(*id)).count();
