@@ -393,7 +393,21 @@ pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
     let session = req.session.clone();
     // The contracts and their records first: an empty selection never prompts.
     // Held until this function returns: no other run in this process touches these contracts.
-    let mut claim = claims::Claim::default();
+    let mut claim = claims::Claim::new(
+        claims::Owner {
+            run_id: format!(
+                "run-{}",
+                (0..16)
+                    .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+                    .collect::<String>()
+            ),
+            session: req.session.clone(),
+            user: user.login.clone(),
+            machine: String::new(),
+            option: option.as_str().to_string(),
+        },
+        claims::DEFAULT_TTL,
+    );
     let items = resolve_items(api, &req.invoked_from, option, &mut claim)?;
     log::info!(
         "execute {} requested by {} over {} contract(s)",
@@ -540,6 +554,7 @@ fn resolve_items(
             // Claim the contracts, then read their records again: another run may have
             // changed them while this one waited.
             take(
+                api,
                 claim,
                 records
                     .iter()
@@ -569,23 +584,25 @@ fn resolve_items(
     }
 }
 
-/// Waits until no other run in this process holds these contracts, then takes them.
+/// Takes the contracts; those another run holds stop the call with BUSY for now.
+/// (Being replaced by a per-contract "held by another run" outcome: issue 13.)
 fn take(
+    api: HostApi<'_>,
     claim: &mut claims::Claim,
     ids: impl IntoIterator<Item = claims::ContractId>,
 ) -> Result<(), PluginError> {
-    claim.take_all(ids, claims::MAX_WAIT).map_err(|blocked| {
-        PluginError::new(
-            crate::error::Status::Busy,
-            format!(
-                "Outra execução do processo ainda está trabalhando em {blocked} destes contratos. Execute novamente quando ela terminar."
-            ),
-            format!(
-                "{blocked} contract(s) still held by another execute in this process after {} s",
-                claims::MAX_WAIT.as_secs()
-            ),
-        )
-    })
+    let held = claim.take(api.host, ids)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    let blocked = held.len();
+    Err(PluginError::new(
+        crate::error::Status::Busy,
+        format!(
+            "Outra execução do processo ainda está trabalhando em {blocked} destes contratos. Execute novamente quando ela terminar."
+        ),
+        format!("{blocked} contract(s) held by another run"),
+    ))
 }
 
 fn items_for_contracts(
@@ -596,6 +613,7 @@ fn items_for_contracts(
 ) -> Result<Vec<Item>, PluginError> {
     // Claimed before the records are read, so they cannot change under this run.
     take(
+        api,
         claim,
         contracts
             .iter()
