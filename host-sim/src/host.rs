@@ -1,56 +1,108 @@
-//! `RmHost`: the host callback table (`TaeEduHost` of `docs/abi.md`) over a [`SchoolDb`].
+//! The reference host: [`RmHost`] serves every host method of `docs/abi.md` over a
+//! [`SchoolDb`], the way TOTVS RM serves them over its own database and screens.
 //!
-//! The table is built in Rust (`#[repr(C)]`, `extern "C"` callbacks). Every callback catches
-//! panics so nothing unwinds into the plugin, checks that it runs on the thread that entered
-//! the plugin, and answers through host-owned buffers that `free_buffer` releases.
+//! - [`RmHost::handle`] is the dispatch: one method name and its JSON request in, the response
+//!   bytes (JSON, or raw bytes for `file.read` and `report.render`) or a [`MethodError`] out.
+//!   Read it to see what each method must do; the storage behind it is in [`crate::db`]
+//!   (school data, parameters, integration records, leases).
+//! - [`c_abi`] is the C side: the `#[repr(C)]` [`TaeEduHost`] table and the `extern "C"`
+//!   trampolines that check pointers and threads, catch panics and hand out host-owned buffers.
+//!
+//! An `RmHost` lives on the thread that calls the plugin (not `Sync`): every callback must
+//! arrive on the thread that entered the plugin, while the export runs, and is refused
+//! otherwise. Around each export [`crate::Plugin`] calls [`RmHost::begin_call`] and
+//! [`RmHost::end_call`]. Besides serving the plugin it records what happened (screens asked,
+//! progress, log lines, call counts, warnings about records off the ABI's shape) and lets a
+//! test replace any method ([`RmHost::set_override`]) to inject faults.
 
-use crate::db::{ContractFilter, RecordFilter, SchoolDb, CONTRACT_DATA_SERVER};
+pub mod c_abi;
+
+pub use c_abi::{HostCallFn, HostFreeFn, HostLogFn, HostProgressFn, TaeEduHost, HOST_ABI_VERSION};
+
+use crate::db::{
+    ContractFilter, ContractRef, DbError, DbErrorKind, LeaseOwner, RecordFilter, SchoolDb,
+    CONTRACT_DATA_SERVER,
+};
 use crate::pdf::{render_contract_pdf, ReportOptions, CONTRACT_REPORT_CODE};
 use crate::ui::UiScript;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::c_void;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
-/// The ABI version this host implements.
-pub const HOST_ABI_VERSION: u32 = 1;
+/// A host method's failure: the `message` of the error JSON the plugin receives, and any
+/// further fields (`"code": "lease_lost", "contracts": [...]` for a fenced `records.put`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodError {
+    pub message: String,
+    pub fields: Map<String, Value>,
+}
 
-/// `int32_t (*call)(void *ctx, const uint8_t *method, size_t method_len, const uint8_t *request,
-/// size_t request_len, uint8_t **out, size_t *out_len)`
-pub type HostCallFn = unsafe extern "C" fn(
-    *mut c_void,
-    *const u8,
-    usize,
-    *const u8,
-    usize,
-    *mut *mut u8,
-    *mut usize,
-) -> i32;
-/// `void (*free_buffer)(void *ctx, uint8_t *buf, size_t len)`
-pub type HostFreeFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize);
-/// `void (*log)(void *ctx, int32_t level, const uint8_t *msg, size_t msg_len)`
-pub type HostLogFn = unsafe extern "C" fn(*mut c_void, i32, *const u8, usize);
-/// `int32_t (*progress)(void *ctx, uint32_t done, uint32_t total, const uint8_t *detail, size_t detail_len)`
-pub type HostProgressFn = unsafe extern "C" fn(*mut c_void, u32, u32, *const u8, usize) -> i32;
+impl MethodError {
+    /// The error JSON: `{"message", ...fields}`.
+    pub fn to_json(&self) -> Value {
+        let mut obj = self.fields.clone();
+        obj.insert("message".into(), Value::String(self.message.clone()));
+        Value::Object(obj)
+    }
+}
 
-/// The host callback table, laid out exactly as `TaeEduHost` in `include/tae_edu.h`.
-/// Null function pointers are `None` (tests build bad tables on purpose).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct TaeEduHost {
-    pub abi_version: u32,
-    pub struct_size: u32,
-    pub ctx: *mut c_void,
-    pub call: Option<HostCallFn>,
-    pub free_buffer: Option<HostFreeFn>,
-    pub log: Option<HostLogFn>,
-    pub progress: Option<HostProgressFn>,
+impl From<String> for MethodError {
+    fn from(message: String) -> Self {
+        MethodError {
+            message,
+            fields: Map::new(),
+        }
+    }
+}
+
+impl From<&str> for MethodError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+impl From<DbError> for MethodError {
+    fn from(e: DbError) -> Self {
+        let mut fields = Map::new();
+        if let DbErrorKind::LeaseLost(contracts) = &e.kind {
+            fields.insert("code".into(), json!("lease_lost"));
+            fields.insert("contracts".into(), json!(contracts));
+        }
+        MethodError {
+            message: e.message,
+            fields,
+        }
+    }
+}
+
+/// `leases.acquire` request.
+#[derive(Deserialize)]
+struct AcquireRequest {
+    owner: LeaseOwner,
+    ttl_secs: u64,
+    contracts: Vec<ContractRef>,
+}
+
+/// `leases.renew` request.
+#[derive(Deserialize)]
+struct RenewRequest {
+    token: String,
+    ttl_secs: u64,
+    contracts: Vec<ContractRef>,
+}
+
+/// `leases.release` request.
+#[derive(Deserialize)]
+struct ReleaseRequest {
+    token: String,
+    #[serde(default)]
+    contracts: Option<Vec<ContractRef>>,
 }
 
 /// One log line the plugin sent.
@@ -247,20 +299,6 @@ impl RmHost {
         self.outstanding_buffers.load(Ordering::SeqCst)
     }
 
-    /// The callback table for one export call. `ctx` points at `self`: the table must not
-    /// outlive the host nor be used after the host moved.
-    pub fn table(&self) -> TaeEduHost {
-        TaeEduHost {
-            abi_version: HOST_ABI_VERSION,
-            struct_size: std::mem::size_of::<TaeEduHost>() as u32,
-            ctx: self as *const RmHost as *mut c_void,
-            call: Some(host_call),
-            free_buffer: Some(host_free_buffer),
-            log: Some(host_log),
-            progress: Some(host_progress),
-        }
-    }
-
     /// Called by [`crate::Plugin`] around each export.
     pub fn begin_call(&self) {
         self.owner_thread.set(Some(std::thread::current().id()));
@@ -300,9 +338,10 @@ impl RmHost {
             .unwrap_or_else(|| self.default_login.borrow().clone())
     }
 
-    /// Serves one host method. `Ok` bytes are the response (JSON, or raw bytes for
-    /// `file.read`/`report.render`); `Err` is the message of a failure.
-    pub fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, String> {
+    /// Serves one host method: the dispatch of every method of `docs/abi.md`. `Ok` bytes are
+    /// the response (JSON, or raw bytes for `file.read`/`report.render`); `Err` is the failure,
+    /// sent to the plugin as `{"message", ...}` with a non-zero status.
+    pub fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, MethodError> {
         *self
             .counters
             .borrow_mut()
@@ -317,16 +356,15 @@ impl RmHost {
                 .entry(method.to_string())
                 .or_insert(f);
             if let Some(answer) = answer {
-                return answer;
+                return answer.map_err(MethodError::from);
             }
         }
         let req: Value = serde_json::from_slice(request)
             .map_err(|e| format!("invalid JSON request for {method}: {e}"))?;
         if !req.is_object() {
-            return Err(format!("the request of {method} must be a JSON object"));
+            return Err(format!("the request of {method} must be a JSON object").into());
         }
         let json_ok = |v: Value| Ok(serde_json::to_vec(&v).expect("serialising a Value"));
-        let db_err = |e: crate::db::DbError| e.0;
         let str_field = |name: &str| -> Result<String, String> {
             req.get(name)
                 .and_then(Value::as_str)
@@ -351,8 +389,7 @@ impl RmHost {
                 let login = self.login_for(&req);
                 let user = self
                     .db
-                    .user(&login)
-                    .map_err(db_err)?
+                    .user(&login)?
                     .ok_or_else(|| format!("unknown RM user `{login}`"))?;
                 json_ok(json!({
                     "login": user.login, "name": user.name, "email": user.email,
@@ -362,16 +399,13 @@ impl RmHost {
             "user.has_permission" => {
                 let login = self.login_for(&req);
                 let permission = str_field("permission")?;
-                let granted = self
-                    .db
-                    .user_has_permission(&login, &permission)
-                    .map_err(db_err)?;
+                let granted = self.db.user_has_permission(&login, &permission)?;
                 json_ok(json!({ "granted": granted }))
             }
-            "params.get" => json_ok(json!({ "values": self.db.params().map_err(db_err)? })),
+            "params.get" => json_ok(json!({ "values": self.db.params()? })),
             "contracts.get" => {
                 let keys = string_list("keys")?;
-                let (found, missing) = self.db.contracts_by_keys(&keys).map_err(db_err)?;
+                let (found, missing) = self.db.contracts_by_keys(&keys)?;
                 json_ok(json!({
                     "contracts": found.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
                     "missing": missing,
@@ -379,7 +413,7 @@ impl RmHost {
             }
             "contracts.find" => {
                 let filter = ContractFilter::from_json(req.get("filter").unwrap_or(&Value::Null))?;
-                let found = self.db.find_contracts(&filter).map_err(db_err)?;
+                let found = self.db.find_contracts(&filter)?;
                 json_ok(
                     json!({ "contracts": found.iter().map(|c| c.to_json()).collect::<Vec<_>>() }),
                 )
@@ -392,14 +426,12 @@ impl RmHost {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                self.db
-                    .set_contract_status(&key, &status, &by)
-                    .map_err(db_err)?;
+                self.db.set_contract_status(&key, &status, &by)?;
                 json_ok(json!({}))
             }
             "file.read" => {
                 let path = str_field("path")?;
-                std::fs::read(&path).map_err(|e| format!("cannot read file `{path}`: {e}"))
+                Ok(std::fs::read(&path).map_err(|e| format!("cannot read file `{path}`: {e}"))?)
             }
             "report.render" => {
                 let code = str_field("report_code")?;
@@ -407,12 +439,12 @@ impl RmHost {
                 if !code.eq_ignore_ascii_case(CONTRACT_REPORT_CODE) {
                     return Err(format!(
                         "unknown report `{code}` (this host renders `{CONTRACT_REPORT_CODE}`)"
-                    ));
+                    )
+                    .into());
                 }
                 let contract = self
                     .db
-                    .contract(&key)
-                    .map_err(db_err)?
+                    .contract(&key)?
                     .ok_or_else(|| format!("no contract with key `{key}`"))?;
                 let pdf = render_contract_pdf(&contract, &self.report_options.borrow());
                 if let Some(dir) = self.pdf_dir.borrow().as_ref() {
@@ -451,10 +483,7 @@ impl RmHost {
                     .unwrap_or(CONTRACT_DATA_SERVER)
                     .to_string();
                 let keys = string_list("keys")?;
-                let records = self
-                    .db
-                    .records_for_keys(&data_server, &keys)
-                    .map_err(db_err)?;
+                let records = self.db.records_for_keys(&data_server, &keys)?;
                 json_ok(json!({ "records": records }))
             }
             "records.query" => {
@@ -464,10 +493,7 @@ impl RmHost {
                 if offset < 0 || limit < 0 {
                     return Err("records.query: offset and limit must not be negative".into());
                 }
-                let (total, records) = self
-                    .db
-                    .query_records(&filter, offset, limit)
-                    .map_err(db_err)?;
+                let (total, records) = self.db.query_records(&filter, offset, limit)?;
                 json_ok(json!({ "total": total, "records": records }))
             }
             "records.put" => {
@@ -475,8 +501,30 @@ impl RmHost {
                     .get("records")
                     .and_then(Value::as_array)
                     .ok_or("records.put: missing array field `records`")?;
-                let warnings = self.db.put_records(records).map_err(db_err)?;
+                // With a lease token the write is fenced: refused whole, with
+                // {"code": "lease_lost", "contracts"}, when a contract's lease was lost.
+                let lease_token = match req.get("lease_token") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(t)) => Some(t.as_str()),
+                    Some(_) => return Err("records.put: `lease_token` must be a string".into()),
+                };
+                let warnings = self.db.put_records_leased(records, lease_token)?;
                 self.host_warnings.borrow_mut().extend(warnings);
+                json_ok(json!({}))
+            }
+            "leases.acquire" => {
+                let r: AcquireRequest = parse_request(method, &req)?;
+                let grant = self.db.acquire_leases(&r.owner, r.ttl_secs, &r.contracts)?;
+                json_ok(serde_json::to_value(grant).expect("serialising a grant"))
+            }
+            "leases.renew" => {
+                let r: RenewRequest = parse_request(method, &req)?;
+                let renewal = self.db.renew_leases(&r.token, r.ttl_secs, &r.contracts)?;
+                json_ok(serde_json::to_value(renewal).expect("serialising a renewal"))
+            }
+            "leases.release" => {
+                let r: ReleaseRequest = parse_request(method, &req)?;
+                self.db.release_leases(&r.token, r.contracts.as_deref())?;
                 json_ok(json!({}))
             }
             "records.store_file" => {
@@ -496,8 +544,7 @@ impl RmHost {
                     path = Some(p.display().to_string());
                 }
                 self.db
-                    .store_record_file(&record_id, &file_name, &content, path.as_deref())
-                    .map_err(db_err)?;
+                    .store_record_file(&record_id, &file_name, &content, path.as_deref())?;
                 match path {
                     Some(p) => json_ok(json!({ "path": p })),
                     None => json_ok(json!({})),
@@ -559,6 +606,15 @@ impl RmHost {
     }
 }
 
+/// A typed request, or a failure naming the method and the problem.
+fn parse_request<T: for<'de> Deserialize<'de>>(
+    method: &str,
+    req: &Value,
+) -> Result<T, MethodError> {
+    serde_json::from_value(req.clone())
+        .map_err(|e| format!("{method}: invalid request: {e}").into())
+}
+
 /// A file name without path separators or parent references.
 pub fn safe_file_name(name: &str) -> String {
     let cleaned: String = name
@@ -573,144 +629,6 @@ pub fn safe_file_name(name: &str) -> String {
         "arquivo".into()
     } else {
         trimmed.to_string()
-    }
-}
-
-fn into_host_buffer(host: &RmHost, bytes: Vec<u8>, out: *mut *mut u8, out_len: *mut usize) {
-    if out.is_null() || out_len.is_null() {
-        return;
-    }
-    let boxed: Box<[u8]> = bytes.into_boxed_slice();
-    let len = boxed.len();
-    let ptr = Box::into_raw(boxed) as *mut u8;
-    host.outstanding_buffers.fetch_add(1, Ordering::SeqCst);
-    // SAFETY: both pointers were checked non-null; the plugin passes pointers to its locals.
-    unsafe {
-        *out = ptr;
-        *out_len = len;
-    }
-}
-
-/// # Safety
-/// `ptr` must be null or valid for `len` bytes.
-unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
-    if ptr.is_null() {
-        if len == 0 {
-            return Some(&[]);
-        }
-        return None;
-    }
-    // SAFETY: the caller guarantees `ptr` is valid for `len` bytes.
-    Some(unsafe { std::slice::from_raw_parts(ptr, len) })
-}
-
-unsafe extern "C" fn host_call(
-    ctx: *mut c_void,
-    method: *const u8,
-    method_len: usize,
-    request: *const u8,
-    request_len: usize,
-    out: *mut *mut u8,
-    out_len: *mut usize,
-) -> i32 {
-    if ctx.is_null() {
-        return 2;
-    }
-    // SAFETY: ctx is the `RmHost` that built this table, alive for the whole export call.
-    let host = unsafe { &*(ctx as *const RmHost) };
-    if !out.is_null() && !out_len.is_null() {
-        // SAFETY: checked non-null above.
-        unsafe {
-            *out = std::ptr::null_mut();
-            *out_len = 0;
-        }
-    }
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        host.check_thread()?;
-        // SAFETY: the plugin passes (pointer, length) pairs it owns for the duration of the call.
-        let method = unsafe { bytes(method, method_len) }.ok_or("null method")?;
-        let method =
-            std::str::from_utf8(method).map_err(|_| "method name is not UTF-8".to_string())?;
-        // SAFETY: as above.
-        let request = unsafe { bytes(request, request_len) }.ok_or("null request")?;
-        host.handle(method, request)
-    }));
-    match result {
-        Ok(Ok(response)) => {
-            into_host_buffer(host, response, out, out_len);
-            0
-        }
-        Ok(Err(message)) => {
-            let body = serde_json::to_vec(&json!({ "message": message })).unwrap_or_default();
-            into_host_buffer(host, body, out, out_len);
-            1
-        }
-        Err(_) => {
-            let body = br#"{"message": "host panicked while serving the call"}"#.to_vec();
-            into_host_buffer(host, body, out, out_len);
-            3
-        }
-    }
-}
-
-unsafe extern "C" fn host_free_buffer(ctx: *mut c_void, buf: *mut u8, len: usize) {
-    if buf.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `buf`/`len` come from `into_host_buffer` (a leaked `Box<[u8]>` of that length).
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, len)) });
-        if !ctx.is_null() {
-            // SAFETY: ctx is the live `RmHost` of this table.
-            let host = unsafe { &*(ctx as *const RmHost) };
-            host.outstanding_buffers.fetch_sub(1, Ordering::SeqCst);
-        }
-    }));
-}
-
-unsafe extern "C" fn host_log(ctx: *mut c_void, level: i32, msg: *const u8, msg_len: usize) {
-    if ctx.is_null() {
-        return;
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: ctx is the live `RmHost` of this table.
-        let host = unsafe { &*(ctx as *const RmHost) };
-        if host.check_thread().is_err() {
-            return;
-        }
-        // SAFETY: the plugin passes a (pointer, length) pair valid for this call.
-        let Some(msg) = (unsafe { bytes(msg, msg_len) }) else {
-            return;
-        };
-        host.on_log(level, String::from_utf8_lossy(msg).into_owned());
-    }));
-}
-
-unsafe extern "C" fn host_progress(
-    ctx: *mut c_void,
-    done: u32,
-    total: u32,
-    detail: *const u8,
-    detail_len: usize,
-) -> i32 {
-    if ctx.is_null() {
-        return 0;
-    }
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: ctx is the live `RmHost` of this table.
-        let host = unsafe { &*(ctx as *const RmHost) };
-        if host.check_thread().is_err() {
-            return false;
-        }
-        // SAFETY: the plugin passes a (pointer, length) pair valid for this call.
-        let detail = unsafe { bytes(detail, detail_len) }
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
-        host.on_progress(done, total, detail)
-    }));
-    match result {
-        Ok(true) => 1,
-        _ => 0,
     }
 }
 
@@ -761,19 +679,6 @@ mod tests {
     fn call_json(host: &RmHost, method: &str, req: Value) -> (i32, Value) {
         let (s, b) = call(host, method, &req);
         (s, serde_json::from_slice(&b).unwrap())
-    }
-
-    #[test]
-    fn table_layout_matches_the_c_header() {
-        // 4 + 4 + 5 pointers on 64-bit targets.
-        assert_eq!(
-            std::mem::size_of::<TaeEduHost>(),
-            8 + 5 * std::mem::size_of::<usize>()
-        );
-        let h = host();
-        let t = h.table();
-        assert_eq!(t.abi_version, 1);
-        assert_eq!(t.struct_size as usize, std::mem::size_of::<TaeEduHost>());
     }
 
     #[test]
@@ -1051,7 +956,7 @@ mod tests {
             // touching any non-thread-safe state.
             unsafe {
                 call(
-                    ctx as *mut c_void,
+                    ctx as *mut std::ffi::c_void,
                     b"params.get".as_ptr(),
                     10,
                     b"{}".as_ptr(),
