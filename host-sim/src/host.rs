@@ -390,7 +390,7 @@ impl RmHost {
                 let user = self
                     .db
                     .user(&login)?
-                    .ok_or_else(|| format!("unknown RM user `{login}`"))?;
+                    .ok_or_else(|| format!("usuário do RM não cadastrado: {login}"))?;
                 json_ok(json!({
                     "login": user.login, "name": user.name, "email": user.email,
                     "interactive": user.interactive,
@@ -431,21 +431,22 @@ impl RmHost {
             }
             "file.read" => {
                 let path = str_field("path")?;
-                Ok(std::fs::read(&path).map_err(|e| format!("cannot read file `{path}`: {e}"))?)
+                Ok(std::fs::read(&path)
+                    .map_err(|e| io_failure("ler o arquivo", Path::new(&path), &e))?)
             }
             "report.render" => {
                 let code = str_field("report_code")?;
                 let key = str_field("contract_key")?;
                 if !code.eq_ignore_ascii_case(CONTRACT_REPORT_CODE) {
                     return Err(format!(
-                        "unknown report `{code}` (this host renders `{CONTRACT_REPORT_CODE}`)"
+                        "relatório desconhecido: {code} (este host gera o relatório {CONTRACT_REPORT_CODE})"
                     )
                     .into());
                 }
                 let contract = self
                     .db
                     .contract(&key)?
-                    .ok_or_else(|| format!("no contract with key `{key}`"))?;
+                    .ok_or_else(|| format!("contrato não encontrado: {key}"))?;
                 let pdf = render_contract_pdf(&contract, &self.report_options.borrow());
                 if let Some(dir) = self.pdf_dir.borrow().as_ref() {
                     let _ = std::fs::create_dir_all(dir);
@@ -537,10 +538,10 @@ impl RmHost {
                 if let Some(dir) = self.files_dir.borrow().as_ref() {
                     let dir = dir.join(safe_file_name(&record_id));
                     std::fs::create_dir_all(&dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                        .map_err(|e| io_failure("criar a pasta", &dir, &e))?;
                     let p = dir.join(safe_file_name(&file_name));
                     std::fs::write(&p, &content)
-                        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                        .map_err(|e| io_failure("gravar o arquivo", &p, &e))?;
                     path = Some(p.display().to_string());
                 }
                 self.db
@@ -604,6 +605,21 @@ impl RmHost {
             ProgressSink::Observe(f) => f(&ev),
         }
     }
+}
+
+/// A file-system failure in Portuguese, naming the path (the plugin puts it in the message the
+/// user reads): never an English OS message inside a Portuguese sentence.
+pub fn io_failure(action: &str, path: &Path, e: &std::io::Error) -> String {
+    let why = match e.kind() {
+        std::io::ErrorKind::NotFound => "não encontrado".to_string(),
+        std::io::ErrorKind::PermissionDenied => "sem permissão de acesso".to_string(),
+        std::io::ErrorKind::IsADirectory => "é uma pasta, não um arquivo".to_string(),
+        std::io::ErrorKind::NotADirectory => "um dos nomes no caminho não é uma pasta".to_string(),
+        std::io::ErrorKind::StorageFull => "disco cheio".to_string(),
+        std::io::ErrorKind::AlreadyExists => "já existe".to_string(),
+        _ => format!("erro do sistema ({e})"),
+    };
+    format!("não foi possível {action} {}: {why}", path.display())
 }
 
 /// A typed request, or a failure naming the method and the problem.
@@ -769,7 +785,11 @@ mod tests {
             json!({"report_code": "EDU.OUTRO", "contract_key": key}),
         );
         assert_ne!(s, 0);
-        assert!(v["message"].as_str().unwrap().contains("unknown report"));
+        let m = v["message"].as_str().unwrap();
+        assert!(
+            m.contains("relatório desconhecido: EDU.OUTRO") && m.contains("EDU.CONTRATO"),
+            "{m}"
+        );
         let (s, _) = call_json(&h, "contracts.find", json!({"filter": {"curso": "x"}}));
         assert_ne!(s, 0);
     }
@@ -782,12 +802,110 @@ mod tests {
         std::fs::write(&p, b"%PDF-1.4 raw").unwrap();
         let (s, b) = call(&h, "file.read", &json!({"path": p}));
         assert_eq!((s, b.as_slice()), (0, &b"%PDF-1.4 raw"[..]));
-        let (s, _) = call(
+        let (s, v) = call_json(
             &h,
             "file.read",
-            &json!({"path": dir.path().join("nada.pdf")}),
+            json!({"path": dir.path().join("nada.pdf")}),
         );
         assert_ne!(s, 0);
+        let m = v["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("não foi possível ler o arquivo")
+                && m.contains("nada.pdf")
+                && m.ends_with("não encontrado")
+                && !m.contains("No such file"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn leases_through_the_table_and_a_fenced_put() {
+        let h = host();
+        let owner = |run: &str| json!({"run_id": run, "session": "s", "user": "secretaria", "machine": "rm-1", "option": "send"});
+        let c = |k: &str| json!({"data_server": CONTRACT_DATA_SERVER, "key": k});
+        let (s, v) = call_json(
+            &h,
+            "leases.acquire",
+            json!({"owner": owner("run-1"), "ttl_secs": 60, "contracts": [c("1;a;1"), c("1;b;2")]}),
+        );
+        assert_eq!(s, 0, "{v}");
+        assert_eq!(v["token"], "run-1");
+        assert_eq!(v["granted"], json!([c("1;a;1"), c("1;b;2")]));
+        assert_eq!(v["held"], json!([]));
+        let (_, v) = call_json(
+            &h,
+            "leases.acquire",
+            json!({"owner": owner("run-2"), "ttl_secs": 60, "contracts": [c("1;a;1"), c("1;c;3")]}),
+        );
+        assert_eq!(v["granted"], json!([c("1;c;3")]));
+        let held = &v["held"][0];
+        assert_eq!(
+            (&held["data_server"], &held["key"], &held["holder"]),
+            (
+                &json!(CONTRACT_DATA_SERVER),
+                &json!("1;a;1"),
+                &owner("run-1")
+            )
+        );
+        assert!(held["since"].as_str().unwrap().ends_with('Z'));
+        assert!(held["expires_at"].as_str().unwrap() > held["since"].as_str().unwrap());
+        // Run 1 releases 1;b;2, then writes a record of it under its token: refused whole.
+        let (s, _) = call_json(
+            &h,
+            "leases.release",
+            json!({"token": "run-1", "contracts": [c("1;b;2")]}),
+        );
+        assert_eq!(s, 0);
+        let rec = |id: &str, key: &str| {
+            json!({"id": id, "data_server": CONTRACT_DATA_SERVER, "record_key": key,
+                "status": "enviando", "created_at": "2026-11-28T10:00:00Z", "updated_at": "2026-11-28T10:00:00Z",
+                "events": [{"at": "2026-11-28T10:00:00Z", "by": "s", "kind": "created", "detail": ""}]})
+        };
+        let (s, v) = call_json(
+            &h,
+            "records.put",
+            json!({"lease_token": "run-1", "records": [rec("r-a", "1;a;1"), rec("r-b", "1;b;2")]}),
+        );
+        assert_ne!(s, 0);
+        assert_eq!(v["code"], "lease_lost");
+        assert_eq!(v["contracts"], json!([c("1;b;2")]));
+        assert!(
+            v["message"].as_str().unwrap().contains("nada foi gravado"),
+            "{v}"
+        );
+        assert!(h.db().all_records().unwrap().is_empty());
+        let (s, _) = call_json(
+            &h,
+            "records.put",
+            json!({"lease_token": "run-1", "records": [rec("r-a", "1;a;1")]}),
+        );
+        assert_eq!(s, 0);
+        // Renew: 1;b;2 was released, so it is lost.
+        let (s, v) = call_json(
+            &h,
+            "leases.renew",
+            json!({"token": "run-1", "ttl_secs": 60, "contracts": [c("1;a;1"), c("1;b;2")]}),
+        );
+        assert_eq!(s, 0);
+        assert_eq!(v, json!({"renewed": [c("1;a;1")], "lost": [c("1;b;2")]}));
+        // Release all of the token's leases.
+        let (s, _) = call_json(&h, "leases.release", json!({"token": "run-1"}));
+        assert_eq!(s, 0);
+        assert!(h.db().leases().unwrap().iter().all(|l| l.token == "run-2"));
+        // Bad requests are failures with a message, never a panic.
+        for bad in [
+            json!({"owner": owner("x"), "ttl_secs": 0, "contracts": []}),
+            json!({"owner": {"session": "s"}, "ttl_secs": 5, "contracts": []}),
+            json!({"owner": owner("x"), "ttl_secs": 5, "contracts": [{"key": "1;a;1"}]}),
+            json!({"owner": owner("x"), "ttl_secs": -1, "contracts": []}),
+        ] {
+            let (s, v) = call_json(&h, "leases.acquire", bad.clone());
+            assert_eq!(s, 1, "{bad}: {v}");
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        let (s, _) = call_json(&h, "records.put", json!({"lease_token": 5, "records": []}));
+        assert_eq!(s, 1);
+        assert_eq!(h.outstanding_buffers(), 0);
     }
 
     #[test]
@@ -893,6 +1011,9 @@ mod tests {
             "records.query",
             "records.put",
             "records.store_file",
+            "leases.acquire",
+            "leases.renew",
+            "leases.release",
             "x",
         ];
         let inputs: [&[u8]; 12] = [
