@@ -51,7 +51,7 @@ impl Plugin {
         let path = path.as_ref();
         // SAFETY: loading a library runs its initialisers; libtae_edu's are Rust statics only.
         let lib = unsafe { libloading::Library::new(path) }
-            .map_err(|e| format!("cannot load the plugin {}: {e}", path.display()))?;
+            .map_err(|e| format!("não foi possível carregar o plugin {}: {e}", path.display()))?;
         let lib: &'static libloading::Library = Box::leak(Box::new(lib));
         fn sym<T: Copy + 'static>(
             lib: &'static libloading::Library,
@@ -62,7 +62,12 @@ impl Plugin {
             // leaked, so the symbol stays valid for the whole process.
             unsafe { lib.get::<T>(name.as_bytes()) }
                 .map(|s| *s)
-                .map_err(|e| format!("the plugin {} has no export `{name}`: {e}", path.display()))
+                .map_err(|e| {
+                    format!(
+                        "o plugin {} não tem a função exportada `{name}`: {e}",
+                        path.display()
+                    )
+                })
         }
         let plugin = Plugin {
             abi_version: sym(lib, "tae_edu_abi_version", path)?,
@@ -76,7 +81,7 @@ impl Plugin {
         let v = plugin.abi_version();
         if v != HOST_ABI_VERSION {
             return Err(format!(
-                "the plugin {} speaks ABI version {v}; this host speaks {HOST_ABI_VERSION}",
+                "o plugin {} usa a versão {v} da ABI; este host usa a versão {HOST_ABI_VERSION}",
                 path.display()
             ));
         }
@@ -238,23 +243,26 @@ pub fn locate_plugin() -> Result<PathBuf, String> {
         let p = PathBuf::from(p);
         if !p.is_file() {
             return Err(format!(
-                "TAE_EDU_LIB points to {}, which does not exist",
+                "TAE_EDU_LIB aponta para {}, que não existe",
                 p.display()
             ));
         }
         return Ok(p);
     }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the running executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("não foi possível localizar o executável em uso: {e}"))?;
     let mut dir = exe
         .parent()
-        .ok_or("the running executable has no directory")?
+        .ok_or("o executável em uso não está em uma pasta")?
         .to_path_buf();
     if matches!(
         dir.file_name().and_then(|n| n.to_str()),
         Some("deps") | Some("examples")
     ) {
-        dir = dir.parent().ok_or("no profile directory")?.to_path_buf();
+        dir = dir
+            .parent()
+            .ok_or("pasta do perfil de compilação não encontrada")?
+            .to_path_buf();
     }
     let lib = dir.join(PLUGIN_FILE_NAME);
     if is_stale(&lib) {
@@ -263,7 +271,7 @@ pub fn locate_plugin() -> Result<PathBuf, String> {
     }
     if !lib.is_file() {
         return Err(format!(
-            "the plugin was not found at {} (build it with `cargo build -p tae-edu`, or set TAE_EDU_LIB)",
+            "o plugin não foi encontrado em {} (compile-o com `cargo build -p tae-edu` ou indique-o em TAE_EDU_LIB)",
             lib.display()
         ));
     }
@@ -303,11 +311,11 @@ fn build_plugin(profile_dir: &Path) -> Result<(), String> {
     let root = workspace_root();
     if !root.join("plugin").is_dir() {
         return Err(format!(
-            "the plugin sources are not at {} to build it",
+            "os fontes do plugin não estão em {} para compilá-lo",
             root.join("plugin").display()
         ));
     }
-    let target_dir = profile_dir.parent().ok_or("no target directory")?;
+    let target_dir = profile_dir.parent().ok_or("pasta target não encontrada")?;
     let profile = profile_dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -328,14 +336,14 @@ fn build_plugin(profile_dir: &Path) -> Result<(), String> {
         }
     }
     eprintln!(
-        "host-sim: building the plugin (cargo build -p tae-edu, profile {profile}, target {})…",
+        "host-sim: compilando o plugin (cargo build -p tae-edu, perfil {profile}, target {})…",
         target_dir.display()
     );
     let status = cmd
         .status()
-        .map_err(|e| format!("cannot run cargo to build the plugin: {e}"))?;
+        .map_err(|e| format!("não foi possível executar o cargo para compilar o plugin: {e}"))?;
     if !status.success() {
-        return Err(format!("`cargo build -p tae-edu` failed ({status})"));
+        return Err(format!("`cargo build -p tae-edu` falhou ({status})"));
     }
     Ok(())
 }

@@ -66,7 +66,10 @@ fn child(role: &str) {
             println!("ready");
             let deadline = Instant::now() + Duration::from_secs(30);
             while !go.exists() {
-                assert!(Instant::now() < deadline, "timed out waiting for the go file");
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for the go file"
+                );
                 std::thread::sleep(Duration::from_millis(1));
             }
             let mut all: Vec<ContractRef> =
