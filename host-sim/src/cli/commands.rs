@@ -24,7 +24,7 @@ fn parse_json(flag: &str, text: &str) -> Result<Value, Failure> {
 }
 
 /// Prints a whole-call refusal of the plugin; the exit code for it.
-fn refused(s: &Session, status: i32, response: &Value, labels: &Map<String, Value>) -> u8 {
+fn refused(s: &Session, status: i32, response: &Value) -> u8 {
     let code = response["error"]["code"].as_str().unwrap_or("");
     if code == "CANCELLED" && s.auth_unanswerable {
         // Nobody cancelled: there was no one to ask.
@@ -48,6 +48,15 @@ fn refused(s: &Session, status: i32, response: &Value, labels: &Map<String, Valu
         );
         return exit::REFUSED;
     }
+    // Fields named by the configuration tab's labels.
+    let labels = if response["error"]["fields"]
+        .as_object()
+        .is_some_and(|f| !f.is_empty())
+    {
+        field_labels(s)
+    } else {
+        Map::new()
+    };
     let label = |k: &str| labels.get(k).and_then(Value::as_str).map(str::to_string);
     eprintln!(
         "{}",
@@ -236,7 +245,7 @@ pub fn execute(lib: &Option<PathBuf>, a: ExecuteArgs) -> CmdResult {
     }
     if status != 0 {
         if !a.common.json {
-            return Ok(refused(&s, status, &response, &Map::new()));
+            return Ok(refused(&s, status, &response));
         }
         return Ok(exit::REFUSED);
     }
@@ -414,7 +423,7 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
                 return Ok(if a.common.json {
                     exit::REFUSED
                 } else {
-                    refused(&s, status, &response, &Map::new())
+                    refused(&s, status, &response)
                 });
             }
             if !a.common.json {
@@ -493,8 +502,7 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
             }
             if status != 0 {
                 if !a.common.json {
-                    let labels = field_labels(&s);
-                    refused(&s, status, &response, &labels);
+                    refused(&s, status, &response);
                     if a.action == ConfigureAction::Set {
                         eprintln!("  nada foi gravado.");
                     }
@@ -562,13 +570,15 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
                 return Ok(if a.common.json {
                     exit::REFUSED
                 } else {
-                    let labels = field_labels(&s);
-                    refused(&s, status, &response, &labels)
+                    refused(&s, status, &response)
                 });
             }
             let ok = response["login_ok"] == true;
             if !a.common.json {
-                println!("  {}", response["message"].as_str().unwrap_or(""));
+                println!(
+                    "{}",
+                    table::fit(&format!("  {}", response["message"].as_str().unwrap_or("")))
+                );
                 let p = &response["permissions"];
                 let user = &response["user"];
                 if ok {
@@ -588,7 +598,7 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
                 } else {
                     println!("  entrou: não");
                     if let Some(d) = response["detail"].as_str() {
-                        println!("  detalhe técnico: {d}");
+                        println!("{}", table::fit(&format!("  detalhe técnico: {d}")));
                     }
                 }
             }
@@ -620,7 +630,7 @@ pub fn attachments(lib: &Option<PathBuf>, a: AttachmentArgs) -> CmdResult {
         return Ok(if a.common.json {
             exit::REFUSED
         } else {
-            refused(&s, status, &response, &Map::new())
+            refused(&s, status, &response)
         });
     }
     let recs = response["records"].as_array().cloned().unwrap_or_default();
