@@ -59,9 +59,12 @@ pub fn install() -> Result<(), String> {
                     }
                     if INTERRUPTS.fetch_add(1, Ordering::SeqCst) == 0 {
                         eprintln!(
-                            "\nhost-sim: interrupção pedida (Ctrl-C). Os contratos em andamento \
-                             terminam; os demais ficam como não processados. Ctrl-C de novo \
-                             encerra na hora."
+                            "\n{}",
+                            host_sim::table::fit(
+                                "host-sim: interrupção pedida (Ctrl-C). Os contratos em \
+                                 andamento terminam; os demais ficam como não processados. \
+                                 Ctrl-C de novo encerra na hora."
+                            )
                         );
                     } else {
                         eprintln!("\nhost-sim: encerrado por um segundo Ctrl-C.");
