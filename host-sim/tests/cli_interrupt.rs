@@ -116,7 +116,7 @@ fn the_first_ctrl_c_stops_the_batch_and_prints_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     let db = seed(dir.path(), "escola.db", Some(CONTRACTS));
     let sim = slow_sim();
-    let (mut child, rx) = start_send(&db, &sim.base_url());
+    let (child, rx) = start_send(&db, &sim.base_url());
     let mut seen = Vec::new();
     // Mid-batch: the first progress line (the first contract is done).
     wait_for(&rx, "andamento:", &mut seen);
