@@ -186,7 +186,10 @@ fn prompt_auth(request: &Value) -> Value {
     set_echo(false);
     let password = read_line("Senha: ");
     set_echo(true);
-    eprintln!();
+    if password.is_some() {
+        // The Enter typed with echo off was not shown (at end of input read_line ended the line).
+        eprintln!();
+    }
     match password {
         Some(p) => json!({"cancelled": false, "email": email, "password": p}),
         None => json!({"cancelled": true}),

@@ -224,3 +224,90 @@ fn statuses_accepted_by_label_and_dates_as_in_brazil() {
     });
     assert!(!iso, "an ISO timestamp in:\n{list}");
 }
+
+/// Runs `execute` with the screens asked on stdin (`--interactive`), fed `input`.
+fn interactive(db: &std::path::Path, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = host_sim()
+        .args([
+            "execute",
+            "--option",
+            "check",
+            "--interactive",
+            "--keys",
+            "1;2026001;145",
+        ])
+        .arg("--db")
+        .arg(db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The sentences a screen shows between its title and its prompt (the line containing `prompt`).
+fn screen_sentences(stderr: &str, title: &str, prompt: &str) -> Vec<Vec<String>> {
+    stderr
+        .split(title)
+        .skip(1)
+        .map(|block| {
+            block
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .take_while(|l| !l.contains(prompt))
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn screens_say_things_once_and_end_their_line_at_end_of_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = seed(dir.path(), "escola.db", None);
+    let auth = "=== TOTVS Assinatura Eletrônica - Autenticação ===";
+    // A wrong password, then end of input (Ctrl-D) at the e-mail prompt.
+    let out = interactive(&db, "admin@escola.example\nerrada\n");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    let screens = screen_sentences(&err, auth, "cancela)");
+    assert_eq!(screens.len(), 2, "{err}");
+    for s in &screens {
+        assert_eq!(s.len(), 1, "one sentence per screen: {s:?}\n{err}");
+    }
+    // The last prompt's line was ended: what follows starts on a line of its own.
+    let last_prompt = err.rfind("cancela): ").unwrap();
+    assert!(
+        err[last_prompt..].starts_with("cancela): \n"),
+        "{:?}",
+        &err[last_prompt..]
+    );
+    // The CPF screen (the RM user is not in TAE yet), then end of input.
+    let out = interactive(
+        &db,
+        &format!("{}\n{}\n", tae_sim::ADMIN_EMAIL, tae_sim::ADMIN_PASSWORD),
+    );
+    let err = stderr(&out);
+    let screens = screen_sentences(
+        &err,
+        "=== Cadastro no TOTVS Assinatura Eletrônica ===",
+        "(vazio cancela)",
+    );
+    assert_eq!(screens.len(), 1, "{err}");
+    assert_eq!(screens[0].len(), 1, "one sentence: {:?}\n{err}", screens[0]);
+    let prompt = err.rfind("(vazio cancela): ").unwrap();
+    assert!(
+        err[prompt..].starts_with("(vazio cancela): \n"),
+        "{:?}",
+        &err[prompt..]
+    );
+}
