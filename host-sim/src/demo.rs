@@ -129,6 +129,43 @@ fn record_str(r: &Value, k: &str) -> String {
     r.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
+/// The demo recreates its database; a file of that name that is not a host-sim database (not
+/// SQLite, or SQLite without the school's tables) is refused untouched instead.
+fn refuse_foreign_file(path: &std::path::Path) -> Result<(), String> {
+    let Ok(head) = std::fs::read(path).map(|b| b.into_iter().take(16).collect::<Vec<u8>>()) else {
+        return Ok(()); // missing (or unreadable: opening it will say so)
+    };
+    let refuse = || {
+        format!(
+            "{} não é um banco de dados do host-sim; a demo não o apaga. Use outra pasta com \
+             --output.",
+            path.display()
+        )
+    };
+    if head.is_empty() {
+        return Ok(());
+    }
+    if head != b"SQLite format 3\0" {
+        return Err(refuse());
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|_| refuse())?;
+    let ours: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+             ('contracts', 'integration_records')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|_| refuse())?;
+    if ours == 2 {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
+}
+
 /// Runs the demo. Errors only when it cannot even start (no plugin, no port, no disk); problems
 /// along the way are listed in [`DemoOutcome::problems`].
 pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
@@ -170,6 +207,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         .canonicalize()
         .unwrap_or_else(|_| opts.output_dir.clone());
     let db_path = output_dir.join("escola-demo.db");
+    refuse_foreign_file(&db_path)?;
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", db_path.display()));
         let _ = std::fs::remove_file(p);

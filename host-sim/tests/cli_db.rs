@@ -160,3 +160,29 @@ fn seed_refuses_a_used_database_without_force_and_recreates_it_with_force() {
         all(&out)
     );
 }
+
+#[test]
+fn the_demo_does_not_delete_a_file_that_is_not_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo-output");
+    std::fs::create_dir(&out_dir).unwrap();
+    let file = out_dir.join("escola-demo.db");
+    {
+        let c = rusqlite::Connection::open(&file).unwrap();
+        c.execute_batch("CREATE TABLE boletos (id INTEGER PRIMARY KEY);")
+            .unwrap();
+    }
+    let before = digest(&file);
+    let out = host_sim()
+        .current_dir(dir.path())
+        .args(["demo", "--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(
+        stderr(&out).contains("não é um banco de dados do host-sim"),
+        "{}",
+        all(&out)
+    );
+    assert_eq!(digest(&file), before);
+}

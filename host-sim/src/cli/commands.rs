@@ -521,8 +521,27 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
                     };
                     store.insert(k.clone(), v);
                 }
+                // The password's key file beside the database (`<database file>.key`), when
+                // this write creates it, is a file written: announced with its path.
+                let key_file = PathBuf::from(format!(
+                    "{}.key",
+                    std::path::absolute(&s.db_path)
+                        .unwrap_or_else(|_| s.db_path.clone())
+                        .display()
+                ));
+                let key_existed = key_file.exists();
                 dbfile::merge_params(s.host.db(), &Value::Object(store))
                     .map_err(Failure::cannot_run)?;
+                if !key_existed && key_file.exists() && !a.common.json {
+                    println!(
+                        "{}",
+                        table::fit(&format!(
+                            "  chave da senha criada: {} (guarde-a com o banco de dados: sem \
+                             ela a senha gravada não pode ser lida)",
+                            key_file.display()
+                        ))
+                    );
+                }
                 if !a.common.json {
                     let labels = field_labels(&s);
                     println!("  parâmetros gravados em {}:", shown(&s.db_path));
