@@ -271,17 +271,8 @@ pub fn outcome_label(name: &str) -> &str {
     outcome(name).map(|o| o.label).unwrap_or(name)
 }
 
-/// Record statuses (`docs/abi.md`, "Record") and their labels.
-pub const RECORD_STATUSES: [(&str, &str); 8] = [
-    ("enviando", "Enviando"),
-    ("rascunho", "Rascunho"),
-    ("pendente", "Pendente"),
-    ("assinado_parcialmente", "Assinado parcialmente"),
-    ("finalizado", "Finalizado"),
-    ("rejeitado", "Rejeitado"),
-    ("cancelado", "Cancelado"),
-    ("falhou", "Falhou"),
-];
+/// Record statuses (`docs/abi.md`, "Record") and their labels: the database's own table.
+pub use crate::db::RECORD_STATUSES;
 
 /// The label of a record status.
 pub fn status_label(status: &str) -> &str {

@@ -240,6 +240,7 @@ pub fn execute(lib: &Option<PathBuf>, a: ExecuteArgs) -> CmdResult {
     interrupt::install().map_err(Failure::cannot_run)?;
     let started = std::time::SystemTime::now();
     let (status, response) = s.plugin.execute(&s.host, &request);
+    s.print_deferred_logs();
     if a.common.json {
         println!("{}", pretty(&response));
     }

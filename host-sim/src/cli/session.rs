@@ -17,6 +17,9 @@ pub struct Session {
     /// Whether the authentication screen has no answer at all (no flags, no script, no
     /// terminal): a "cancelled" login then means nobody could answer.
     pub auth_unanswerable: bool,
+    /// With a progress bar on the terminal, the plugin's log lines are shown after the call
+    /// (up to this level) instead of through the bar.
+    pub deferred_log_level: Option<i32>,
     _sim: Option<tae_sim::SimServer>,
 }
 
@@ -140,14 +143,21 @@ fn finish(
     script.interactive = c.interactive || std::io::stdin().is_terminal();
     let auth_unanswerable = script.auth.is_empty() && !script.interactive;
     host.set_ui(script);
+    let mut deferred_log_level = None;
     if needs.progress {
-        host.set_progress(progress_sink(std::io::stderr().is_terminal() && !c.json));
+        let bar = std::io::stderr().is_terminal() && !c.json;
+        if bar {
+            host.echo_logs(0);
+            deferred_log_level = Some(c.log_level);
+        }
+        host.set_progress(progress_sink(bar));
     }
     Ok(Session {
         plugin,
         host,
         db_path: c.db.clone(),
         auth_unanswerable,
+        deferred_log_level,
         _sim: sim,
     })
 }
@@ -184,6 +194,25 @@ fn progress_sink(bar: bool) -> ProgressSink {
         }
         interrupt::requested()
     }))
+}
+
+impl Session {
+    /// The plugin's log lines held back while a progress bar was shown.
+    pub fn print_deferred_logs(&self) {
+        let Some(level) = self.deferred_log_level else {
+            return;
+        };
+        for l in self.host.logs().iter().filter(|l| l.level <= level) {
+            let name = match l.level {
+                1 => "ERRO",
+                2 => "AVISO",
+                3 => "INFO",
+                4 => "DEBUG",
+                _ => "TRACE",
+            };
+            eprintln!("[plugin {name}] {}", l.message);
+        }
+    }
 }
 
 /// The folder under which a command writes files: `--files-dir`, else the database's folder.
