@@ -111,25 +111,40 @@ pub fn seed(db: &Path, bulk: Option<usize>, force: bool) -> CmdResult {
     Ok(exit::OK)
 }
 
-/// The selection's entries that do not exist, said the same way for every option.
-fn not_found(s: &Session, a: &ExecuteArgs) -> Result<Vec<String>, Failure> {
+/// What `--records` / `--keys` select: the entries that exist, and a "not found" line for each
+/// one that does not — said the same way for every option.
+struct Selection {
+    records: Vec<String>,
+    keys: Vec<String>,
+    missing: Vec<String>,
+}
+
+fn select(s: &Session, a: &ExecuteArgs) -> Result<Selection, Failure> {
     let db = s.host.db();
-    let mut missing = Vec::new();
-    for id in &a.records {
-        if db.record(id).map_err(|e| e.to_string())?.is_none() {
-            missing.push(format!(
+    let mut sel = Selection {
+        records: Vec::new(),
+        keys: Vec::new(),
+        missing: Vec::new(),
+    };
+    for id in a.records.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        if db.record(id).map_err(|e| e.to_string())?.is_some() {
+            sel.records.push(id.to_string());
+        } else {
+            sel.missing.push(format!(
                 "registro {id} não encontrado no anexo de integração"
             ));
         }
     }
-    for key in &a.keys {
-        if db.contract(key).map_err(|e| e.to_string())?.is_none() {
-            missing.push(format!(
+    for key in a.keys.iter().map(|k| k.trim()).filter(|k| !k.is_empty()) {
+        if db.contract(key).map_err(|e| e.to_string())?.is_some() {
+            sel.keys.push(key.to_string());
+        } else {
+            sel.missing.push(format!(
                 "contrato {key} não encontrado (a chave é codcoligada;ra;codcontrato)"
             ));
         }
     }
-    Ok(missing)
+    Ok(sel)
 }
 
 /// A contract status as stored (`Ativo`), given in any case.
@@ -159,24 +174,14 @@ pub fn execute(lib: &Option<PathBuf>, a: ExecuteArgs) -> CmdResult {
             progress: true,
         },
     )?;
-    let missing = not_found(&s, &a)?;
+    let Selection {
+        records,
+        keys,
+        missing,
+    } = select(&s, &a)?;
     for m in &missing {
-        println!("  {m}");
+        println!("{}", table::fit(&format!("  {m}")));
     }
-    let records: Vec<&String> = a
-        .records
-        .iter()
-        .filter(|id| !missing.iter().any(|m| m.contains(id.as_str())))
-        .collect();
-    let keys: Vec<&String> = a
-        .keys
-        .iter()
-        .filter(|k| {
-            !missing
-                .iter()
-                .any(|m| m.contains(&format!("contrato {k} ")))
-        })
-        .collect();
     let invoked_from = if !a.records.is_empty() {
         if records.is_empty() {
             println!("  nenhum registro encontrado");
