@@ -61,6 +61,7 @@ pub fn open(lib: &Option<PathBuf>, c: &Common, needs: Needs) -> Result<Session, 
     let plugin = load_plugin(lib)?;
     let mut sim = None;
     let mut default_creds = None;
+    let mut session_params = None;
     if needs.tae {
         // The TAE of this command goes to the plugin through `params.get` only: the stored
         // parameters change only by `configure set`, so a --tae-url the plugin refuses, or the
@@ -99,12 +100,14 @@ pub fn open(lib: &Option<PathBuf>, c: &Common, needs: Needs) -> Result<Session, 
                 sim = Some(s);
             }
         }
-        let answer = serde_json::to_vec(&json!({ "values": params })).expect("a JSON value");
-        let host = RmHost::new(db, &c.user);
-        host.set_override("params.get", Box::new(move |_| Some(Ok(answer.clone()))));
-        return finish(plugin, host, c, needs, sim, default_creds);
+        session_params =
+            Some(serde_json::to_vec(&json!({ "values": params })).expect("a JSON value"));
     }
     let host = RmHost::new(db, &c.user);
+    if let Some(answer) = session_params {
+        // `params.get` answers this command's parameters (what RM's tab would hold).
+        host.set_override("params.get", Box::new(move |_| Some(Ok(answer.clone()))));
+    }
     finish(plugin, host, c, needs, sim, default_creds)
 }
 
