@@ -285,6 +285,9 @@ struct AttachmentArgs {
     page_size: i64,
 }
 
+/// Columns of an option's help text (after the ~25 of the option's name).
+const HELP_WIDTH: usize = 88;
+
 /// Portuguese headings, help flags and value notes for every command (clap writes English).
 fn localize(cmd: clap::Command, root: bool) -> clap::Command {
     // clap writes "[OPTIONS]": the usage line is written here, with the required arguments.
@@ -361,6 +364,9 @@ fn localize(cmd: clap::Command, root: bool) -> clap::Command {
         } else {
             a
         };
+        // clap writes help on one line (no wrapping without a terminal-size dependency): the
+        // text is wrapped here so that rows stay within ~120 columns.
+        let help = host_sim::table::wrap(&help, HELP_WIDTH).join("\n");
         let a = a.hide_env(true).help(help);
         if a.get_help_heading().is_none() {
             a.help_heading(heading)
