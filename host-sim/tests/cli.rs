@@ -122,6 +122,7 @@ fn help_and_usage_errors_are_in_portuguese() {
         let out = run(&[cmd, "--help"]);
         let help = stdout(&out);
         assert_eq!(out.status.code(), Some(0), "{help}");
+        assert!(wide_lines(&help, 120).is_empty(), "{cmd}:\n{help}");
         for s in [
             "Usage:",
             "Options:",
