@@ -341,8 +341,8 @@ pub fn field_label(field: &str) -> Option<&'static str> {
     })
 }
 
-/// A result's message with its technical field name, when the message cites it as `(campo
-/// x.y)`, replaced by the label a person knows.
+/// A result's message as a person reads it: its technical field name, when cited as `(campo
+/// x.y)`, replaced by the label a person knows, and sizes with a decimal comma (`11,4 MB`).
 pub fn humanize_message(message: &str, field: Option<&str>) -> String {
     let mut out = message.to_string();
     let fields: Vec<String> = match field {
@@ -359,7 +359,27 @@ pub fn humanize_message(message: &str, field: Option<&str>) -> String {
             out = out.replace(&format!("(campo {f})"), &format!("(campo {label})"));
         }
     }
-    out
+    decimal_comma_in_sizes(&out)
+}
+
+/// `11.4 MB` → `11,4 MB` (also KB, GB); other dots are left alone.
+fn decimal_comma_in_sizes(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = chars.clone();
+    for i in 0..chars.len() {
+        if chars[i] != '.' || i == 0 || !chars[i - 1].is_ascii_digit() {
+            continue;
+        }
+        let mut j = i + 1;
+        while j < chars.len() && chars[j].is_ascii_digit() {
+            j += 1;
+        }
+        let unit: String = chars[j..].iter().take(3).collect();
+        if j > i + 1 && [" MB", " KB", " GB"].contains(&unit.as_str()) {
+            out[i] = ',';
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// A timestamp (RFC 3339) as `dd/mm/aaaa HH:MM` in Brasília time; anything else unchanged.
@@ -580,7 +600,7 @@ pub fn error_text_with_labels(
     let e = response.get("error").cloned().unwrap_or(Value::Null);
     let mut text = match s(&e, "message") {
         m if m.is_empty() => "o plugin recusou a chamada sem explicar o motivo".to_string(),
-        m => m,
+        m => humanize_message(&m, None),
     };
     if let Some(fields) = e.get("fields").and_then(Value::as_object) {
         for (k, v) in fields {
@@ -699,6 +719,17 @@ mod tests {
             execute_summary(&r),
             "5 contratos: 2 enviados, 1 documento cancelado, 1 em processamento por outra execução, \
              0 com falha, 1 não processado — execução interrompida a pedido (9 ms)"
+        );
+    }
+
+    #[test]
+    fn sizes_in_messages_get_a_decimal_comma() {
+        assert_eq!(
+            humanize_message(
+                "o PDF tem 11.4 MB, acima do limite de 10 MB (versão 1.2)",
+                None
+            ),
+            "o PDF tem 11,4 MB, acima do limite de 10 MB (versão 1.2)"
         );
     }
 

@@ -218,3 +218,34 @@ fn exit_5_when_nothing_matched_said_the_same_way_in_every_option() {
         all(&out)
     );
 }
+
+#[test]
+fn a_file_too_big_is_refused_with_its_size_as_read_in_brazil() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = seed(dir.path(), "escola.db", None);
+    let big = dir.path().join("contrato-grande.pdf");
+    let mut bytes = b"%PDF-1.4\n".to_vec();
+    bytes.resize(12 * 1024 * 1024, b'0');
+    bytes.extend_from_slice(b"\n%%EOF\n");
+    std::fs::write(&big, bytes).unwrap();
+    let out = run(&[
+        "execute",
+        "--option",
+        "send",
+        "--keys",
+        "1;2026001;145",
+        "--file",
+        big.to_str().unwrap(),
+        "--db",
+        &db_arg(&db),
+    ]);
+    let text = all(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    let first = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("ERRO:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(first.contains("12,0 MB"), "{text}");
+    assert!(first.contains(&big.display().to_string()), "{text}");
+}
