@@ -109,7 +109,7 @@ struct Out {
 impl Out {
     fn say(&self, s: impl AsRef<str>) {
         if !self.quiet {
-            println!("{}", s.as_ref());
+            println!("{}", table::fit(s.as_ref()));
         }
     }
     fn header(&self, n: usize, title: &str) {
@@ -127,6 +127,43 @@ fn results(response: &Value) -> Vec<Value> {
 
 fn record_str(r: &Value, k: &str) -> String {
     r.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// The demo recreates its database; a file of that name that is not a host-sim database (not
+/// SQLite, or SQLite without the school's tables) is refused untouched instead.
+fn refuse_foreign_file(path: &std::path::Path) -> Result<(), String> {
+    let Ok(head) = std::fs::read(path).map(|b| b.into_iter().take(16).collect::<Vec<u8>>()) else {
+        return Ok(()); // missing (or unreadable: opening it will say so)
+    };
+    let refuse = || {
+        format!(
+            "{} não é um banco de dados do host-sim; a demo não o apaga. Use outra pasta com \
+             --output.",
+            path.display()
+        )
+    };
+    if head.is_empty() {
+        return Ok(());
+    }
+    if head != b"SQLite format 3\0" {
+        return Err(refuse());
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|_| refuse())?;
+    let ours: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+             ('contracts', 'integration_records')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|_| refuse())?;
+    if ours == 2 {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
 }
 
 /// Runs the demo. Errors only when it cannot even start (no plugin, no port, no disk); problems
@@ -147,7 +184,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         "Iniciando o TOTVS Assinatura Eletrônica simulado (tae-sim)",
     );
     let sim = tae_sim::SimServer::start(tae_sim::SimOptions::default())
-        .map_err(|e| format!("cannot start tae-sim: {e}"))?;
+        .map_err(|e| format!("não foi possível iniciar o tae-sim ({e})"))?;
     // As in the real service: a recipient who logs in must have confirmed their account.
     sim.state().set_strict_signers(true);
     let base = sim.base_url();
@@ -159,13 +196,18 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
 
     // 2. the school database
     out.header(2, "Criando o banco de dados da escola (SQLite)");
-    std::fs::create_dir_all(&opts.output_dir)
-        .map_err(|e| format!("cannot create {}: {e}", opts.output_dir.display()))?;
+    std::fs::create_dir_all(&opts.output_dir).map_err(|e| {
+        format!(
+            "não foi possível criar a pasta {} ({e})",
+            opts.output_dir.display()
+        )
+    })?;
     let output_dir = opts
         .output_dir
         .canonicalize()
         .unwrap_or_else(|_| opts.output_dir.clone());
     let db_path = output_dir.join("escola-demo.db");
+    refuse_foreign_file(&db_path)?;
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", db_path.display()));
         let _ = std::fs::remove_file(p);
@@ -181,7 +223,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     let rm_user = db
         .user(DEMO_RM_USER)
         .map_err(|e| e.to_string())?
-        .ok_or("demo user missing")?;
+        .ok_or("o usuário RM da demo não está no banco")?;
     out.say(format!(
         "  {} contratos do período {DEMO_PERIOD} em 2 cursos; usuário RM: {} <{}>",
         keys.len(),
@@ -219,9 +261,8 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
             }
             out.say(table::execute_results(&step.response));
             out.say(format!(
-                "  resumo: {} — {} ms",
-                table::execute_summary(&step.response),
-                step.elapsed_ms
+                "  resumo: {}",
+                table::execute_summary(&step.response)
             ));
         } else {
             out.say(format!(
@@ -239,19 +280,23 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     // 3. test the connection (configure → test, with the global parameters)
     out.header(
         3,
-        "Testando a conexão (Parâmetros Globais → Integração com TOTVS Sign)",
+        "Testando a conexão (Parâmetros Globais → TOTVS Assinatura Eletrônica)",
     );
     let t = Instant::now();
     let (status, response) = plugin.configure(&host, &json!({"action": "test"}));
     let step = run_step("configure_test", status, response, t);
     if status == 0 && step.response["login_ok"] != true {
-        problems.push(format!("configure test: login failed: {}", step.response));
+        problems.push(format!("teste de conexão: não entrou: {}", step.response));
     }
     if status == 0 {
         out.say(format!(
-            "  {} (login_ok={}, {} ms)",
+            "  {} (entrou: {}, {} ms)",
             record_str(&step.response, "message"),
-            step.response["login_ok"],
+            if step.response["login_ok"] == true {
+                "sim"
+            } else {
+                "não"
+            },
             step.response["latency_ms"]
         ));
     } else {
@@ -315,7 +360,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         .map(|r| record_str(r, "contract_key"))
         .collect();
     if status == 0 && sent_keys.is_empty() {
-        problems.push("send: no contract was sent".into());
+        problems.push("envio: nenhum contrato foi enviado".into());
     }
 
     // 5. send again: every contract with an active document is skipped
@@ -330,7 +375,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         .map(|r| record_str(r, "contract_key"))
         .collect();
     if !resent.is_empty() {
-        problems.push(format!("send again: sent twice: {resent:?}"));
+        problems.push(format!("reenvio: enviados duas vezes: {resent:?}"));
     }
 
     // 6. the portal: responsibles sign, one rejects
@@ -398,7 +443,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
                 out.say(format!(
                     "  documento {doc} (contrato {key}): ERRO ao assinar: {e}"
                 ));
-                problems.push(format!("portal sign {doc}: {e}"));
+                problems.push(format!("assinatura no portal do documento {doc}: {e}"));
             }
         }
     }
@@ -417,7 +462,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
                 let _ = portal.confirm_user(email);
                 portal.act(*doc, email)
             }
-            None => Err("no signer".into()),
+            None => Err("o documento não tem assinante".into()),
         };
         match result {
             Ok(d) => {
@@ -431,7 +476,9 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
                 out.say(format!(
                     "  documento {doc} (contrato {key}): ERRO ao assinar: {e}"
                 ));
-                problems.push(format!("portal partial sign {doc}: {e}"));
+                problems.push(format!(
+                    "assinatura parcial no portal do documento {doc}: {e}"
+                ));
             }
         }
     }
@@ -459,7 +506,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
                 out.say(format!(
                     "  documento {doc} (contrato {key}): ERRO ao rejeitar: {e}"
                 ));
-                problems.push(format!("portal reject {doc}: {e}"));
+                problems.push(format!("rejeição no portal do documento {doc}: {e}"));
             }
         }
     }
@@ -504,7 +551,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     missing_signed.sort();
     if !missing_signed.is_empty() {
         problems.push(format!(
-            "check: signed in the portal but not \"Assinado\": {missing_signed:?}"
+            "conferência: assinados no portal mas não \"Assinado\" no RM: {missing_signed:?}"
         ));
     }
 
@@ -557,12 +604,12 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         ));
         if !now_recipients.iter().any(|e| e == DEMO_NEW_EMAIL) {
             problems.push(format!(
-                "update_emails: {DEMO_NEW_EMAIL} is not a recipient of {doc}"
+                "atualizar e-mail: {DEMO_NEW_EMAIL} não é destinatário do documento {doc}"
             ));
         }
         email_updated = Some(key.clone());
     } else {
-        problems.push("update_emails: no pending document to update".into());
+        problems.push("atualizar e-mail: nenhum documento pendente para atualizar".into());
     }
 
     // 9. delete one pending document (from the integration attachment)
@@ -596,7 +643,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         out.say(format!("  documento {doc} no TAE: {tae_status}"));
         deleted = Some(key.clone());
     } else {
-        problems.push("delete: no pending document to delete".into());
+        problems.push("excluir: nenhum documento pendente para excluir".into());
     }
 
     // 10. download the signed documents
@@ -621,7 +668,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     // 11. the integration attachment
     out.header(
         11,
-        "Anexo de integração com o TOTVS Sign (todos os documentos enviados)",
+        "Anexo de integração com o TOTVS Assinatura Eletrônica (todos os documentos enviados)",
     );
     let t = Instant::now();
     let (status, response) = plugin.attachment_list(&host, &json!({"page": 1, "page_size": 50}));
@@ -655,7 +702,7 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     }
     let doubled: Vec<_> = active.iter().filter(|(_, n)| **n > 1).collect();
     if !doubled.is_empty() {
-        problems.push(format!("contracts with two active documents: {doubled:?}"));
+        problems.push(format!("contratos com dois documentos ativos: {doubled:?}"));
     }
 
     // The plugin only ever appends to a record's history.
@@ -664,13 +711,13 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
     }
     if host.foreign_thread_calls() > 0 {
         problems.push(format!(
-            "{} host callback(s) came from a thread other than the caller's",
+            "{} chamada(s) do plugin ao host vieram de outra thread que não a da chamada",
             host.foreign_thread_calls()
         ));
     }
     if host.outstanding_buffers() != 0 {
         problems.push(format!(
-            "{} host buffer(s) not freed by the plugin",
+            "{} buffer(s) do host não liberados pelo plugin",
             host.outstanding_buffers()
         ));
     }
@@ -705,7 +752,10 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         assinados.len()
     ));
     for (key, msg) in &failed_to_send {
-        out.say(format!("    falhou {key}: {msg}"));
+        out.say(format!(
+            "    falhou {key}: {}",
+            table::humanize_message(msg, None)
+        ));
     }
     out.say(format!(
         "  registros do anexo por situação: {}",
@@ -735,8 +785,8 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         signed_pdf_dir.display()
     ));
     out.say(format!(
-        "  tempo total: {:.1} s",
-        elapsed_ms as f64 / 1000.0
+        "  tempo total: {}",
+        format!("{:.1} s", elapsed_ms as f64 / 1000.0).replace('.', ",")
     ));
     if problems.is_empty() {
         out.say("  demo concluída sem problemas.");

@@ -313,6 +313,50 @@ fn hline(ops: &mut Vec<Op>, x0: f32, x1: f32, y: f32) {
     });
 }
 
+/// The report's date: the start of the contract's period (`2026/1` → 1 January 2026, `2026/2`
+/// → 1 July 2026), midnight in Brasília (UTC−03:00, Brazil has no daylight saving time since
+/// 2019). A date of the contract, not of the rendering, keeps the bytes the same on every
+/// render.
+fn report_date(period: &str) -> String {
+    let (year, term) = period.split_once('/').unwrap_or((period, "1"));
+    let year: u32 = year
+        .trim()
+        .parse()
+        .ok()
+        .filter(|y| (1900..=9999).contains(y))
+        .unwrap_or(2026);
+    let month = if term.trim() == "2" { 7 } else { 1 };
+    format!("D:{year:04}{month:02}01000000-03'00'")
+}
+
+/// printpdf's document information, mended: its dates are 1970 and it writes an empty
+/// `GTS_PDFXVersion` (PDF/X marker) with which `pdfinfo` calls the file PDF/X.
+fn fix_info(lo: &mut lopdf::Document, contract: &Contract) {
+    let Ok(info_id) = lo.trailer.get(b"Info").and_then(|o| o.as_reference()) else {
+        return;
+    };
+    let Ok(info) = lo.get_dictionary_mut(info_id) else {
+        return;
+    };
+    let date = report_date(&contract.period);
+    for key in ["CreationDate", "ModDate"] {
+        info.set(
+            key,
+            lopdf::Object::String(date.clone().into_bytes(), lopdf::StringFormat::Literal),
+        );
+    }
+    for key in ["GTS_PDFXVersion", "Trapped"] {
+        info.remove(key.as_bytes());
+    }
+    for key in ["Producer", "Keywords", "Identifier"] {
+        let empty =
+            matches!(info.get(key.as_bytes()), Ok(lopdf::Object::String(s, _)) if s.is_empty());
+        if empty {
+            info.remove(key.as_bytes());
+        }
+    }
+}
+
 /// Renders the contract report; at least two pages (the clauses and the signature block flow
 /// onto the second page), each with a footer "Página N de M".
 pub fn render_contract_pdf(contract: &Contract, opts: &ReportOptions) -> Vec<u8> {
@@ -423,6 +467,7 @@ pub fn render_contract_pdf(contract: &Contract, opts: &ReportOptions) -> Vec<u8>
             lopdf::Object::String(id.into_bytes(), lopdf::StringFormat::Literal),
         ]),
     );
+    fix_info(&mut lo, contract);
     let mut bytes = Vec::new();
     if lo.save_to(&mut bytes).is_err() {
         // Writing to a Vec does not fail; should it, printpdf's own writer still gives a PDF.
@@ -444,6 +489,47 @@ mod tests {
             .into_iter()
             .find(|c| c.student_name == "João Ávila")
             .unwrap()
+    }
+
+    #[test]
+    fn document_info_has_the_period_date_and_no_pdfx_marker() {
+        assert_eq!(report_date("2026/1"), "D:20260101000000-03'00'");
+        assert_eq!(report_date("2025/2"), "D:20250701000000-03'00'");
+        assert_eq!(report_date("x"), "D:20260101000000-03'00'");
+        let pdf = render_contract_pdf(&contract(), &ReportOptions::default());
+        let doc = lopdf::Document::load_mem(&pdf).unwrap();
+        let info_id = doc.trailer.get(b"Info").unwrap().as_reference().unwrap();
+        let info = doc.get_dictionary(info_id).unwrap();
+        let date = |k: &str| match info.get(k.as_bytes()).unwrap() {
+            lopdf::Object::String(s, _) => String::from_utf8_lossy(s).into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(date("CreationDate"), "D:20260101000000-03'00'");
+        assert_eq!(date("ModDate"), "D:20260101000000-03'00'");
+        assert!(info.get(b"GTS_PDFXVersion").is_err());
+        assert!(!pdf.windows(4).any(|w| w == b"1970"));
+        // Still the same bytes on every render.
+        assert_eq!(
+            pdf,
+            render_contract_pdf(&contract(), &ReportOptions::default())
+        );
+        // What poppler says, where it is installed (the assertions above hold either way).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contrato.pdf");
+        std::fs::write(&path, &pdf).unwrap();
+        if let Ok(out) = std::process::Command::new("pdfinfo").arg(&path).output() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{text}");
+            assert!(
+                text.contains("CreationDate:") && text.contains("2026"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("1970") && !text.contains("PDF subtype"),
+                "{text}"
+            );
+            assert!(text.contains("Custom Metadata: no"), "{text}");
+        }
     }
 
     #[test]

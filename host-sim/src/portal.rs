@@ -18,7 +18,7 @@ impl Portal {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+            .map_err(|e| format!("não foi possível criar o cliente HTTP ({e})"))?;
         Ok(Portal {
             base: base_url.trim_end_matches('/').to_string(),
             http,
@@ -73,7 +73,7 @@ impl Portal {
         let v = self.get("/_sim/documents")?;
         v.as_array()
             .cloned()
-            .ok_or_else(|| format!("/_sim/documents answered {v}"))
+            .ok_or_else(|| format!("/_sim/documents respondeu {v}"))
     }
 
     pub fn document(&self, id: i64) -> Result<Value, String> {
@@ -147,7 +147,7 @@ impl Portal {
             if confirm_errors.is_empty() {
                 e
             } else {
-                format!("{e} (confirmation: {})", confirm_errors.join("; "))
+                format!("{e} (confirmação: {})", confirm_errors.join("; "))
             }
         })
     }
@@ -161,14 +161,14 @@ impl Portal {
         let v = self.get("/_sim/users")?;
         v.as_array()
             .cloned()
-            .ok_or_else(|| format!("/_sim/users answered {v}"))
+            .ok_or_else(|| format!("/_sim/users respondeu {v}"))
     }
 
     pub fn emails(&self) -> Result<Vec<Value>, String> {
         let v = self.get("/_sim/emails")?;
         v.as_array()
             .cloned()
-            .ok_or_else(|| format!("/_sim/emails answered {v}"))
+            .ok_or_else(|| format!("/_sim/emails respondeu {v}"))
     }
 
     /// Request counters (`"<METHOD> <route>"` → count).

@@ -80,7 +80,7 @@ impl UiScript {
     /// Parses a script file: `{"auth": [{"email","password"} | {"cancel": true}], "cpf":
     /// [{"cpf"} | {"cancel": true}], "interactive": bool}`.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|e| format!("invalid UI script: {e}"))
+        serde_json::from_str(text).map_err(|e| format!("roteiro das telas inválido: {e}"))
     }
 
     fn next<T: Clone>(q: &mut VecDeque<T>) -> Option<T> {
@@ -119,7 +119,11 @@ fn read_line(prompt: &str) -> Option<String> {
     let _ = std::io::stderr().flush();
     let mut s = String::new();
     match std::io::stdin().lock().read_line(&mut s) {
-        Ok(0) | Err(_) => None,
+        Ok(0) | Err(_) => {
+            // End of input (Ctrl-D): end the prompt's line so what follows starts on its own.
+            eprintln!();
+            None
+        }
         Ok(_) => Some(s.trim_end_matches(['\r', '\n']).to_string()),
     }
 }
@@ -134,6 +138,16 @@ fn set_echo(on: bool) {
     }
 }
 
+/// The authentication screen's sentence for each `reason` of `ui.authenticate`.
+fn auth_reason_text(reason: &str) -> &'static str {
+    match reason {
+        "expired" => "Sua sessão no TOTVS Assinatura Eletrônica expirou. Entre novamente.",
+        "unauthorized" => "O TOTVS Assinatura Eletrônica recusou a sessão atual. Entre novamente.",
+        "retry" => "Não foi possível entrar. Verifique o e-mail e a senha.",
+        _ => "Informe seu usuário do TOTVS Assinatura Eletrônica.",
+    }
+}
+
 fn prompt_auth(request: &Value) -> Value {
     let reason = request
         .get("reason")
@@ -141,18 +155,15 @@ fn prompt_auth(request: &Value) -> Value {
         .unwrap_or("first");
     eprintln!();
     eprintln!("=== TOTVS Assinatura Eletrônica - Autenticação ===");
-    match reason {
-        "expired" => {
-            eprintln!("Sua sessão no TOTVS Assinatura Eletrônica expirou. Entre novamente.")
-        }
-        "unauthorized" => {
-            eprintln!("O TOTVS Assinatura Eletrônica recusou a sessão atual. Entre novamente.")
-        }
-        "retry" => eprintln!("Não foi possível entrar. Verifique o e-mail e a senha."),
-        _ => eprintln!("Informe seu usuário do TOTVS Assinatura Eletrônica."),
-    }
-    if let Some(m) = request.get("message").and_then(Value::as_str) {
-        eprintln!("{m}");
+    // The plugin's message says why the screen is shown; the screen's own sentence only when
+    // it sent none (never both: they say the same thing).
+    match request
+        .get("message")
+        .and_then(Value::as_str)
+        .filter(|m| !m.trim().is_empty())
+    {
+        Some(m) => eprintln!("{m}"),
+        None => eprintln!("{}", auth_reason_text(reason)),
     }
     let hint = request
         .get("email_hint")
@@ -175,7 +186,10 @@ fn prompt_auth(request: &Value) -> Value {
     set_echo(false);
     let password = read_line("Senha: ");
     set_echo(true);
-    eprintln!();
+    if password.is_some() {
+        // The Enter typed with echo off was not shown (at end of input read_line ended the line).
+        eprintln!();
+    }
     match password {
         Some(p) => json!({"cancelled": false, "email": email, "password": p}),
         None => json!({"cancelled": true}),
@@ -192,12 +206,14 @@ fn prompt_cpf(request: &Value) -> Value {
     };
     eprintln!();
     eprintln!("=== Cadastro no TOTVS Assinatura Eletrônica ===");
-    eprintln!(
-        "O usuário {} ({}) ainda não está cadastrado no TOTVS Assinatura Eletrônica.",
-        s("name"),
-        s("email")
-    );
-    if !s("message").is_empty() {
+    // The plugin's message, or the screen's own sentence when it sent none (never both).
+    if s("message").trim().is_empty() {
+        eprintln!(
+            "O usuário {} ({}) ainda não está cadastrado no TOTVS Assinatura Eletrônica.",
+            s("name"),
+            s("email")
+        );
+    } else {
         eprintln!("{}", s("message"));
     }
     match read_line("Informe o CPF para o cadastro (vazio cancela): ") {
