@@ -238,7 +238,6 @@ fn the_service_password_is_never_printed() {
 }
 
 #[test]
-#[ignore = "needs the password encrypted at rest by SchoolDb (the library side of the same change)"]
 fn the_service_password_is_not_in_the_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = configured(dir.path());

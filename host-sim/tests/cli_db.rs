@@ -28,7 +28,7 @@ fn a_missing_db_is_an_error_naming_it_and_nothing_is_created() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", all(&out));
-        let err = stderr(&out);
+        let err = unwrapped(&stderr(&out));
         assert!(
             err.contains(&db.display().to_string()) && err.contains("não existe"),
             "{args:?}: {err}"
@@ -76,7 +76,7 @@ fn a_sqlite_file_of_another_program_is_refused_untouched() {
         ] {
             let out = host_sim().args(&args).arg(file).output().unwrap();
             assert_eq!(out.status.code(), Some(1), "{args:?}: {}", all(&out));
-            let err = stderr(&out);
+            let err = unwrapped(&stderr(&out));
             assert!(
                 err.contains("não é um banco de dados do host-sim")
                     && err.contains(&file.display().to_string())
@@ -133,7 +133,7 @@ fn seed_refuses_a_used_database_without_force_and_recreates_it_with_force() {
     let before = digest(&db);
     let out = host_sim().args(["seed", "--db"]).arg(&db).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
-    let err = stderr(&out);
+    let err = unwrapped(&stderr(&out));
     assert!(
         err.contains("já tem uma escola") && err.contains("--force") && err.contains("1 registro"),
         "{err}"

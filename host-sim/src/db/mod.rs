@@ -276,7 +276,7 @@ impl SchoolDb {
                 return Err(DbError::new(
                     DbErrorKind::InUse,
                     format!(
-                        "o banco de dados {} já está em uso ({contracts} contratos, {records} registros de integração); recriá-lo apaga tudo isso e só é feito quando forçado",
+                        "o banco de dados {} já tem uma escola ({contracts} contrato(s), {records} registro(s) de integração); recriá-lo apaga tudo isso e só é feito quando forçado",
                         path.display()
                     ),
                 ));
@@ -584,7 +584,7 @@ mod tests {
         let e = SchoolDb::create(&path, false).err().unwrap();
         assert_eq!(e.kind, DbErrorKind::InUse);
         assert!(
-            e.message.contains("escola.db") && e.message.contains("1 registros"),
+            e.message.contains("escola.db") && e.message.contains("1 registro(s)"),
             "{e}"
         );
         // Nothing changed by the refusal.

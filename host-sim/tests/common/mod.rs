@@ -100,3 +100,9 @@ fn english_word_finder_matches_whole_words_only() {
     assert_eq!(english_words("not_processed 0").len(), 1);
     assert_eq!(english_words("No such file or directory").len(), 1);
 }
+
+/// `text` with the CLI's line wrapping undone (every run of whitespace becomes one space), so a
+/// test can look for a phrase wherever the 120-column wrap fell.
+pub fn unwrapped(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
