@@ -5,6 +5,9 @@
 //   * every export is Cdecl; requests and responses are UTF-8 bytes plus a length;
 //     status codes are int (0 = OK); no bool and no by-value struct crosses the boundary;
 //   * response buffers are plugin-owned and freed only with tae_edu_buffer_free;
+//   * the out pointers (response, responseLen) are required: the binding always passes them as
+//     `out` parameters. A NULL one is refused by the plugin with NullArgument (1) before anything
+//     runs, and each non-NULL one is set to NULL/0 first, on every path;
 //   * the host table holds function pointers made from delegates kept alive in static fields
 //     for the whole process (the GC must never collect a delegate the plugin may call);
 //   * every callback body is wrapped: no exception ever crosses into native code;
@@ -84,6 +87,10 @@ namespace TaeEdu
     public delegate int HostProgressFn(IntPtr ctx, uint done, uint total, IntPtr detail, UIntPtr length);
 
     /// <summary>The raw exports. Prefer <see cref="TaeEduPlugin"/>.</summary>
+    /// <remarks>The JSON exports answer through <c>response</c>/<c>responseLen</c>, which are
+    /// required: declared as <c>out</c> parameters they are never NULL here (a NULL one would be
+    /// refused with NullArgument before anything runs). Both are set to NULL/0 first, then to
+    /// the response on success and on error; free it with <see cref="BufferFree"/>.</remarks>
     public static class NativeMethods
     {
         // Mono and .NET resolve "tae_edu" to libtae_edu.so / tae_edu.dll on the library path.

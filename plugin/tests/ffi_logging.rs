@@ -201,6 +201,7 @@ fn call(export: JsonExport, h: &Host, request: &Value) -> (i32, String) {
     // SAFETY: the response is read and freed once.
     let text =
         String::from_utf8(unsafe { std::slice::from_raw_parts(out, out_len) }.to_vec()).unwrap();
+    // SAFETY: the buffer this call returned, freed exactly once.
     unsafe { tae_edu_buffer_free(out, out_len) };
     (status, text)
 }
@@ -224,10 +225,36 @@ fn an_export_logs_to_the_host_on_the_calling_thread() {
         ),
         "{logs:?}"
     );
+    // The refused call: one warning in Portuguese (what the user is told, and the status
+    // number), the code and the technical detail only at debug level.
+    let warnings: Vec<&String> = logs
+        .iter()
+        .filter(|(level, l, _)| *level == 2 && l.contains("tae_edu_configure"))
+        .map(|(_, l, _)| l)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs:?}");
+    assert!(
+        warnings[0].contains("chamada recusada com o código 3")
+            && warnings[0].contains("Requisição inválida"),
+        "the refused request's warning is in Portuguese: {logs:?}"
+    );
+    for english in [
+        "INVALID_REQUEST",
+        "unknown variant",
+        " in ",
+        "refused",
+        "request",
+    ] {
+        assert!(
+            !warnings[0].contains(english),
+            "English `{english}` in the default-level line: {}",
+            warnings[0]
+        );
+    }
     assert!(
         logs.iter()
-            .any(|(level, l, _)| *level == 2 && l.contains("INVALID_REQUEST (3)")),
-        "a refused request is logged as a warning: {logs:?}"
+            .any(|(level, l, _)| *level == 4 && l.contains("INVALID_REQUEST (3)")),
+        "the code and the detail are logged at debug level: {logs:?}"
     );
     assert!(logs.iter().all(|(_, _, on_owner)| *on_owner), "{logs:?}");
 }
@@ -256,9 +283,16 @@ fn a_secret_in_a_host_answer_never_reaches_a_log_line_or_the_response() {
     );
     let logs = h.logs.lock().unwrap().clone();
     assert!(
-        logs.iter()
-            .any(|(_, l, _)| l.contains("HOST_ERROR") && l.contains("token ***")),
-        "the failure is logged, masked: {logs:?}"
+        logs.iter().any(|(level, l, _)| *level == 4
+            && l.contains("HOST_ERROR")
+            && l.contains("token ***")),
+        "the failure's detail is logged at debug level, masked: {logs:?}"
+    );
+    assert!(
+        logs.iter().any(|(level, l, _)| *level == 2
+            && l.contains("chamada recusada com o código 7")
+            && l.contains("O sistema hospedeiro (RM) não respondeu como esperado.")),
+        "the refused call is logged in Portuguese at the default level: {logs:?}"
     );
     assert!(logs.iter().all(|(_, l, _)| !l.contains(secret)), "{logs:?}");
 }

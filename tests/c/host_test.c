@@ -405,12 +405,37 @@ int main(void) {
     expect_error("NULL request", e, 1, "NULL_ARGUMENT");
     e.status = tae_edu_execute(NULL, (const uint8_t *)"{}", 2, &e.buf, &e.len);
     expect_error("NULL host", e, 1, "NULL_ARGUMENT");
-    /* NULL out / out_len: the status still comes back, nothing is written. */
-    CHECK(tae_edu_configure(&table, (const uint8_t *)"{\"action\":\"describe\"}", 21, NULL, NULL) == 0,
-          "describe without an out buffer");
+    /* NULL out / out_len: refused with NULL_ARGUMENT before anything runs (not one host
+       callback, so no batch whose results nobody could read); the other, non-NULL out pointer
+       is still cleared to NULL/0. */
+    const char *describe = "{\"action\":\"describe\"}";
+    const char *execute =
+        "{\"session\":\"rm-session-1\",\"invoked_from\":{\"kind\":\"contract_view\","
+        "\"contract_keys\":[\"1;2026001;145\"]},\"option\":\"check\",\"params\":{}}";
+    int calls_before = h.calls;
+    int logs_before = h.log_lines;
+    CHECK(tae_edu_configure(&table, (const uint8_t *)describe, strlen(describe), NULL, NULL) ==
+              TAE_EDU_STATUS_NULL_ARGUMENT,
+          "describe without out/out_len");
     size_t len = 77;
-    CHECK(tae_edu_configure(&table, (const uint8_t *)"{", 1, NULL, &len) == 3,
-          "malformed request without out");
+    CHECK(tae_edu_execute(&table, (const uint8_t *)execute, strlen(execute), NULL, &len) ==
+              TAE_EDU_STATUS_NULL_ARGUMENT,
+          "execute without out");
+    CHECK(len == 0, "out_len is set to 0 first (got %zu)", len);
+    uint8_t *buf = (uint8_t *)"sentinel";
+    CHECK(tae_edu_attachment_list(&table, (const uint8_t *)"{\"page\":1,\"page_size\":5}", 24, &buf,
+                                  NULL) == TAE_EDU_STATUS_NULL_ARGUMENT,
+          "attachment_list without out_len");
+    CHECK(buf == NULL, "out is set to NULL first");
+    len = 5;
+    CHECK(tae_edu_configure(&table, (const uint8_t *)"{", 1, NULL, &len) ==
+              TAE_EDU_STATUS_NULL_ARGUMENT,
+          "a malformed request without out is refused for the NULL out first");
+    CHECK(len == 0, "out_len cleared (got %zu)", len);
+    CHECK(h.calls == calls_before, "a call without out/out_len called the host %d time(s)",
+          h.calls - calls_before);
+    CHECK(h.log_lines == logs_before, "a call without out/out_len logged %d line(s)",
+          h.log_lines - logs_before);
     CHECK(tae_edu_session_end(NULL, 3) == TAE_EDU_STATUS_NULL_ARGUMENT, "session_end(NULL)");
   }
 

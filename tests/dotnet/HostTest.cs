@@ -191,6 +191,19 @@ namespace TaeEdu.Tests
         }
     }
 
+    /// <summary>The JSON exports declared with raw out pointers, so a test can pass NULL (the
+    /// binding's `out` parameters never are).</summary>
+    static class RawExports
+    {
+        [System.Runtime.InteropServices.DllImport(NativeMethods.Library, EntryPoint = "tae_edu_execute",
+            CallingConvention = System.Runtime.InteropServices.CallingConvention.Cdecl)]
+        public static extern int Execute(ref TaeEduHost host, byte[] request, UIntPtr requestLen, IntPtr response, IntPtr responseLen);
+
+        [System.Runtime.InteropServices.DllImport(NativeMethods.Library, EntryPoint = "tae_edu_configure",
+            CallingConvention = System.Runtime.InteropServices.CallingConvention.Cdecl)]
+        public static extern int Configure(ref TaeEduHost host, byte[] request, UIntPtr requestLen, IntPtr response, IntPtr responseLen);
+    }
+
     static class Program
     {
         static int passed, failed;
@@ -325,6 +338,38 @@ namespace TaeEdu.Tests
                       "a malformed request answers INVALID_REQUEST with a JSON error", malformed.Status + " " + malformed.Json);
                 var badUtf8 = plugin.ExecuteRaw(new byte[] { 0x7b, 0xff, 0xfe, 0x7d });
                 Check(badUtf8.Status == (int)TaeEduStatus.InvalidUtf8, "invalid UTF-8 answers INVALID_UTF8", badUtf8.Status + " " + badUtf8.Json);
+
+                // out pointers: a NULL response or responseLen is refused with NullArgument before
+                // anything runs (the host table below is all zeros: had the plugin read it, the
+                // answer would be InvalidHostTable), and the other, non-NULL one is cleared first.
+                {
+                    var zeroTable = new TaeEduHost();
+                    byte[] describeBytes = Encoding.UTF8.GetBytes("{\"action\":\"describe\"}");
+                    int both = RawExports.Configure(ref zeroTable, describeBytes, (UIntPtr)describeBytes.Length, IntPtr.Zero, IntPtr.Zero);
+                    Check(both == (int)TaeEduStatus.NullArgument, "configure with NULL response and responseLen answers NullArgument", both.ToString());
+                    IntPtr lenSlot = System.Runtime.InteropServices.Marshal.AllocHGlobal(IntPtr.Size);
+                    IntPtr bufSlot = System.Runtime.InteropServices.Marshal.AllocHGlobal(IntPtr.Size);
+                    try
+                    {
+                        System.Runtime.InteropServices.Marshal.WriteIntPtr(lenSlot, new IntPtr(77));
+                        byte[] executeBytes = Encoding.UTF8.GetBytes("{\"session\":\"dotnet-session-1\",\"option\":\"check\",\"params\":{},"
+                            + "\"invoked_from\":{\"kind\":\"contract_view\",\"contract_keys\":[\"1;2026901;901\"]}}");
+                        int noOut = RawExports.Execute(ref zeroTable, executeBytes, (UIntPtr)executeBytes.Length, IntPtr.Zero, lenSlot);
+                        Check(noOut == (int)TaeEduStatus.NullArgument && System.Runtime.InteropServices.Marshal.ReadIntPtr(lenSlot) == IntPtr.Zero,
+                              "execute with a NULL response answers NullArgument and sets responseLen to 0",
+                              noOut + " len=" + System.Runtime.InteropServices.Marshal.ReadIntPtr(lenSlot));
+                        System.Runtime.InteropServices.Marshal.WriteIntPtr(bufSlot, new IntPtr(0x1234));
+                        int noLen = RawExports.Execute(ref zeroTable, executeBytes, (UIntPtr)executeBytes.Length, bufSlot, IntPtr.Zero);
+                        Check(noLen == (int)TaeEduStatus.NullArgument && System.Runtime.InteropServices.Marshal.ReadIntPtr(bufSlot) == IntPtr.Zero,
+                              "execute with a NULL responseLen answers NullArgument and sets response to NULL",
+                              noLen + " buf=" + System.Runtime.InteropServices.Marshal.ReadIntPtr(bufSlot));
+                    }
+                    finally
+                    {
+                        System.Runtime.InteropServices.Marshal.FreeHGlobal(lenSlot);
+                        System.Runtime.InteropServices.Marshal.FreeHGlobal(bufSlot);
+                    }
+                }
 
                 // secrets never reach the host's log
                 Check(!host.LogLines.Any(l => l.Contains(MemoryHost.AdminPassword)), "the TAE password never appears in a log line");
