@@ -40,6 +40,43 @@ namespace TaeEdu
         Internal = 99,
     }
 
+    /// <summary>The names of the host methods the plugin calls through IHostServices.Call
+    /// (docs/abi.md, "Host methods"). A host answers a method it does not implement by throwing
+    /// <c>HostServiceException("unknown method")</c>.</summary>
+    public static class HostMethods
+    {
+        public const string UserCurrent = "user.current";
+        public const string UserHasPermission = "user.has_permission";
+        public const string ParamsGet = "params.get";
+        public const string ContractsGet = "contracts.get";
+        public const string ContractsFind = "contracts.find";
+        public const string ContractsSetStatus = "contracts.set_status";
+        public const string FileRead = "file.read";
+        public const string ReportRender = "report.render";
+        public const string UiAuthenticate = "ui.authenticate";
+        public const string UiAskCpf = "ui.ask_cpf";
+        public const string RecordsGet = "records.get";
+        public const string RecordsQuery = "records.query";
+        /// <summary>Upsert of records, durable before answering. May carry <c>lease_token</c>:
+        /// then refuse the whole write (throw, or answer <c>{"message", "code": "lease_lost",
+        /// "contracts": [...]}</c>) when the token no longer holds any record's contract.</summary>
+        public const string RecordsPut = "records.put";
+        public const string RecordsStoreFile = "records.store_file";
+        /// <summary>Leases on contracts in the RM database, shared by every application server
+        /// (docs/abi.md, "Leases"): in one transaction, grant the contracts nobody holds live
+        /// (or the same run holds) and answer the others with their holder, since and expiry.
+        /// Never wait. An empty contract list changes nothing (the plugin probes with it).</summary>
+        public const string LeasesAcquire = "leases.acquire";
+        /// <summary>Extend the token's listed leases by ttl_secs; answer the others as lost.</summary>
+        public const string LeasesRenew = "leases.renew";
+        /// <summary>Drop the token's leases: all without <c>contracts</c>, else the listed ones.</summary>
+        public const string LeasesRelease = "leases.release";
+        /// <summary>The answer of a host that does not implement a method (as the message of
+        /// the failure). Without the three lease methods the plugin coordinates only the runs
+        /// of its own process.</summary>
+        public const string UnknownMethod = "unknown method";
+    }
+
     /// <summary>Thrown by a host service to answer a host call with a failure.</summary>
     public class HostServiceException : Exception
     {

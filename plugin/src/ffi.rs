@@ -587,7 +587,10 @@ unsafe fn json_export(
                 if request.get("__panic_for_test").is_some() {
                     panic!("panic requested by a unit test");
                 }
-                entry(&host, request)
+                let result = entry(&host, request);
+                // Host leases of a run that ended without releasing them (an error path).
+                crate::process::claims::release_leftovers(&host);
+                result
             });
         match &result {
             Ok(_) => log::debug!("{export}: OK in {} ms", started.elapsed().as_millis()),

@@ -189,7 +189,12 @@ pub struct Claim {
 }
 
 impl Claim {
-    pub fn new(owner: Owner, ttl: Duration) -> Claim {
+    /// A run's claim. An empty `owner.machine` is filled with [`machine_name`] (the holder's
+    /// machine is what another server's user is shown).
+    pub fn new(mut owner: Owner, ttl: Duration) -> Claim {
+        if owner.machine.trim().is_empty() {
+            owner.machine = machine_name();
+        }
         Claim {
             owner,
             ttl,
@@ -474,7 +479,8 @@ impl Claim {
     }
 
     /// Releases the host leases (in-process claims are released on drop). Best effort: a
-    /// failure is logged and the leases expire after their time to live.
+    /// failure is logged and the leases expire after their time to live. A run dropped without
+    /// calling it has its leases released by [`release_leftovers`] at the end of the export.
     pub fn release(&mut self, host: &dyn Host) {
         let Some(token) = self.token.take() else {
             return;
@@ -495,8 +501,46 @@ impl Claim {
     }
 }
 
+/// Host leases of runs that ended without [`Claim::release`] (an early return, an error, a
+/// panic), with the thread the run was on: the export that ran them releases them before it
+/// returns ([`release_leftovers`], called by `ffi`), so a finished run never blocks the next one
+/// until its leases expire.
+static UNRELEASED: Mutex<Vec<(std::thread::ThreadId, String)>> = Mutex::new(Vec::new());
+
+/// Releases the host leases of the runs that ended on this thread without [`Claim::release`]
+/// (best effort, logged). Called at the end of every JSON export, on the calling thread.
+pub fn release_leftovers(host: &dyn Host) {
+    let here = std::thread::current().id();
+    let tokens: Vec<String> = {
+        let mut unreleased = UNRELEASED.lock();
+        if unreleased.is_empty() {
+            return;
+        }
+        let (mine, others): (Vec<_>, Vec<_>) = unreleased
+            .drain(..)
+            .partition(|(thread, _)| *thread == here);
+        *unreleased = others;
+        mine.into_iter().map(|(_, token)| token).collect()
+    };
+    for token in tokens {
+        let request = json!({ "token": token });
+        match host.call(RELEASE, request.to_string().as_bytes()) {
+            Ok(_) => log::debug!("{RELEASE}: released the leases of {token} at the end of its run"),
+            Err(error) => log::warn!(
+                "Não foi possível liberar no RM as reservas dos contratos de uma execução \
+                 encerrada; elas expiram sozinhas. ({error})"
+            ),
+        }
+    }
+}
+
 impl Drop for Claim {
     fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            if !self.leased.is_empty() {
+                UNRELEASED.lock().push((std::thread::current().id(), token));
+            }
+        }
         if self.ids.is_empty() {
             return;
         }
@@ -967,6 +1011,39 @@ mod tests {
     }
 
     #[test]
+    fn a_run_dropped_without_release_has_its_leases_released_by_release_leftovers() {
+        let host = LeaseHost::new();
+        {
+            let mut claim = Claim::new(owner("run-dropped"), DEFAULT_TTL);
+            claim.take(&host, [id("lease-d1")]).unwrap();
+            // Ends without release (an error path): in-process claims go at once ...
+        }
+        assert_eq!(in_process(&id("lease-d1")), None);
+        assert!(host.holds(&id("lease-d1"), "run-dropped"));
+        // ... a leftover of another thread is not this thread's to release ...
+        std::thread::spawn(|| release_leftovers(&NoLeases))
+            .join()
+            .unwrap();
+        assert!(host.calls_of(RELEASE).is_empty());
+        // ... and the export releases the host leases before it returns.
+        release_leftovers(&host);
+        assert_eq!(
+            host.calls_of(RELEASE),
+            vec![json!({"token": "run-dropped"})]
+        );
+        assert!(host.leases.borrow().is_empty());
+        release_leftovers(&host);
+        assert_eq!(host.calls_of(RELEASE).len(), 1, "released once");
+        // A run that released its leases leaves nothing behind.
+        let mut claim = Claim::new(owner("run-released"), DEFAULT_TTL);
+        claim.take(&host, [id("lease-d2")]).unwrap();
+        claim.release(&host);
+        drop(claim);
+        release_leftovers(&host);
+        assert_eq!(host.calls_of(RELEASE).len(), 2);
+    }
+
+    #[test]
     fn a_host_without_leases_falls_back_to_in_process_claims_and_says_so_once() {
         static NOTICE: Notice = Notice::new();
         let host = NoLeases;
@@ -1071,9 +1148,16 @@ mod tests {
     }
 
     #[test]
-    fn the_machine_name_is_never_empty() {
+    fn the_machine_name_is_never_empty_and_fills_an_owner_without_one() {
         let name = machine_name();
         assert!(!name.trim().is_empty());
         assert_eq!(name, name.trim());
+        let mut nameless = owner("run-nameless");
+        nameless.machine = String::new();
+        assert_eq!(Claim::new(nameless, DEFAULT_TTL).owner().machine, name);
+        assert_eq!(
+            Claim::new(owner("run-named"), DEFAULT_TTL).owner().machine,
+            "rm-app-1"
+        );
     }
 }
