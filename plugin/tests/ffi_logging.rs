@@ -81,6 +81,58 @@ fn records_of_the_calling_thread_and_of_other_threads_reach_the_sink_on_the_call
 }
 
 #[test]
+fn a_full_queue_drops_the_oldest_lines_and_says_so_in_portuguese() {
+    let _serial = init();
+    // 10 000 lines are kept while no export runs; 25 more push the 25 oldest out.
+    thread::spawn(|| {
+        for i in 0..10_025 {
+            log::info!("linha de fundo {i:05}");
+        }
+    })
+    .join()
+    .unwrap();
+    let (sink, received) = sink();
+    logging::with_sink(sink, || {});
+    let received = received.lock().unwrap().clone();
+    let background: Vec<&String> = received
+        .iter()
+        .map(|(_, l, _)| l)
+        .filter(|l| l.contains("linha de fundo"))
+        .collect();
+    // (Lines a background thread of another test may still log count too: hence the bounds.)
+    assert!(
+        background.len() <= 10_000 && background.len() >= 9_900,
+        "{}",
+        background.len()
+    );
+    assert!(background.last().unwrap().ends_with("linha de fundo 10024"));
+    // The newest are kept, in order, without a gap.
+    let numbers: Vec<u32> = background
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
+    let notice: Vec<&(LogLevel, String, ThreadId)> = received
+        .iter()
+        .filter(|(_, l, _)| l.contains("descartadas"))
+        .collect();
+    assert_eq!(notice.len(), 1, "{notice:?}");
+    assert_eq!(notice[0].0, LogLevel::Warn);
+    let dropped: usize = notice[0]
+        .1
+        .split("tae_edu::logging: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {notice:?}"));
+    assert!(dropped >= 25, "{notice:?}");
+    assert!(
+        background.len() + dropped >= 10_025,
+        "every line delivered or counted as dropped"
+    );
+}
+
+#[test]
 fn lines_logged_between_exports_are_delivered_by_the_next_export() {
     let _serial = init();
     // A background thread logs while no export runs on any thread of this test...
