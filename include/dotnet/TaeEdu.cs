@@ -77,10 +77,18 @@ namespace TaeEdu
         public const string UnknownMethod = "unknown method";
     }
 
-    /// <summary>Thrown by a host service to answer a host call with a failure.</summary>
+    /// <summary>Thrown by a host service to answer a host call with a failure: the plugin
+    /// receives <c>{"message": Message}</c>, or <see cref="ErrorJson"/> when given (a failure
+    /// with more fields, e.g. records.put's <c>{"message", "code": "lease_lost", "contracts"}</c>).</summary>
     public class HostServiceException : Exception
     {
         public HostServiceException(string message) : base(message) { }
+
+        /// <param name="errorJson">The whole JSON object answered with the failure; it should
+        /// carry "message" too.</param>
+        public HostServiceException(string message, string errorJson) : base(message) { ErrorJson = errorJson; }
+
+        public string ErrorJson { get; private set; }
     }
 
     /// <summary>What the host offers the plugin (docs/abi.md, "Host methods").</summary>
@@ -326,7 +334,11 @@ namespace TaeEdu
                 // No exception may cross into native code: answer a JSON error instead.
                 try
                 {
-                    byte[] error = Encoding.UTF8.GetBytes("{\"message\":" + JsonString(e.Message) + "}");
+                    var service = e as HostServiceException;
+                    string body = service != null && service.ErrorJson != null
+                        ? service.ErrorJson
+                        : "{\"message\":" + JsonString(e.Message) + "}";
+                    byte[] error = Encoding.UTF8.GetBytes(body);
                     response = ToHostBuffer(error, out responseLen);
                 }
                 catch

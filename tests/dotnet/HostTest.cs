@@ -57,6 +57,9 @@ namespace TaeEdu.Tests
         public TimeSpan ClockOffset = TimeSpan.Zero;
         public DateTime Now { get { return DateTime.UtcNow + ClockOffset; } }
         public int Acquires, Renews, Releases, FencedPuts;
+        public string LastFenceAnswer;
+        /// <summary>When set, user.has_permission fails with this whole JSON body.</summary>
+        public string FailPermissionWith;
         public readonly List<string> AcquireTokens = new List<string>();
         /// <summary>The lease_token of each records.put (null when the write carried none).</summary>
         public readonly List<string> PutTokens = new List<string>();
@@ -185,6 +188,7 @@ namespace TaeEdu.Tests
                     return Json(new Dictionary<string, object> {
                         { "login", "secretaria" }, { "name", "Secretária .NET" }, { "email", RmUserEmail }, { "interactive", true } });
                 case "user.has_permission":
+                    if (FailPermissionWith != null) throw new HostServiceException("mensagem-que-nao-deve-aparecer", FailPermissionWith);
                     return Json(new Dictionary<string, object> { { "granted", true } });
                 case "params.get":
                     return Json(new Dictionary<string, object> { { "values", Params() } });
@@ -239,7 +243,9 @@ namespace TaeEdu.Tests
                         if (lost.Count > 0)
                         {
                             FencedPuts++;
-                            throw new HostServiceException("lease lost for " + lost.Count + " contract(s)");
+                            LastFenceAnswer = MiniJson.Write(new Dictionary<string, object> {
+                                { "message", "lease lost for " + lost.Count + " contract(s)" }, { "code", "lease_lost" }, { "contracts", lost } });
+                            throw new HostServiceException("lease lost", LastFenceAnswer);
                         }
                     }
                     foreach (var record in records) Records[(string)record["id"]] = record;
@@ -492,6 +498,34 @@ namespace TaeEdu.Tests
                 Check(host.Records.Values.Count(r => (string)r["record_key"] == "1;2026904;904") == 1,
                       "one record for the contract taken over");
                 Check(host.FencedPuts == 0, "no write of this plugin was fenced (" + host.FencedPuts + ")");
+                // This host's records.put fencing (docs/abi.md): a write whose token does not hold
+                // a record's contract is refused as a whole, with code lease_lost and the contract.
+                host.PreLease("fence-1", "run-x", "secretaria", "rm-app-1", TimeSpan.Zero, TimeSpan.FromMinutes(1));
+                string fenced = null;
+                int recordsBefore = host.Records.Count;
+                try
+                {
+                    host.Call(HostMethods.RecordsPut, Encoding.UTF8.GetBytes(MiniJson.Write(new Dictionary<string, object> {
+                        { "lease_token", "run-y" },
+                        { "records", new List<object> { new Dictionary<string, object> {
+                            { "id", "r-fence" }, { "data_server", "EduContratoData" }, { "record_key", "fence-1" } } } } })));
+                }
+                catch (HostServiceException e) { fenced = e.ErrorJson; }
+                Check(fenced != null && fenced.Contains("\"code\":\"lease_lost\"") && fenced.Contains("fence-1")
+                      && host.Records.Count == recordsBefore,
+                      "records.put with a token that does not hold the contract is refused, naming it", fenced);
+
+                // A failure answered with a whole JSON body (HostServiceException.ErrorJson) reaches
+                // the plugin as that body: its message is reported, the exception's is not.
+                host.FailPermissionWith = "{\"message\":\"perfil bloqueado pelo administrador\",\"code\":\"blocked\"}";
+                var refused = plugin.Execute(MiniJson.Write(new Dictionary<string, object> {
+                    { "session", "dotnet-session-1" },
+                    { "invoked_from", new Dictionary<string, object> { { "kind", "contract_view" }, { "contract_keys", new List<object> { "1;2026901;901" } } } },
+                    { "option", "check" }, { "params", new Dictionary<string, object>() } }));
+                host.FailPermissionWith = null;
+                Check(refused.Status == (int)TaeEduStatus.HostError && refused.Json.Contains("perfil bloqueado pelo administrador")
+                      && !refused.Json.Contains("mensagem-que-nao-deve-aparecer"),
+                      "a host failure with a JSON body reaches the plugin as that body", refused.Status + " " + refused.Json);
 
                 // malformed requests
                 var malformed = plugin.ExecuteRaw(Encoding.UTF8.GetBytes("{this is not json"));
