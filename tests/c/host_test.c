@@ -17,6 +17,7 @@
 #include "tae_edu.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -674,6 +675,15 @@ int main(void) {
   /* 1. ABI version. */
   CHECK(tae_edu_abi_version() == TAE_EDU_ABI_VERSION, "abi version %u", tae_edu_abi_version());
   CHECK(TAE_EDU_ABI_VERSION == 1, "header ABI version %d", TAE_EDU_ABI_VERSION);
+  /* The host table as C lays it out from the header: the offsets plugin/tests/ffi_header.rs
+     asserts for the Rust struct (8 bytes of versions, then five pointers). */
+  CHECK(offsetof(TaeEduHost, abi_version) == 0 && offsetof(TaeEduHost, struct_size) == 4 &&
+            offsetof(TaeEduHost, ctx) == 8 && offsetof(TaeEduHost, call) == 8 + sizeof(void *) &&
+            offsetof(TaeEduHost, free_buffer) == 8 + 2 * sizeof(void *) &&
+            offsetof(TaeEduHost, log) == 8 + 3 * sizeof(void *) &&
+            offsetof(TaeEduHost, progress) == 8 + 4 * sizeof(void *) &&
+            sizeof(TaeEduHost) == 8 + 5 * sizeof(void *),
+        "TaeEduHost layout (size %zu)", sizeof(TaeEduHost));
 
   /* 2. configure describe: status 0 and the fields of the global parameters tab. */
   Response r = request(tae_edu_configure, &table, "{\"action\":\"describe\"}");
