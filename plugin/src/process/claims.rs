@@ -504,7 +504,8 @@ impl Claim {
 /// Host leases of runs that ended without [`Claim::release`] (an early return, an error, a
 /// panic), with the thread the run was on: the export that ran them releases them before it
 /// returns ([`release_leftovers`], called by `ffi`), so a finished run never blocks the next one
-/// until its leases expire.
+/// until its leases expire. (After a panic, the next export on that thread releases them, or
+/// they expire.)
 static UNRELEASED: Mutex<Vec<(std::thread::ThreadId, String)>> = Mutex::new(Vec::new());
 
 /// Releases the host leases of the runs that ended on this thread without [`Claim::release`]
