@@ -5,6 +5,8 @@
  * - requests and responses are UTF-8 JSON bytes plus a length, never NUL-terminated strings;
  * - every response buffer is owned by the plugin and released with tae_edu_buffer_free(buf, len);
  *   tae_edu_buffer_free(NULL, 0) is a no-op;
+ * - the out pointers (out, out_len) are required: each non-NULL one is set to NULL/0 first, on
+ *   every path; a NULL one is refused with TAE_EDU_STATUS_NULL_ARGUMENT before anything runs;
  * - the int32_t result is a TaeEduStatus: 0 = OK; the response JSON carries the details;
  * - host callbacks run only on the thread that called the export, only during that call;
  *   calling back into the plugin from a callback is refused with TAE_EDU_STATUS_REENTRANT;
@@ -145,14 +147,16 @@ uint32_t tae_edu_abi_version(void);
 // Parameters:
 // - `host`: the host callback table (see `TaeEduHost`); read only during this call.
 // - `request`, `request_len`: the UTF-8 JSON request (not NUL-terminated), at most 8 MiB.
-// - `out`, `out_len`: where the response buffer and its length are written; may be NULL (then
-//   no response is written). Set to NULL/0 first, on every path.
+// - `out`, `out_len`: where the response buffer and its length are written (required). Each
+//   non-NULL one is set to NULL/0 first, on every path. If either is NULL the call is refused
+//   with 1 NULL_ARGUMENT before anything runs (no request is read, no callback is made) and no
+//   response is written.
 //
 // Returns: 0 (OK) with the JSON answer in `*out`; otherwise the status code (1 NULL_ARGUMENT,
 // 2 INVALID_UTF8, 3 INVALID_REQUEST, 4 INVALID_HOST_TABLE, 5 REENTRANT_CALL, 6 PANIC,
 // 7 HOST_ERROR, 9 AUTH_FAILED, 11 TAE_ERROR, 12 INVALID_CONFIG, 13 REQUEST_TOO_LARGE,
 // 99 INTERNAL) with the error JSON `{"ok": false, "error": {"code", "status", "message",
-// "detail", "fields"?}}` in `*out`.
+// "detail", "fields"?}}` in `*out` (nothing is written when `out` or `out_len` is NULL).
 //
 // Memory and lifetimes: `*out` is owned by the plugin; release it exactly once with
 // `tae_edu_buffer_free(*out, *out_len)`. The request buffer and the host table are not kept
@@ -160,7 +164,7 @@ uint32_t tae_edu_abi_version(void);
 //
 // # Safety
 // `host` is NULL or a valid `TaeEduHost`; `request` is NULL or readable for `request_len`
-// bytes; `out` and `out_len` are each NULL or writable.
+// bytes; `out` and `out_len` are each NULL or writable (NULL is refused, never dereferenced).
 int32_t tae_edu_configure(const struct TaeEduHost *host,
                           const uint8_t *request,
                           size_t request_len,
@@ -174,12 +178,15 @@ int32_t tae_edu_configure(const struct TaeEduHost *host,
 // Parameters:
 // - `host`: the host callback table (see `TaeEduHost`); read only during this call.
 // - `request`, `request_len`: the UTF-8 JSON request (not NUL-terminated), at most 8 MiB.
-// - `out`, `out_len`: where the response buffer and its length are written; may be NULL (then
-//   no response is written). Set to NULL/0 first, on every path.
+// - `out`, `out_len`: where the response buffer and its length are written (required). Each
+//   non-NULL one is set to NULL/0 first, on every path. If either is NULL the call is refused
+//   with 1 NULL_ARGUMENT before anything runs (no request is read, no callback is made) and no
+//   response is written.
 //
 // Returns: 0 (OK) with the per-contract results in `*out`; a non-zero status only for what
 // stops the whole run before any contract (1–7, 8 CANCELLED, 9 AUTH_FAILED,
-// 10 PERMISSION_DENIED, 11 TAE_ERROR, 12 INVALID_CONFIG, 13, 99), with the error JSON in `*out`.
+// 10 PERMISSION_DENIED, 11 TAE_ERROR, 12 INVALID_CONFIG, 13, 99), with the error JSON in `*out`
+// (nothing is written, and no contract is touched, when `out` or `out_len` is NULL).
 //
 // Memory and lifetimes: `*out` is owned by the plugin; release it exactly once with
 // `tae_edu_buffer_free(*out, *out_len)`. The request buffer and the host table are not kept
@@ -188,7 +195,7 @@ int32_t tae_edu_configure(const struct TaeEduHost *host,
 //
 // # Safety
 // `host` is NULL or a valid `TaeEduHost`; `request` is NULL or readable for `request_len`
-// bytes; `out` and `out_len` are each NULL or writable.
+// bytes; `out` and `out_len` are each NULL or writable (NULL is refused, never dereferenced).
 int32_t tae_edu_execute(const struct TaeEduHost *host,
                         const uint8_t *request,
                         size_t request_len,
@@ -202,11 +209,14 @@ int32_t tae_edu_execute(const struct TaeEduHost *host,
 // Parameters:
 // - `host`: the host callback table (see `TaeEduHost`); read only during this call.
 // - `request`, `request_len`: the UTF-8 JSON request (not NUL-terminated), at most 8 MiB.
-// - `out`, `out_len`: where the response buffer and its length are written; may be NULL (then
-//   no response is written). Set to NULL/0 first, on every path.
+// - `out`, `out_len`: where the response buffer and its length are written (required). Each
+//   non-NULL one is set to NULL/0 first, on every path. If either is NULL the call is refused
+//   with 1 NULL_ARGUMENT before anything runs (no request is read, no callback is made) and no
+//   response is written.
 //
 // Returns: 0 (OK) with `{"ok": true, "total", "page", "page_size", "records"}` in `*out`;
-// otherwise the status code with the error JSON in `*out`.
+// otherwise the status code with the error JSON in `*out` (nothing is written when `out` or
+// `out_len` is NULL).
 //
 // Memory and lifetimes: `*out` is owned by the plugin; release it exactly once with
 // `tae_edu_buffer_free(*out, *out_len)`. The request buffer and the host table are not kept
@@ -214,7 +224,7 @@ int32_t tae_edu_execute(const struct TaeEduHost *host,
 //
 // # Safety
 // `host` is NULL or a valid `TaeEduHost`; `request` is NULL or readable for `request_len`
-// bytes; `out` and `out_len` are each NULL or writable.
+// bytes; `out` and `out_len` are each NULL or writable (NULL is refused, never dereferenced).
 int32_t tae_edu_attachment_list(const struct TaeEduHost *host,
                                 const uint8_t *request,
                                 size_t request_len,

@@ -5,6 +5,9 @@
 //   * every export is Cdecl; requests and responses are UTF-8 bytes plus a length;
 //     status codes are int (0 = OK); no bool and no by-value struct crosses the boundary;
 //   * response buffers are plugin-owned and freed only with tae_edu_buffer_free;
+//   * the out pointers (response, responseLen) are required: the binding always passes them as
+//     `out` parameters. A NULL one is refused by the plugin with NullArgument (1) before anything
+//     runs, and each non-NULL one is set to NULL/0 first, on every path;
 //   * the host table holds function pointers made from delegates kept alive in static fields
 //     for the whole process (the GC must never collect a delegate the plugin may call);
 //   * every callback body is wrapped: no exception ever crosses into native code;
@@ -37,10 +40,55 @@ namespace TaeEdu
         Internal = 99,
     }
 
-    /// <summary>Thrown by a host service to answer a host call with a failure.</summary>
+    /// <summary>The names of the host methods the plugin calls through IHostServices.Call
+    /// (docs/abi.md, "Host methods"). A host answers a method it does not implement by throwing
+    /// <c>HostServiceException("unknown method")</c>.</summary>
+    public static class HostMethods
+    {
+        public const string UserCurrent = "user.current";
+        public const string UserHasPermission = "user.has_permission";
+        public const string ParamsGet = "params.get";
+        public const string ContractsGet = "contracts.get";
+        public const string ContractsFind = "contracts.find";
+        public const string ContractsSetStatus = "contracts.set_status";
+        public const string FileRead = "file.read";
+        public const string ReportRender = "report.render";
+        public const string UiAuthenticate = "ui.authenticate";
+        public const string UiAskCpf = "ui.ask_cpf";
+        public const string RecordsGet = "records.get";
+        public const string RecordsQuery = "records.query";
+        /// <summary>Upsert of records, durable before answering. May carry <c>lease_token</c>:
+        /// then refuse the whole write (throw, or answer <c>{"message", "code": "lease_lost",
+        /// "contracts": [...]}</c>) when the token no longer holds any record's contract.</summary>
+        public const string RecordsPut = "records.put";
+        public const string RecordsStoreFile = "records.store_file";
+        /// <summary>Leases on contracts in the RM database, shared by every application server
+        /// (docs/abi.md, "Leases"): in one transaction, grant the contracts nobody holds live
+        /// (or the same run holds) and answer the others with their holder, since and expiry.
+        /// Never wait. An empty contract list changes nothing (the plugin probes with it).</summary>
+        public const string LeasesAcquire = "leases.acquire";
+        /// <summary>Extend the token's listed leases by ttl_secs; answer the others as lost.</summary>
+        public const string LeasesRenew = "leases.renew";
+        /// <summary>Drop the token's leases: all without <c>contracts</c>, else the listed ones.</summary>
+        public const string LeasesRelease = "leases.release";
+        /// <summary>The answer of a host that does not implement a method (as the message of
+        /// the failure). Without the three lease methods the plugin coordinates only the runs
+        /// of its own process.</summary>
+        public const string UnknownMethod = "unknown method";
+    }
+
+    /// <summary>Thrown by a host service to answer a host call with a failure: the plugin
+    /// receives <c>{"message": Message}</c>, or <see cref="ErrorJson"/> when given (a failure
+    /// with more fields, e.g. records.put's <c>{"message", "code": "lease_lost", "contracts"}</c>).</summary>
     public class HostServiceException : Exception
     {
         public HostServiceException(string message) : base(message) { }
+
+        /// <param name="errorJson">The whole JSON object answered with the failure; it should
+        /// carry "message" too.</param>
+        public HostServiceException(string message, string errorJson) : base(message) { ErrorJson = errorJson; }
+
+        public string ErrorJson { get; private set; }
     }
 
     /// <summary>What the host offers the plugin (docs/abi.md, "Host methods").</summary>
@@ -84,6 +132,10 @@ namespace TaeEdu
     public delegate int HostProgressFn(IntPtr ctx, uint done, uint total, IntPtr detail, UIntPtr length);
 
     /// <summary>The raw exports. Prefer <see cref="TaeEduPlugin"/>.</summary>
+    /// <remarks>The JSON exports answer through <c>response</c>/<c>responseLen</c>, which are
+    /// required: declared as <c>out</c> parameters they are never NULL here (a NULL one would be
+    /// refused with NullArgument before anything runs). Both are set to NULL/0 first, then to
+    /// the response on success and on error; free it with <see cref="BufferFree"/>.</remarks>
     public static class NativeMethods
     {
         // Mono and .NET resolve "tae_edu" to libtae_edu.so / tae_edu.dll on the library path.
@@ -282,7 +334,11 @@ namespace TaeEdu
                 // No exception may cross into native code: answer a JSON error instead.
                 try
                 {
-                    byte[] error = Encoding.UTF8.GetBytes("{\"message\":" + JsonString(e.Message) + "}");
+                    var service = e as HostServiceException;
+                    string body = service != null && service.ErrorJson != null
+                        ? service.ErrorJson
+                        : "{\"message\":" + JsonString(e.Message) + "}";
+                    byte[] error = Encoding.UTF8.GetBytes(body);
                     response = ToHostBuffer(error, out responseLen);
                 }
                 catch

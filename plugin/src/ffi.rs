@@ -10,6 +10,8 @@
 //! Rules enforced here (each has a test in `plugin/tests/ffi_*.rs` or below):
 //! - no panic crosses the boundary; the re-entry flag is reset even after a panic;
 //! - null pointers, invalid UTF-8, non-JSON and oversized requests are refused with a status;
+//!   a null `out`/`out_len` is refused with NULL_ARGUMENT before anything runs, and each non-null
+//!   out pointer is set to NULL/0 first, on every path;
 //! - a call into the plugin from inside one of its host callbacks (or from inside a tokio
 //!   runtime) is refused with [`Status::Reentrant`];
 //! - a host table with another `abi_version`, a too-small `struct_size` or a null required
@@ -126,16 +128,22 @@ type ProgressFn = unsafe extern "C" fn(*mut c_void, u32, u32, *const u8, usize) 
 ///   answers `default`.
 macro_rules! ffi_boundary {
     (json($export:literal, $out:ident, $out_len:ident) $body:block) => {{
-        // SAFETY: the export's contract: `out`/`out_len` are null or valid for writes.
-        let slot = unsafe { ResponseSlot::new($out, $out_len) };
-        let result: Result<Value, PluginError> =
-            match catch_unwind(AssertUnwindSafe(|| -> Result<Value, PluginError> { $body })) {
-                Ok(result) => result,
-                Err(payload) => Err(panic_error($export, payload)),
-            };
-        match catch_unwind(AssertUnwindSafe(move || slot.respond(result))) {
-            Ok(status) => status,
-            Err(_) => Status::Panic as i32,
+        // SAFETY: the export's contract: `out`/`out_len` are each null or valid for writes.
+        match unsafe { ResponseSlot::new($out, $out_len) } {
+            // A null out pointer: nothing is run (nobody could read the answer).
+            None => Status::NullArgument as i32,
+            Some(slot) => {
+                let result: Result<Value, PluginError> = match catch_unwind(AssertUnwindSafe(
+                    || -> Result<Value, PluginError> { $body },
+                )) {
+                    Ok(result) => result,
+                    Err(payload) => Err(panic_error($export, payload)),
+                };
+                match catch_unwind(AssertUnwindSafe(move || slot.respond(result))) {
+                    Ok(status) => status,
+                    Err(_) => Status::Panic as i32,
+                }
+            }
         }
     }};
     (status($export:literal) $body:block) => {{
@@ -173,26 +181,33 @@ fn panic_error(export: &str, payload: Box<dyn Any + Send>) -> PluginError {
     )
 }
 
-/// Where a JSON export writes its response: the host's `out`/`out_len`, when both are non-null.
+/// Where a JSON export writes its response: the host's `out`/`out_len`, both non-null.
 struct ResponseSlot {
     out: *mut *mut u8,
     out_len: *mut usize,
 }
 
 impl ResponseSlot {
-    /// Clears `*out`/`*out_len` at once, so they are defined on every path.
+    /// The one rule for out pointers (as rustls-ffi): each non-null one is set to NULL/0 at
+    /// once, so it is defined on every path; when either is null the export is refused with
+    /// NULL_ARGUMENT before anything runs (`None`: no request is read, no host callback is made,
+    /// no batch runs whose results nobody could read).
     ///
     /// # Safety
     /// `out` and `out_len` are each null or valid for a write of their pointee.
-    unsafe fn new(out: *mut *mut u8, out_len: *mut usize) -> ResponseSlot {
-        if !out.is_null() && !out_len.is_null() {
-            // SAFETY: both non-null and valid for writes (caller's contract).
-            unsafe {
-                out.write(std::ptr::null_mut());
-                out_len.write(0);
-            }
+    unsafe fn new(out: *mut *mut u8, out_len: *mut usize) -> Option<ResponseSlot> {
+        if !out.is_null() {
+            // SAFETY: non-null and valid for writes (caller's contract).
+            unsafe { out.write(std::ptr::null_mut()) };
         }
-        ResponseSlot { out, out_len }
+        if !out_len.is_null() {
+            // SAFETY: non-null and valid for writes (caller's contract).
+            unsafe { out_len.write(0) };
+        }
+        if out.is_null() || out_len.is_null() {
+            return None;
+        }
+        Some(ResponseSlot { out, out_len })
     }
 
     /// Writes the response (redacted of every registered secret) and answers the status.
@@ -201,15 +216,12 @@ impl ResponseSlot {
             Ok(value) => (Status::Ok, value),
             Err(error) => (error.status, error.to_json()),
         };
-        if self.out.is_null() || self.out_len.is_null() {
-            return status as i32;
-        }
         redact_value(&mut body);
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
             br#"{"ok":false,"error":{"code":"INTERNAL","status":99}}"#.to_vec()
         });
         let (ptr, len) = into_raw_buffer(bytes);
-        // SAFETY: both non-null and valid for writes (checked in `new` by the caller's contract).
+        // SAFETY: both non-null (checked in `new`) and valid for writes (caller's contract).
         unsafe {
             self.out.write(ptr);
             self.out_len.write(len);
@@ -575,20 +587,34 @@ unsafe fn json_export(
                 if request.get("__panic_for_test").is_some() {
                     panic!("panic requested by a unit test");
                 }
-                entry(&host, request)
+                let result = entry(&host, request);
+                // Host leases of a run that ended without releasing them (an error path).
+                crate::process::claims::release_leftovers(&host);
+                result
             });
         match &result {
             Ok(_) => log::debug!("{export}: OK in {} ms", started.elapsed().as_millis()),
-            Err(error) => log::warn!(
-                "{export}: {} ({}) in {} ms: {}",
-                error.status.code(),
-                error.status as i32,
-                started.elapsed().as_millis(),
-                error.detail
-            ),
+            Err(error) => log_refused(export, error, started.elapsed().as_millis()),
         }
         result
     })
+}
+
+/// A refused call: at the default level one line in Portuguese (the user's message and the
+/// status number), for the people who read the host's log; the code and the technical detail at
+/// debug level, for the integrator.
+fn log_refused(export: &str, error: &PluginError, elapsed_ms: u128) {
+    log::warn!(
+        "{export}: chamada recusada com o código {} em {elapsed_ms} ms: {}",
+        error.status as i32,
+        error.message
+    );
+    log::debug!(
+        "{export}: {} ({}) in {elapsed_ms} ms: {}",
+        error.status.code(),
+        error.status as i32,
+        error.detail
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,14 +641,16 @@ pub extern "C" fn tae_edu_abi_version() -> u32 {
 /// Parameters:
 /// - `host`: the host callback table (see `TaeEduHost`); read only during this call.
 /// - `request`, `request_len`: the UTF-8 JSON request (not NUL-terminated), at most 8 MiB.
-/// - `out`, `out_len`: where the response buffer and its length are written; may be NULL (then
-///   no response is written). Set to NULL/0 first, on every path.
+/// - `out`, `out_len`: where the response buffer and its length are written (required). Each
+///   non-NULL one is set to NULL/0 first, on every path. If either is NULL the call is refused
+///   with 1 NULL_ARGUMENT before anything runs (no request is read, no callback is made) and no
+///   response is written.
 ///
 /// Returns: 0 (OK) with the JSON answer in `*out`; otherwise the status code (1 NULL_ARGUMENT,
 /// 2 INVALID_UTF8, 3 INVALID_REQUEST, 4 INVALID_HOST_TABLE, 5 REENTRANT_CALL, 6 PANIC,
 /// 7 HOST_ERROR, 9 AUTH_FAILED, 11 TAE_ERROR, 12 INVALID_CONFIG, 13 REQUEST_TOO_LARGE,
 /// 99 INTERNAL) with the error JSON `{"ok": false, "error": {"code", "status", "message",
-/// "detail", "fields"?}}` in `*out`.
+/// "detail", "fields"?}}` in `*out` (nothing is written when `out` or `out_len` is NULL).
 ///
 /// Memory and lifetimes: `*out` is owned by the plugin; release it exactly once with
 /// `tae_edu_buffer_free(*out, *out_len)`. The request buffer and the host table are not kept
@@ -630,7 +658,7 @@ pub extern "C" fn tae_edu_abi_version() -> u32 {
 ///
 /// # Safety
 /// `host` is NULL or a valid `TaeEduHost`; `request` is NULL or readable for `request_len`
-/// bytes; `out` and `out_len` are each NULL or writable.
+/// bytes; `out` and `out_len` are each NULL or writable (NULL is refused, never dereferenced).
 #[no_mangle]
 pub unsafe extern "C" fn tae_edu_configure(
     host: *const TaeEduHost,
@@ -652,12 +680,15 @@ pub unsafe extern "C" fn tae_edu_configure(
 /// Parameters:
 /// - `host`: the host callback table (see `TaeEduHost`); read only during this call.
 /// - `request`, `request_len`: the UTF-8 JSON request (not NUL-terminated), at most 8 MiB.
-/// - `out`, `out_len`: where the response buffer and its length are written; may be NULL (then
-///   no response is written). Set to NULL/0 first, on every path.
+/// - `out`, `out_len`: where the response buffer and its length are written (required). Each
+///   non-NULL one is set to NULL/0 first, on every path. If either is NULL the call is refused
+///   with 1 NULL_ARGUMENT before anything runs (no request is read, no callback is made) and no
+///   response is written.
 ///
 /// Returns: 0 (OK) with the per-contract results in `*out`; a non-zero status only for what
 /// stops the whole run before any contract (1–7, 8 CANCELLED, 9 AUTH_FAILED,
-/// 10 PERMISSION_DENIED, 11 TAE_ERROR, 12 INVALID_CONFIG, 13, 99), with the error JSON in `*out`.
+/// 10 PERMISSION_DENIED, 11 TAE_ERROR, 12 INVALID_CONFIG, 13, 99), with the error JSON in `*out`
+/// (nothing is written, and no contract is touched, when `out` or `out_len` is NULL).
 ///
 /// Memory and lifetimes: `*out` is owned by the plugin; release it exactly once with
 /// `tae_edu_buffer_free(*out, *out_len)`. The request buffer and the host table are not kept
@@ -666,7 +697,7 @@ pub unsafe extern "C" fn tae_edu_configure(
 ///
 /// # Safety
 /// `host` is NULL or a valid `TaeEduHost`; `request` is NULL or readable for `request_len`
-/// bytes; `out` and `out_len` are each NULL or writable.
+/// bytes; `out` and `out_len` are each NULL or writable (NULL is refused, never dereferenced).
 #[no_mangle]
 pub unsafe extern "C" fn tae_edu_execute(
     host: *const TaeEduHost,
@@ -688,11 +719,14 @@ pub unsafe extern "C" fn tae_edu_execute(
 /// Parameters:
 /// - `host`: the host callback table (see `TaeEduHost`); read only during this call.
 /// - `request`, `request_len`: the UTF-8 JSON request (not NUL-terminated), at most 8 MiB.
-/// - `out`, `out_len`: where the response buffer and its length are written; may be NULL (then
-///   no response is written). Set to NULL/0 first, on every path.
+/// - `out`, `out_len`: where the response buffer and its length are written (required). Each
+///   non-NULL one is set to NULL/0 first, on every path. If either is NULL the call is refused
+///   with 1 NULL_ARGUMENT before anything runs (no request is read, no callback is made) and no
+///   response is written.
 ///
 /// Returns: 0 (OK) with `{"ok": true, "total", "page", "page_size", "records"}` in `*out`;
-/// otherwise the status code with the error JSON in `*out`.
+/// otherwise the status code with the error JSON in `*out` (nothing is written when `out` or
+/// `out_len` is NULL).
 ///
 /// Memory and lifetimes: `*out` is owned by the plugin; release it exactly once with
 /// `tae_edu_buffer_free(*out, *out_len)`. The request buffer and the host table are not kept
@@ -700,7 +734,7 @@ pub unsafe extern "C" fn tae_edu_execute(
 ///
 /// # Safety
 /// `host` is NULL or a valid `TaeEduHost`; `request` is NULL or readable for `request_len`
-/// bytes; `out` and `out_len` are each NULL or writable.
+/// bytes; `out` and `out_len` are each NULL or writable (NULL is refused, never dereferenced).
 #[no_mangle]
 pub unsafe extern "C" fn tae_edu_attachment_list(
     host: *const TaeEduHost,

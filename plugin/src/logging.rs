@@ -117,7 +117,11 @@ pub fn flush_pending() {
     if dropped > 0 {
         sink(
             LogLevel::Warn,
-            &format!("tae_edu::logging: {dropped} log lines from background threads were dropped (queue full)"),
+            &format!(
+                "tae_edu::logging: {dropped} linha(s) de log de tarefas em segundo plano foram \
+                 descartadas (fila cheia: {MAX_PENDING_LINES} linhas). ({dropped} background log \
+                 lines dropped, queue full)"
+            ),
         );
     }
     for (level, line) in lines {

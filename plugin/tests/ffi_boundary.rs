@@ -262,6 +262,7 @@ fn null_pointers_are_refused_with_status_1() {
     assert_eq!(status, 1);
     // SAFETY: the error response is freed once.
     let bytes = unsafe { std::slice::from_raw_parts(out, out_len) }.to_vec();
+    // SAFETY: `out`/`out_len` are the buffer this call returned; freed exactly once.
     unsafe { tae_edu_buffer_free(out, out_len) };
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_error(status, &body, 1, "NULL_ARGUMENT");
@@ -269,38 +270,107 @@ fn null_pointers_are_refused_with_status_1() {
         .as_str()
         .unwrap()
         .contains("request"));
-    // Null out / out_len: the status still comes back and nothing is written.
-    let request = describe().to_string();
-    // SAFETY: null outputs are allowed.
-    let status = unsafe {
-        tae_edu_configure(
-            &table,
-            request.as_ptr(),
-            request.len(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(status, 0);
-    let mut only_len = 9usize;
-    // SAFETY: null `out` with a valid `out_len`: nothing is written.
-    let status = unsafe {
-        tae_edu_configure(
-            &table,
-            b"{".as_ptr(),
-            1,
-            std::ptr::null_mut(),
-            &mut only_len,
-        )
-    };
-    assert_eq!(status, 3);
-    assert_eq!(only_len, 9, "out_len untouched when out is NULL");
     // Null session id; NULL buffer free is a no-op.
     // SAFETY: null is what is tested.
     assert_eq!(unsafe { tae_edu_session_end(std::ptr::null(), 4) }, 1);
-    // SAFETY: NULL is documented as a no-op.
+    // SAFETY: NULL is documented as a no-op (whatever the length).
     unsafe { tae_edu_buffer_free(std::ptr::null_mut(), 0) };
+    // SAFETY: as above.
     unsafe { tae_edu_buffer_free(std::ptr::null_mut(), 1234) };
+}
+
+/// The out-pointer rule: a NULL `out` or `out_len` is refused with NULL_ARGUMENT before anything
+/// runs (no host callback, so no batch whose results nobody could read), and the other, non-NULL
+/// one is still cleared to NULL/0.
+#[test]
+fn a_null_out_pointer_is_refused_before_anything_runs() {
+    let h = TestHost::new().answer("user.has_permission", 0, json!({"granted": true}));
+    let table = h.table();
+    let execute = json!({"session": "rm-1", "option": "check", "params": {},
+        "invoked_from": {"kind": "contract_view", "contract_keys": ["1;2026001;145"]}})
+    .to_string();
+    let requests: [(&str, JsonExport, String); 3] = [
+        ("configure", tae_edu_configure, describe().to_string()),
+        ("execute", tae_edu_execute, execute),
+        (
+            "attachment_list",
+            tae_edu_attachment_list,
+            json!({"page": 1, "page_size": 10}).to_string(),
+        ),
+    ];
+    for (name, export, request) in &requests {
+        // Both NULL.
+        // SAFETY: valid table and request; NULL outputs are what is tested.
+        let status = unsafe {
+            export(
+                &table,
+                request.as_ptr(),
+                request.len(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, 1, "{name}: NULL out and out_len");
+        // NULL `out`, valid `out_len`: refused, and `*out_len` cleared.
+        let mut only_len = 77usize;
+        // SAFETY: valid table, request and `out_len`; NULL `out` is what is tested.
+        let status = unsafe {
+            export(
+                &table,
+                request.as_ptr(),
+                request.len(),
+                std::ptr::null_mut(),
+                &mut only_len,
+            )
+        };
+        assert_eq!(status, 1, "{name}: NULL out");
+        assert_eq!(only_len, 0, "{name}: out_len is set to 0 first");
+        // Valid `out` (holding garbage), NULL `out_len`: refused, and `*out` cleared.
+        let mut only_out: *mut u8 = std::ptr::dangling_mut();
+        // SAFETY: valid table, request and `out`; NULL `out_len` is what is tested.
+        let status = unsafe {
+            export(
+                &table,
+                request.as_ptr(),
+                request.len(),
+                &mut only_out,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, 1, "{name}: NULL out_len");
+        assert!(only_out.is_null(), "{name}: out is set to NULL first");
+        // Also before the other checks: a NULL host or request with NULL out is still 1.
+        // SAFETY: all NULL; nothing may be dereferenced.
+        let status = unsafe {
+            export(
+                std::ptr::null(),
+                std::ptr::null(),
+                5,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, 1, "{name}: everything NULL");
+    }
+    // Nothing ran: no host method was called, no log line was sent, no buffer is outstanding.
+    assert!(h.calls.lock().unwrap().is_empty(), "{:?}", h.calls);
+    assert!(h.logs.lock().unwrap().is_empty(), "{:?}", h.logs);
+    assert_eq!(*h.live_buffers.lock().unwrap(), 0);
+    // The same execute with both out pointers runs: the rule, not the request, refused it.
+    let (status, body) = call(
+        tae_edu_execute,
+        &table,
+        &serde_json::from_str(&requests[1].2).unwrap(),
+    );
+    assert_ne!(status, 1, "{body}");
+    assert!(
+        h.calls
+            .lock()
+            .unwrap()
+            .contains(&"user.has_permission".to_string()),
+        "{:?}",
+        h.calls
+    );
 }
 
 #[test]
@@ -358,6 +428,7 @@ fn requests_over_8_mib_are_refused_with_status_13_without_being_read() {
         unsafe { tae_edu_configure(&table, &byte, MAX_REQUEST_BYTES + 1, &mut out, &mut out_len) };
     // SAFETY: the response is freed once.
     let bytes = unsafe { std::slice::from_raw_parts(out, out_len) }.to_vec();
+    // SAFETY: the buffer this call returned, freed exactly once.
     unsafe { tae_edu_buffer_free(out, out_len) };
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_error(status, &body, 13, "REQUEST_TOO_LARGE");
@@ -570,6 +641,7 @@ fn session_end_and_shutdown_are_idempotent() {
         0
     );
     assert_eq!(
+        // SAFETY: as above: valid pointer and length.
         unsafe { tae_edu_session_end(session.as_ptr(), session.len()) },
         0
     );

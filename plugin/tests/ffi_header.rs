@@ -81,6 +81,27 @@ fn every_export_is_declared_once_and_documented() {
                 "{export}: no \"{section}\" in its doc:\n{doc}"
             );
         }
+        // The out-pointer rule, as docs/abi.md and README.md state it.
+        if declarations
+            .iter()
+            .any(|d| d.contains(&format!(" {export}(")) && d.contains("uint8_t **out"))
+        {
+            let flat = doc
+                .lines()
+                .map(|l| l.trim_start_matches("//").trim())
+                .collect::<Vec<_>>()
+                .join(" ");
+            for rule in [
+                "is set to NULL/0 first, on every path",
+                "If either is NULL the call is refused with 1 NULL_ARGUMENT before anything runs",
+                "when `out` or `out_len` is NULL)",
+            ] {
+                assert!(
+                    flat.contains(rule),
+                    "{export}: the doc lacks \"{rule}\":\n{doc}"
+                );
+            }
+        }
     }
     let exported: Vec<&String> = declarations
         .iter()
@@ -152,40 +173,114 @@ fn no_bool_and_no_struct_by_value_crosses_the_abi() {
     }
 }
 
+/// Every status of the code, with the name of its header constant and its value. The `match`
+/// has no wildcard: a status added to `Status` does not compile until it is listed here.
+fn header_entry(status: Status) -> (&'static str, i32) {
+    match status {
+        Status::Ok => ("TAE_EDU_STATUS_OK", 0),
+        Status::NullArgument => ("TAE_EDU_STATUS_NULL_ARGUMENT", 1),
+        Status::InvalidUtf8 => ("TAE_EDU_STATUS_INVALID_UTF8", 2),
+        Status::InvalidRequest => ("TAE_EDU_STATUS_INVALID_REQUEST", 3),
+        Status::InvalidHostTable => ("TAE_EDU_STATUS_INVALID_HOST_TABLE", 4),
+        Status::Reentrant => ("TAE_EDU_STATUS_REENTRANT", 5),
+        Status::Panic => ("TAE_EDU_STATUS_PANIC", 6),
+        Status::HostError => ("TAE_EDU_STATUS_HOST_ERROR", 7),
+        Status::Cancelled => ("TAE_EDU_STATUS_CANCELLED", 8),
+        Status::AuthFailed => ("TAE_EDU_STATUS_AUTH_FAILED", 9),
+        Status::PermissionDenied => ("TAE_EDU_STATUS_PERMISSION_DENIED", 10),
+        Status::TaeError => ("TAE_EDU_STATUS_TAE_ERROR", 11),
+        Status::InvalidConfig => ("TAE_EDU_STATUS_INVALID_CONFIG", 12),
+        Status::RequestTooLarge => ("TAE_EDU_STATUS_REQUEST_TOO_LARGE", 13),
+        Status::Busy => ("TAE_EDU_STATUS_BUSY", 14),
+        Status::Internal => ("TAE_EDU_STATUS_INTERNAL", 99),
+    }
+}
+
+const ALL_STATUSES: [Status; 16] = [
+    Status::Ok,
+    Status::NullArgument,
+    Status::InvalidUtf8,
+    Status::InvalidRequest,
+    Status::InvalidHostTable,
+    Status::Reentrant,
+    Status::Panic,
+    Status::HostError,
+    Status::Cancelled,
+    Status::AuthFailed,
+    Status::PermissionDenied,
+    Status::TaeError,
+    Status::InvalidConfig,
+    Status::RequestTooLarge,
+    Status::Busy,
+    Status::Internal,
+];
+
+/// The `TAE_EDU_STATUS_* = N` entries of the header's `enum TaeEduStatus`, in order.
+fn header_statuses() -> Vec<(String, i32)> {
+    let start = HEADER
+        .find("enum TaeEduStatus")
+        .expect("the header declares enum TaeEduStatus");
+    let body = &HEADER[start..];
+    let body = &body[body.find('{').unwrap() + 1..body.find("};").unwrap()];
+    body.lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("TAE_EDU_STATUS_"))
+        .map(|line| {
+            let (name, value) = line
+                .trim_end_matches(',')
+                .split_once('=')
+                .unwrap_or_else(|| panic!("an enum entry without a value: {line}"));
+            (
+                name.trim().to_string(),
+                value.trim().parse().unwrap_or_else(|_| panic!("{line}")),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn status_codes_match_the_code() {
-    let all = [
-        Status::Ok,
-        Status::NullArgument,
-        Status::InvalidUtf8,
-        Status::InvalidRequest,
-        Status::InvalidHostTable,
-        Status::Reentrant,
-        Status::Panic,
-        Status::HostError,
-        Status::Cancelled,
-        Status::AuthFailed,
-        Status::PermissionDenied,
-        Status::TaeError,
-        Status::InvalidConfig,
-        Status::RequestTooLarge,
-        Status::Internal,
-    ];
-    let expected = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 99];
-    for (status, value) in all.iter().zip(expected) {
-        assert_eq!(*status as i32, value, "{status:?} was renumbered");
+    // The code: every status keeps its number (never renumbered) and the ABI's code string.
+    let mut numbers: Vec<i32> = ALL_STATUSES.iter().map(|s| *s as i32).collect();
+    numbers.dedup();
+    assert_eq!(
+        numbers.len(),
+        ALL_STATUSES.len(),
+        "two statuses share a number"
+    );
+    for status in ALL_STATUSES {
+        let (constant, value) = header_entry(status);
+        assert_eq!(status as i32, value, "{status:?} was renumbered");
+        assert_eq!(
+            format!("TAE_EDU_STATUS_{}", status.code()).replace("REENTRANT_CALL", "REENTRANT"),
+            constant,
+            "{status:?}: the JSON code and the header constant disagree"
+        );
     }
-    let constants = HEADER.matches("TAE_EDU_STATUS_").count();
-    assert!(constants >= all.len(), "{constants}");
-    for line in [
-        "TAE_EDU_STATUS_OK = 0,",
-        "TAE_EDU_STATUS_PANIC = 6,",
-        "TAE_EDU_STATUS_REQUEST_TOO_LARGE = 13,",
-        "TAE_EDU_STATUS_INTERNAL = 99,",
-    ] {
-        assert!(HEADER.contains(line), "{line}");
-    }
+    // The header: exactly these constants, with these values, in this order — read from the
+    // committed include/tae_edu.h, not restated.
+    let expected: Vec<(String, i32)> = ALL_STATUSES
+        .iter()
+        .map(|s| {
+            let (name, value) = header_entry(*s);
+            (name.to_string(), value)
+        })
+        .collect();
+    assert_eq!(header_statuses(), expected);
     assert!(HEADER.contains("typedef int32_t TaeEduStatus;"));
+    // The doc comment of each constant is the code's doc of the variant (cbindgen copies it):
+    // the line right above each entry is a comment.
+    let lines: Vec<&str> = HEADER.lines().collect();
+    for (name, _) in &expected {
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(&format!("{name} =")))
+            .unwrap();
+        assert!(
+            lines[at - 1].trim_start().starts_with("//"),
+            "{name} has no doc comment in the header"
+        );
+    }
 }
 
 #[test]

@@ -81,6 +81,58 @@ fn records_of_the_calling_thread_and_of_other_threads_reach_the_sink_on_the_call
 }
 
 #[test]
+fn a_full_queue_drops_the_oldest_lines_and_says_so_in_portuguese() {
+    let _serial = init();
+    // 10 000 lines are kept while no export runs; 25 more push the 25 oldest out.
+    thread::spawn(|| {
+        for i in 0..10_025 {
+            log::info!("linha de fundo {i:05}");
+        }
+    })
+    .join()
+    .unwrap();
+    let (sink, received) = sink();
+    logging::with_sink(sink, || {});
+    let received = received.lock().unwrap().clone();
+    let background: Vec<&String> = received
+        .iter()
+        .map(|(_, l, _)| l)
+        .filter(|l| l.contains("linha de fundo"))
+        .collect();
+    // (Lines a background thread of another test may still log count too: hence the bounds.)
+    assert!(
+        background.len() <= 10_000 && background.len() >= 9_900,
+        "{}",
+        background.len()
+    );
+    assert!(background.last().unwrap().ends_with("linha de fundo 10024"));
+    // The newest are kept, in order, without a gap.
+    let numbers: Vec<u32> = background
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
+    let notice: Vec<&(LogLevel, String, ThreadId)> = received
+        .iter()
+        .filter(|(_, l, _)| l.contains("descartadas"))
+        .collect();
+    assert_eq!(notice.len(), 1, "{notice:?}");
+    assert_eq!(notice[0].0, LogLevel::Warn);
+    let dropped: usize = notice[0]
+        .1
+        .split("tae_edu::logging: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {notice:?}"));
+    assert!(dropped >= 25, "{notice:?}");
+    assert!(
+        background.len() + dropped >= 10_025,
+        "every line delivered or counted as dropped"
+    );
+}
+
+#[test]
 fn lines_logged_between_exports_are_delivered_by_the_next_export() {
     let _serial = init();
     // A background thread logs while no export runs on any thread of this test...
@@ -201,6 +253,7 @@ fn call(export: JsonExport, h: &Host, request: &Value) -> (i32, String) {
     // SAFETY: the response is read and freed once.
     let text =
         String::from_utf8(unsafe { std::slice::from_raw_parts(out, out_len) }.to_vec()).unwrap();
+    // SAFETY: the buffer this call returned, freed exactly once.
     unsafe { tae_edu_buffer_free(out, out_len) };
     (status, text)
 }
@@ -224,10 +277,36 @@ fn an_export_logs_to_the_host_on_the_calling_thread() {
         ),
         "{logs:?}"
     );
+    // The refused call: one warning in Portuguese (what the user is told, and the status
+    // number), the code and the technical detail only at debug level.
+    let warnings: Vec<&String> = logs
+        .iter()
+        .filter(|(level, l, _)| *level == 2 && l.contains("tae_edu_configure"))
+        .map(|(_, l, _)| l)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs:?}");
+    assert!(
+        warnings[0].contains("chamada recusada com o código 3")
+            && warnings[0].contains("Requisição inválida"),
+        "the refused request's warning is in Portuguese: {logs:?}"
+    );
+    for english in [
+        "INVALID_REQUEST",
+        "unknown variant",
+        " in ",
+        "refused",
+        "request",
+    ] {
+        assert!(
+            !warnings[0].contains(english),
+            "English `{english}` in the default-level line: {}",
+            warnings[0]
+        );
+    }
     assert!(
         logs.iter()
-            .any(|(level, l, _)| *level == 2 && l.contains("INVALID_REQUEST (3)")),
-        "a refused request is logged as a warning: {logs:?}"
+            .any(|(level, l, _)| *level == 4 && l.contains("INVALID_REQUEST (3)")),
+        "the code and the detail are logged at debug level: {logs:?}"
     );
     assert!(logs.iter().all(|(_, _, on_owner)| *on_owner), "{logs:?}");
 }
@@ -256,9 +335,16 @@ fn a_secret_in_a_host_answer_never_reaches_a_log_line_or_the_response() {
     );
     let logs = h.logs.lock().unwrap().clone();
     assert!(
-        logs.iter()
-            .any(|(_, l, _)| l.contains("HOST_ERROR") && l.contains("token ***")),
-        "the failure is logged, masked: {logs:?}"
+        logs.iter().any(|(level, l, _)| *level == 4
+            && l.contains("HOST_ERROR")
+            && l.contains("token ***")),
+        "the failure's detail is logged at debug level, masked: {logs:?}"
+    );
+    assert!(
+        logs.iter().any(|(level, l, _)| *level == 2
+            && l.contains("chamada recusada com o código 7")
+            && l.contains("O sistema hospedeiro (RM) não respondeu como esperado.")),
+        "the refused call is logged in Portuguese at the default level: {logs:?}"
     );
     assert!(logs.iter().all(|(_, l, _)| !l.contains(secret)), "{logs:?}");
 }

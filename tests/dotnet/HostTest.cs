@@ -46,6 +46,121 @@ namespace TaeEdu.Tests
 
         public MemoryHost(string taeUrl) { TaeUrl = taeUrl; }
 
+        // Leases (docs/abi.md, "Leases") in memory, with the "database" clock movable by the test.
+        public class Lease
+        {
+            public string Token;
+            public Dictionary<string, object> Owner;
+            public DateTime Since, ExpiresAt;
+        }
+        public readonly Dictionary<string, Lease> Leases = new Dictionary<string, Lease>();
+        public TimeSpan ClockOffset = TimeSpan.Zero;
+        public DateTime Now { get { return DateTime.UtcNow + ClockOffset; } }
+        public int Acquires, Renews, Releases, FencedPuts;
+        public string LastFenceAnswer;
+        /// <summary>When set, user.has_permission fails with this whole JSON body.</summary>
+        public string FailPermissionWith;
+        public readonly List<string> AcquireTokens = new List<string>();
+        /// <summary>The lease_token of each records.put (null when the write carried none).</summary>
+        public readonly List<string> PutTokens = new List<string>();
+
+        static string LeaseKey(string dataServer, string key) { return dataServer + "|" + key; }
+        static string Ts(DateTime t) { return t.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture); }
+
+        static IEnumerable<Dictionary<string, object>> ContractRefs(Dictionary<string, object> req)
+        {
+            object list;
+            if (!req.TryGetValue("contracts", out list) || list == null) return null;
+            return MiniJson.Arr(list).Select(MiniJson.Obj).ToList();
+        }
+
+        static Dictionary<string, object> Ref(string dataServer, string key)
+        {
+            return new Dictionary<string, object> { { "data_server", dataServer }, { "key", key } };
+        }
+
+        public bool Holds(string dataServer, string key, string token)
+        {
+            Lease lease;
+            return Leases.TryGetValue(LeaseKey(dataServer, key), out lease) && lease.Token == token && lease.ExpiresAt > Now;
+        }
+
+        /// <summary>Another application server holds a contract (written straight into the "database").</summary>
+        public void PreLease(string key, string runId, string user, string machine, TimeSpan age, TimeSpan left)
+        {
+            Leases[LeaseKey("EduContratoData", key)] = new Lease
+            {
+                Token = runId,
+                Owner = new Dictionary<string, object> {
+                    { "run_id", runId }, { "session", "outra-sessao" }, { "user", user }, { "machine", machine }, { "option", "send" } },
+                Since = Now - age,
+                ExpiresAt = Now + left,
+            };
+        }
+
+        byte[] Acquire(Dictionary<string, object> req)
+        {
+            Acquires++;
+            var owner = MiniJson.Obj(req["owner"]);
+            string runId = (string)owner["run_id"];
+            long ttl = (long)req["ttl_secs"];
+            var granted = new List<object>();
+            var held = new List<object>();
+            foreach (var c in ContractRefs(req))
+            {
+                string ds = (string)c["data_server"], key = (string)c["key"];
+                Lease lease;
+                bool live = Leases.TryGetValue(LeaseKey(ds, key), out lease) && lease.ExpiresAt > Now;
+                if (live && (string)lease.Owner["run_id"] != runId)
+                {
+                    held.Add(new Dictionary<string, object> {
+                        { "data_server", ds }, { "key", key }, { "holder", lease.Owner },
+                        { "since", Ts(lease.Since) }, { "expires_at", Ts(lease.ExpiresAt) } });
+                    continue;
+                }
+                Leases[LeaseKey(ds, key)] = new Lease
+                {
+                    Token = runId, Owner = owner, Since = live ? lease.Since : Now, ExpiresAt = Now.AddSeconds(ttl),
+                };
+                granted.Add(Ref(ds, key));
+            }
+            AcquireTokens.Add(runId);
+            return Json(new Dictionary<string, object> { { "token", runId }, { "granted", granted }, { "held", held } });
+        }
+
+        byte[] Renew(Dictionary<string, object> req)
+        {
+            Renews++;
+            string token = (string)req["token"];
+            long ttl = (long)req["ttl_secs"];
+            var renewed = new List<object>();
+            var lost = new List<object>();
+            foreach (var c in ContractRefs(req))
+            {
+                string ds = (string)c["data_server"], key = (string)c["key"];
+                if (Holds(ds, key, token))
+                {
+                    Leases[LeaseKey(ds, key)].ExpiresAt = Now.AddSeconds(ttl);
+                    renewed.Add(Ref(ds, key));
+                }
+                else lost.Add(Ref(ds, key));
+            }
+            return Json(new Dictionary<string, object> { { "renewed", renewed }, { "lost", lost } });
+        }
+
+        byte[] Release(Dictionary<string, object> req)
+        {
+            Releases++;
+            string token = (string)req["token"];
+            var only = ContractRefs(req);
+            foreach (var entry in Leases.Where(e => e.Value.Token == token).ToList())
+            {
+                if (only == null || only.Any(c => LeaseKey((string)c["data_server"], (string)c["key"]) == entry.Key))
+                    Leases.Remove(entry.Key);
+            }
+            return Json(new Dictionary<string, object>());
+        }
+
         public Dictionary<string, object> Params()
         {
             return new Dictionary<string, object>
@@ -73,6 +188,7 @@ namespace TaeEdu.Tests
                     return Json(new Dictionary<string, object> {
                         { "login", "secretaria" }, { "name", "Secretária .NET" }, { "email", RmUserEmail }, { "interactive", true } });
                 case "user.has_permission":
+                    if (FailPermissionWith != null) throw new HostServiceException("mensagem-que-nao-deve-aparecer", FailPermissionWith);
                     return Json(new Dictionary<string, object> { { "granted", true } });
                 case "params.get":
                     return Json(new Dictionary<string, object> { { "values", Params() } });
@@ -113,13 +229,34 @@ namespace TaeEdu.Tests
                     var found = Records.Values.Where(r => keys.Contains((string)r["record_key"])).Cast<object>().ToList();
                     return Json(new Dictionary<string, object> { { "records", found } });
                 }
-                case "records.put":
-                    foreach (var r in MiniJson.Arr(req["records"]))
+                case HostMethods.RecordsPut:
+                {
+                    object tokenValue;
+                    string token = req.TryGetValue("lease_token", out tokenValue) ? (string)tokenValue : null;
+                    PutTokens.Add(token);
+                    var records = MiniJson.Arr(req["records"]).Select(MiniJson.Obj).ToList();
+                    if (token != null)
                     {
-                        var record = MiniJson.Obj(r);
-                        Records[(string)record["id"]] = record;
+                        // Fencing: the whole write is refused when the token lost any record's contract.
+                        var lost = records.Where(r => !Holds((string)r["data_server"], (string)r["record_key"], token))
+                            .Select(r => (object)Ref((string)r["data_server"], (string)r["record_key"])).ToList();
+                        if (lost.Count > 0)
+                        {
+                            FencedPuts++;
+                            LastFenceAnswer = MiniJson.Write(new Dictionary<string, object> {
+                                { "message", "lease lost for " + lost.Count + " contract(s)" }, { "code", "lease_lost" }, { "contracts", lost } });
+                            throw new HostServiceException("lease lost", LastFenceAnswer);
+                        }
                     }
+                    foreach (var record in records) Records[(string)record["id"]] = record;
                     return Json(new Dictionary<string, object>());
+                }
+                case HostMethods.LeasesAcquire:
+                    return Acquire(req);
+                case HostMethods.LeasesRenew:
+                    return Renew(req);
+                case HostMethods.LeasesRelease:
+                    return Release(req);
                 case "records.query":
                 {
                     var filter = MiniJson.Obj(req.ContainsKey("filter") && req["filter"] != null ? req["filter"] : new Dictionary<string, object>());
@@ -189,6 +326,19 @@ namespace TaeEdu.Tests
             sb.Append("trailer\n<< /Size " + (objects.Count + 1) + " /Root 1 0 R >>\nstartxref\n" + xref + "\n%%EOF\n");
             return Encoding.ASCII.GetBytes(sb.ToString());
         }
+    }
+
+    /// <summary>The JSON exports declared with raw out pointers, so a test can pass NULL (the
+    /// binding's `out` parameters never are).</summary>
+    static class RawExports
+    {
+        [System.Runtime.InteropServices.DllImport(NativeMethods.Library, EntryPoint = "tae_edu_execute",
+            CallingConvention = System.Runtime.InteropServices.CallingConvention.Cdecl)]
+        public static extern int Execute(ref TaeEduHost host, byte[] request, UIntPtr requestLen, IntPtr response, IntPtr responseLen);
+
+        [System.Runtime.InteropServices.DllImport(NativeMethods.Library, EntryPoint = "tae_edu_configure",
+            CallingConvention = System.Runtime.InteropServices.CallingConvention.Cdecl)]
+        public static extern int Configure(ref TaeEduHost host, byte[] request, UIntPtr requestLen, IntPtr response, IntPtr responseLen);
     }
 
     static class Program
@@ -318,6 +468,65 @@ namespace TaeEdu.Tests
                 Check(list.Ok && Equals(MiniJson.Get(MiniJson.Parse(list.Json), "total"), 3L),
                       "attachment_list lists the 3 records", list.Json);
 
+                // Leases: a contract another application server holds (lease in the host's
+                // database) is not sent and its holder is reported; once that lease expired
+                // (the other server crashed), a rerun takes the contract over and sends it.
+                Check(host.Acquires >= 2 && host.AcquireTokens.Distinct().Count() == host.AcquireTokens.Count,
+                      "each execute asked leases.acquire, each run with its own token (" + host.Acquires + " calls)");
+                Check(host.PutTokens.Count > 0 && host.PutTokens.All(t => t != null && host.AcquireTokens.Contains(t)),
+                      "every records.put carried the run's lease token",
+                      string.Join(", ", host.PutTokens.Select(t => t ?? "(none)")));
+                Check(host.Leases.Count == 0, "each run released its leases when it ended (" + host.Leases.Count + " left)");
+                host.Contracts.Add(new Contract { Key = "1;2026904;904", CodContrato = "904", Ra = "2026904", Student = "Bruno Lima",
+                    Course = "Direito", Period = "2026/1", Status = "Ativo", RespName = "José Lima", RespCpf = "111.444.777-35", RespEmail = "jose.lima@familia.example" });
+                host.PreLease("1;2026904;904", "run-outro-servidor", "tesouraria", "rm-app-2", TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(5));
+                var held = plugin.Execute(MiniJson.Write(new Dictionary<string, object> {
+                    { "session", "dotnet-session-1" },
+                    { "invoked_from", new Dictionary<string, object> { { "kind", "contract_view" }, { "contract_keys", new List<object> { "1;2026904;904" } } } },
+                    { "option", "send" }, { "params", sendParams } }));
+                Check(!host.Records.Values.Any(r => (string)r["record_key"] == "1;2026904;904"),
+                      "no record is written for the contract another server holds");
+                Check(host.Holds("EduContratoData", "1;2026904;904", "run-outro-servidor"), "the other server's lease is untouched");
+                var heldResults = Results(held.Json);
+                Check(held.Ok && heldResults.Count == 1 && (string)heldResults[0]["outcome"] == "held"
+                      && ((string)heldResults[0]["message"]).Contains("tesouraria") && ((string)heldResults[0]["message"]).Contains("rm-app-2"),
+                      "the contract is answered held at once, naming who holds it", held.Status + " " + held.Json);
+                host.ClockOffset += TimeSpan.FromMinutes(6);
+                var takenOver = Results(Execute(plugin, "send", new[] { "1;2026904;904" }, sendParams));
+                Check(takenOver.Count == 1 && (string)takenOver[0]["outcome"] == "sent",
+                      "after the other server's lease expired, the rerun takes the contract over and sends it", MiniJson.Write(takenOver));
+                Check(host.Records.Values.Count(r => (string)r["record_key"] == "1;2026904;904") == 1,
+                      "one record for the contract taken over");
+                Check(host.FencedPuts == 0, "no write of this plugin was fenced (" + host.FencedPuts + ")");
+                // This host's records.put fencing (docs/abi.md): a write whose token does not hold
+                // a record's contract is refused as a whole, with code lease_lost and the contract.
+                host.PreLease("fence-1", "run-x", "secretaria", "rm-app-1", TimeSpan.Zero, TimeSpan.FromMinutes(1));
+                string fenced = null;
+                int recordsBefore = host.Records.Count;
+                try
+                {
+                    host.Call(HostMethods.RecordsPut, Encoding.UTF8.GetBytes(MiniJson.Write(new Dictionary<string, object> {
+                        { "lease_token", "run-y" },
+                        { "records", new List<object> { new Dictionary<string, object> {
+                            { "id", "r-fence" }, { "data_server", "EduContratoData" }, { "record_key", "fence-1" } } } } })));
+                }
+                catch (HostServiceException e) { fenced = e.ErrorJson; }
+                Check(fenced != null && fenced.Contains("\"code\":\"lease_lost\"") && fenced.Contains("fence-1")
+                      && host.Records.Count == recordsBefore,
+                      "records.put with a token that does not hold the contract is refused, naming it", fenced);
+
+                // A failure answered with a whole JSON body (HostServiceException.ErrorJson) reaches
+                // the plugin as that body: its message is reported, the exception's is not.
+                host.FailPermissionWith = "{\"message\":\"perfil bloqueado pelo administrador\",\"code\":\"blocked\"}";
+                var refused = plugin.Execute(MiniJson.Write(new Dictionary<string, object> {
+                    { "session", "dotnet-session-1" },
+                    { "invoked_from", new Dictionary<string, object> { { "kind", "contract_view" }, { "contract_keys", new List<object> { "1;2026901;901" } } } },
+                    { "option", "check" }, { "params", new Dictionary<string, object>() } }));
+                host.FailPermissionWith = null;
+                Check(refused.Status == (int)TaeEduStatus.HostError && refused.Json.Contains("perfil bloqueado pelo administrador")
+                      && !refused.Json.Contains("mensagem-que-nao-deve-aparecer"),
+                      "a host failure with a JSON body reaches the plugin as that body", refused.Status + " " + refused.Json);
+
                 // malformed requests
                 var malformed = plugin.ExecuteRaw(Encoding.UTF8.GetBytes("{this is not json"));
                 Check(malformed.Status == (int)TaeEduStatus.InvalidRequest
@@ -325,6 +534,38 @@ namespace TaeEdu.Tests
                       "a malformed request answers INVALID_REQUEST with a JSON error", malformed.Status + " " + malformed.Json);
                 var badUtf8 = plugin.ExecuteRaw(new byte[] { 0x7b, 0xff, 0xfe, 0x7d });
                 Check(badUtf8.Status == (int)TaeEduStatus.InvalidUtf8, "invalid UTF-8 answers INVALID_UTF8", badUtf8.Status + " " + badUtf8.Json);
+
+                // out pointers: a NULL response or responseLen is refused with NullArgument before
+                // anything runs (the host table below is all zeros: had the plugin read it, the
+                // answer would be InvalidHostTable), and the other, non-NULL one is cleared first.
+                {
+                    var zeroTable = new TaeEduHost();
+                    byte[] describeBytes = Encoding.UTF8.GetBytes("{\"action\":\"describe\"}");
+                    int both = RawExports.Configure(ref zeroTable, describeBytes, (UIntPtr)describeBytes.Length, IntPtr.Zero, IntPtr.Zero);
+                    Check(both == (int)TaeEduStatus.NullArgument, "configure with NULL response and responseLen answers NullArgument", both.ToString());
+                    IntPtr lenSlot = System.Runtime.InteropServices.Marshal.AllocHGlobal(IntPtr.Size);
+                    IntPtr bufSlot = System.Runtime.InteropServices.Marshal.AllocHGlobal(IntPtr.Size);
+                    try
+                    {
+                        System.Runtime.InteropServices.Marshal.WriteIntPtr(lenSlot, new IntPtr(77));
+                        byte[] executeBytes = Encoding.UTF8.GetBytes("{\"session\":\"dotnet-session-1\",\"option\":\"check\",\"params\":{},"
+                            + "\"invoked_from\":{\"kind\":\"contract_view\",\"contract_keys\":[\"1;2026901;901\"]}}");
+                        int noOut = RawExports.Execute(ref zeroTable, executeBytes, (UIntPtr)executeBytes.Length, IntPtr.Zero, lenSlot);
+                        Check(noOut == (int)TaeEduStatus.NullArgument && System.Runtime.InteropServices.Marshal.ReadIntPtr(lenSlot) == IntPtr.Zero,
+                              "execute with a NULL response answers NullArgument and sets responseLen to 0",
+                              noOut + " len=" + System.Runtime.InteropServices.Marshal.ReadIntPtr(lenSlot));
+                        System.Runtime.InteropServices.Marshal.WriteIntPtr(bufSlot, new IntPtr(0x1234));
+                        int noLen = RawExports.Execute(ref zeroTable, executeBytes, (UIntPtr)executeBytes.Length, bufSlot, IntPtr.Zero);
+                        Check(noLen == (int)TaeEduStatus.NullArgument && System.Runtime.InteropServices.Marshal.ReadIntPtr(bufSlot) == IntPtr.Zero,
+                              "execute with a NULL responseLen answers NullArgument and sets response to NULL",
+                              noLen + " buf=" + System.Runtime.InteropServices.Marshal.ReadIntPtr(bufSlot));
+                    }
+                    finally
+                    {
+                        System.Runtime.InteropServices.Marshal.FreeHGlobal(lenSlot);
+                        System.Runtime.InteropServices.Marshal.FreeHGlobal(bufSlot);
+                    }
+                }
 
                 // secrets never reach the host's log
                 Check(!host.LogLines.Any(l => l.Contains(MemoryHost.AdminPassword)), "the TAE password never appears in a log line");

@@ -7,7 +7,19 @@ use host_sim::{ProgressSink, UiScript};
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{Mutex, MutexGuard};
 use tae_edu_tests::{keys_with, outcomes, send_report_params, TestEnv, SESSION};
+
+/// Every test here runs over the demo school: the same contracts (DataServer, key) in each
+/// test's own database. The plugin keeps two runs of one process off the same contracts — the
+/// second gets them answered as held by the first (`plugin/src/process/claims.rs`) — so the
+/// tests of this file, which share one process, run one at a time.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn assert_host_invariants(env: &TestEnv) {
     assert_eq!(
@@ -39,6 +51,7 @@ fn assert_host_invariants(env: &TestEnv) {
 
 #[test]
 fn cancelled_authentication_stops_before_any_contract() {
+    let _serial = one_at_a_time();
     let env = TestEnv::demo();
     env.host.set_ui(UiScript::cancel_all());
     let (status, response) = env.send_menu();
@@ -51,6 +64,7 @@ fn cancelled_authentication_stops_before_any_contract() {
 
 #[test]
 fn wrong_password_is_asked_again_then_works_once_per_session() {
+    let _serial = one_at_a_time();
     let env = TestEnv::demo();
     env.host.set_ui(
         UiScript::default()
@@ -94,6 +108,7 @@ fn wrong_password_is_asked_again_then_works_once_per_session() {
 
 #[test]
 fn user_without_the_process_permission_is_refused() {
+    let _serial = one_at_a_time();
     let env = TestEnv::demo();
     env.host
         .set_session_user(SESSION, DEMO_RM_USER_NO_PERMISSION);
@@ -110,6 +125,7 @@ fn user_without_the_process_permission_is_refused() {
 
 #[test]
 fn scheduled_job_uses_the_service_user_without_screens() {
+    let _serial = one_at_a_time();
     let env = TestEnv::demo();
     env.host.set_session_user(SESSION, DEMO_RM_USER_JOB);
     env.host.set_ui(UiScript::cancel_all());
@@ -125,6 +141,7 @@ fn scheduled_job_uses_the_service_user_without_screens() {
 
 #[test]
 fn send_from_a_file_and_progress_reaches_the_total() {
+    let _serial = one_at_a_time();
     let env = TestEnv::demo();
     let pdf = env.dir.path().join("contrato-unico.pdf");
     let contract = env.host.db().contract(&env.keys[0]).unwrap().unwrap();
@@ -157,6 +174,7 @@ fn send_from_a_file_and_progress_reaches_the_total() {
 
 #[test]
 fn cancelling_from_the_progress_callback_stops_the_batch() {
+    let _serial = one_at_a_time();
     let env = TestEnv::bulk(30);
     // Authenticate first, so the batch itself is what gets cancelled.
     assert_eq!(env.check_menu().0, 0);
@@ -181,6 +199,7 @@ fn cancelling_from_the_progress_callback_stops_the_batch() {
 
 #[test]
 fn a_failing_report_fails_only_that_contract() {
+    let _serial = one_at_a_time();
     let env = TestEnv::demo();
     let bad = env.keys[2].clone();
     let bad2 = bad.clone();
@@ -201,6 +220,7 @@ fn a_failing_report_fails_only_that_contract() {
 
 #[test]
 fn attachment_list_pages_and_filters() {
+    let _serial = one_at_a_time();
     let env = TestEnv::demo();
     assert_eq!(env.send_menu().0, 0);
     let (status, page1) = env

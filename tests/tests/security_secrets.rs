@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use support::*;
 use tae_sim::{FaultConfig, SimOptions, SimServer};
 
@@ -80,6 +81,37 @@ fn tokens_on_the_wire(bytes: &[u8]) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Polls tae-sim directly (not through the recording proxy) until it answers 401 to every one of
+/// `tokens` — their lifetime ran out on the simulator's own clock. Fails after 10 s.
+fn wait_until_refused(base: &str, tokens: &[String]) {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{base}{}", tae_sim::api::PROFILE);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let accepted: Vec<&String> = tokens
+            .iter()
+            .filter(|token| {
+                client
+                    .get(&url)
+                    .bearer_auth(token)
+                    .send()
+                    .map_or(true, |r| r.status() != reqwest::StatusCode::UNAUTHORIZED)
+            })
+            .collect();
+        if accepted.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} token(s) still accepted after 10 s",
+            accepted.len(),
+            tokens.len()
+        );
+        // The interval between two polls of the condition, not a guess of how long it takes.
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -221,7 +253,10 @@ fn no_password_or_token_anywhere_after_a_full_run() {
         .set_responsible_email(&fr.code, Some("trocado@example.com"))
         .unwrap();
     step("update", w.execute("update_emails", cv.clone(), json!({})));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The download must find its token expired by the 1 s lifetime (not by expire_tokens):
+    // wait until tae-sim refuses every token it has issued.
+    let issued = tokens_on_the_wire(&proxy.seen.lock().unwrap());
+    wait_until_refused(&w.sim.base_url(), &issued);
     w.host.set_files_dir(Some(w.dir.path().join("baixados")));
     step(
         "download",
