@@ -13,9 +13,10 @@
 //! `Claim::renew_if_due`, `Claim::renew_interval`, `Claim::release`, `probe_host`,
 //! `machine_name` (for `Owner::machine`).
 //!
-//! The host half: after the in-process claims, `take` asks `leases.acquire` for the contracts
-//! it took in-process; the ones the host answers held by another run are given back in-process
-//! and answered with their holder. A host answering `unknown method` is coordinated in-process
+//! A host with the lease methods is the one judge: `take` asks `leases.acquire` and answers the
+//! contracts the host says another run holds (in this process or on another server) with their
+//! holder; nothing is held in-process then — two RM databases served by one process (tests do
+//! that) never block each other. A host answering `unknown method` is coordinated in-process
 //! only (logged once per process); any other failure is HOST_ERROR naming the method.
 
 use crate::error::PluginError;
@@ -186,6 +187,8 @@ pub struct Claim {
     /// A failed renewal was logged (once per run).
     renew_failure_logged: bool,
     notice: &'static Notice,
+    /// Whether the host has the lease methods (`None` until the first `take` asks).
+    host_leases: Option<bool>,
 }
 
 impl Claim {
@@ -204,6 +207,7 @@ impl Claim {
             last_renew: Instant::now(),
             renew_failure_logged: false,
             notice: &NO_HOST_LEASES,
+            host_leases: None,
         }
     }
 
@@ -211,75 +215,77 @@ impl Claim {
         &self.owner
     }
 
-    /// Takes every contract of `ids` nobody else holds — in this process, then in the host's
-    /// database when the host supports leases — and answers the others with their holder.
-    /// Never waits. A host without the lease methods (`unknown method`): in-process claims only,
-    /// logged once per process. Any other failure of `leases.acquire`: HOST_ERROR naming it,
-    /// and the contracts this call took in-process are given back.
+    /// Takes every contract of `ids` nobody else holds and answers the others with their
+    /// holder. Never waits. A host with the lease methods is the one judge (its database is
+    /// shared by every application server, and by every run of this process); a host without
+    /// them (`unknown method`, logged once per process) gets in-process claims only. Any other
+    /// failure of `leases.acquire`: HOST_ERROR naming it.
     pub fn take(
         &mut self,
         host: &dyn Host,
         ids: impl IntoIterator<Item = ContractId>,
     ) -> Result<BTreeMap<ContractId, Holder>, PluginError> {
-        let mut held_by_others = BTreeMap::new();
-        let mut taken = Vec::new();
-        {
-            let mut held = HELD.lock();
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            for id in ids {
-                if self.ids.contains(&id) {
-                    continue;
+        let wanted: Vec<ContractId> = {
+            let mut seen = HashSet::new();
+            ids.into_iter()
+                .filter(|id| !self.ids.contains(id) && !self.leased.contains(id))
+                .filter(|id| seen.insert(id.clone()))
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        if self.host_leases != Some(false) {
+            match self.acquire(host, &wanted)? {
+                Some(in_host) => {
+                    self.host_leases = Some(true);
+                    return Ok(in_host.into_iter().collect());
                 }
-                match held.get(&id) {
-                    Some(other) => {
-                        held_by_others.insert(
-                            id,
-                            Holder {
-                                owner: other.owner.clone(),
-                                since: other.since.clone(),
-                                expires_at: None,
-                            },
-                        );
-                    }
-                    None => {
-                        held.insert(
-                            id.clone(),
-                            InProcess {
-                                owner: self.owner.clone(),
-                                since: now.clone(),
-                            },
-                        );
-                        self.ids.insert(id.clone());
-                        taken.push(id);
-                    }
-                }
+                None => self.host_leases = Some(false),
             }
         }
-        if taken.is_empty() {
-            return Ok(held_by_others);
-        }
-        match self.acquire(host, &taken) {
-            Ok(in_host) => {
-                for (id, holder) in in_host {
-                    self.give_back_in_process(std::slice::from_ref(&id));
-                    held_by_others.insert(id, holder);
-                }
-                Ok(held_by_others)
-            }
-            Err(error) => {
-                self.give_back_in_process(&taken);
-                Err(error)
-            }
-        }
+        Ok(self.take_in_process(wanted))
     }
 
-    /// `leases.acquire` for `ids` (taken in-process by this call): records the granted ones and
-    /// answers the ones another run holds in the host's database.
+    /// In-process claims, for a host without leases.
+    fn take_in_process(&mut self, wanted: Vec<ContractId>) -> BTreeMap<ContractId, Holder> {
+        let mut held_by_others = BTreeMap::new();
+        let mut held = HELD.lock();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for id in wanted {
+            match held.get(&id) {
+                Some(other) => {
+                    held_by_others.insert(
+                        id,
+                        Holder {
+                            owner: other.owner.clone(),
+                            since: other.since.clone(),
+                            expires_at: None,
+                        },
+                    );
+                }
+                None => {
+                    held.insert(
+                        id.clone(),
+                        InProcess {
+                            owner: self.owner.clone(),
+                            since: now.clone(),
+                        },
+                    );
+                    self.ids.insert(id);
+                }
+            }
+        }
+        held_by_others
+    }
+
+    /// `leases.acquire` for `ids`: records the granted ones and answers the ones another run
+    /// holds in the host's database; `None` when the host has no lease methods.
     fn acquire(
         &mut self,
         host: &dyn Host,
         ids: &[ContractId],
-    ) -> Result<Vec<(ContractId, Holder)>, PluginError> {
+    ) -> Result<Option<Vec<(ContractId, Holder)>>, PluginError> {
         let request = json!({
             "owner": self.owner,
             "ttl_secs": ttl_secs(self.ttl),
@@ -298,7 +304,7 @@ impl Claim {
                         error.message
                     );
                 }
-                return Ok(Vec::new());
+                return Ok(None);
             }
             Err(error) => return Err(PluginError::host(error.to_string())),
         };
@@ -360,7 +366,7 @@ impl Claim {
             self.token = Some(answer.token);
             self.leased.extend(granted_asked);
         }
-        Ok(in_host)
+        Ok(Some(in_host))
     }
 
     /// Best effort, for an answer this run cannot use (the run stops with a host error): gives
@@ -866,10 +872,11 @@ mod tests {
         assert!(
             host.holds(&id("lease-g1"), "run-grant") && host.holds(&id("lease-g2"), "run-grant")
         );
-        // Contracts already held in-process by this run are not asked for again.
+        // Contracts this run already leased are not asked for again; with a host that has
+        // leases nothing is held in-process (the host's database is the one judge).
         claim.take(&host, [id("lease-g1")]).unwrap();
         assert_eq!(host.calls_of(ACQUIRE).len(), 1);
-        assert_eq!(in_process(&id("lease-g1")).as_deref(), Some("run-grant"));
+        assert_eq!(in_process(&id("lease-g1")), None);
     }
 
     #[test]
@@ -889,10 +896,10 @@ mod tests {
         assert_eq!(holder.owner, other);
         assert_eq!(holder.since, since);
         assert_eq!(holder.expires_at.as_deref(), Some("2026-12-02T10:05:00Z"));
-        // The held one is not kept in-process (a rerun in this process may try it again);
-        // the other is this run's, in-process and in the host.
+        // Neither is kept in-process (the host is the one judge); the free one is this run's
+        // in the host.
         assert_eq!(in_process(&id("lease-h1")), None);
-        assert_eq!(in_process(&id("lease-h2")).as_deref(), Some("run-here"));
+        assert_eq!(in_process(&id("lease-h2")), None);
         assert!(host.holds(&id("lease-h1"), "run-other-server"));
         assert!(host.holds(&id("lease-h2"), "run-here"));
         assert_eq!(claim.lease_token(), Some("run-here"));
@@ -1003,10 +1010,10 @@ mod tests {
         // Another process takes them at once, without waiting for the ttl.
         let answer = host.acquire(&owner("run-after"), 300, &[id("lease-x1"), id("lease-x2")]);
         assert_eq!(answer["granted"].as_array().unwrap().len(), 2, "{answer}");
-        // Releasing again calls nothing; the in-process claims stay until the run ends.
+        // Releasing again calls nothing; nothing was held in-process.
         claim.release(&host);
         assert_eq!(host.calls_of(RELEASE).len(), 1);
-        assert_eq!(in_process(&id("lease-x1")).as_deref(), Some("run-release"));
+        assert_eq!(in_process(&id("lease-x1")), None);
         drop(claim);
         assert_eq!(in_process(&id("lease-x1")), None);
     }
