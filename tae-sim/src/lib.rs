@@ -11,11 +11,14 @@
 
 pub mod api;
 pub mod faults;
+mod model;
 mod pdf;
 mod portal;
+mod render;
 mod routes;
 mod server;
 pub mod state;
+mod store;
 
 pub use faults::{DropMode, FaultConfig, Latency, RateLimit, RateMap};
 pub use server::{SimOptions, SimServer};
