@@ -26,6 +26,8 @@ pub const READ_V2: &str = "/documents/v2/publicacoes/{id}";
 pub const READ_V1: &str = "/documents/v1/publicacoes/{id}";
 /// D4: search (`PaginaAtual`, `TamanhoPagina`).
 pub const SEARCH: &str = "/documents/v1/publicacoes/pesquisas";
+/// The recipient search (`destinatarioEmail`, `status` array; paged like D4).
+pub const SEARCH_RECIPIENT: &str = "/documents/v1/publicacoes/pesquisas/destinatario";
 /// D5: many documents by id.
 pub const MANY_DOCUMENTS: &str = "/signintegration/v2/Publicacoes/documentos-empresa";
 /// D6: add recipients.

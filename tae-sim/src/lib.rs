@@ -23,8 +23,8 @@ mod store;
 pub use faults::{DropMode, FaultConfig, Latency, RateLimit, RateMap};
 pub use server::{SimOptions, SimServer};
 pub use state::{
-    Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User, ADMIN_EMAIL,
-    ADMIN_PASSWORD, COMPANY_NAME,
+    CancelModel, Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User,
+    ADMIN_EMAIL, ADMIN_PASSWORD, COMPANY_NAME,
 };
 
 /// A small valid one-page PDF with the given lines of text (Latin-1), for tests and demos.

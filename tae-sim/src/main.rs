@@ -69,6 +69,9 @@ struct Args {
     /// Largest accepted PDF (MB).
     #[arg(long, default_value_t = 20)]
     max_upload_mb: usize,
+    /// TAE's clock ahead of (positive) or behind (negative) the host's, in seconds.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    clock_offset_secs: i64,
 }
 
 fn faults(args: &Args) -> Result<FaultConfig, String> {
@@ -123,6 +126,7 @@ fn main() {
         max_upload_mb: args.max_upload_mb,
         many_ids: !args.no_many_ids,
         log_requests: args.verbose,
+        clock_offset_secs: args.clock_offset_secs,
     }) {
         Ok(s) => s,
         Err(e) => {

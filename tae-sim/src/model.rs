@@ -233,6 +233,7 @@ impl Recipient {
 pub struct Document {
     pub id: u64,
     pub company_id: u64,
+    /// The upload's `NomeEnvelope`, answered as `nomeArquivo` (D3 and search records).
     pub name: String,
     pub files: Vec<StoredFile>,
     pub status: i64,
@@ -246,6 +247,12 @@ pub struct Document {
     pub rejection_reason: Option<String>,
     pub rejected_by: Option<String>,
     pub subject: Option<String>,
+    /// `publicacaoOpcoes.dataExpiracao` as given at publish (search records' `dataExpiracao`).
+    pub expires_on: Option<String>,
+    /// When D8 cancelled it (whatever the cancel model made of it).
+    pub cancelled_at: Option<NaiveDateTime>,
+    /// Cancelled under [`CancelModel::Vanish`]: absent from every TAE route.
+    pub vanished: bool,
 }
 
 /// The publication (D2) as parsed by the route.
@@ -257,6 +264,7 @@ pub struct Publication {
     pub observers: Vec<String>,
     pub subject: Option<String>,
     pub allow_reject: bool,
+    pub expires_on: Option<String>,
 }
 
 /// An e-mail the service "sent".
@@ -272,7 +280,23 @@ pub struct Email {
     pub at: String,
 }
 
-/// Optional routes that can be switched off to test a client's fallback.
+/// What D8 (cancel) makes of a document. TAE's real behaviour is not known (TAE-API.md:
+/// "Cancel may not lead to a status 7"), so a client must be correct under each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelModel {
+    /// Status 7 Cancelado; a second cancel answers 400 "Documento já cancelado.".
+    #[default]
+    Cancelled,
+    /// Back to status 5 Rascunho, without recipients (it could be published again); a second
+    /// cancel succeeds again.
+    Draft,
+    /// Gone: absent from D4, the recipient search and D5; D3, D8 and every other route answer
+    /// 400 `success:false` "Documento não encontrado.".
+    Vanish,
+}
+
+/// Switches of behaviours that are optional or unknown in the real service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Features {
@@ -281,6 +305,11 @@ pub struct Features {
     /// When on, a recipient with `tipoAutenticacao` 1 (logs in) can act only once they are a
     /// registered TAE user with a confirmed e-mail (default off: anyone named can act).
     pub strict_signers: bool,
+    /// What cancel does (default: status 7).
+    pub cancel_model: CancelModel,
+    /// D4 filters by `nomeDocumento` (substring). TAE most likely cannot filter by name, so this
+    /// is off by default: the field is then ignored, as an unknown field would be.
+    pub search_by_name: bool,
 }
 
 impl Default for Features {
@@ -288,6 +317,8 @@ impl Default for Features {
         Features {
             many_ids: true,
             strict_signers: false,
+            cancel_model: CancelModel::Cancelled,
+            search_by_name: false,
         }
     }
 }

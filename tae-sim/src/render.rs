@@ -26,7 +26,7 @@ pub fn document_json(document: &Document) -> Value {
         "id": document.id,
         "nomeDocumento": document.name,
         "status": document.status,
-        "nomeArquivo": first.map(|f| f.name.clone()),
+        "nomeArquivo": document.name,
         "tamanhoArquivo": first.map(|f| f.size),
         "recCreatedOn": tae_time(document.created_at),
         "recModifiedOn": tae_time(document.modified_at),
@@ -71,6 +71,8 @@ pub fn document_portal_json(document: &Document, company: &str) -> Value {
         "created_by": document.created_by,
         "created_at": tae_time(document.created_at),
         "modified_at": tae_time(document.modified_at),
+        "cancelled_at": document.cancelled_at.map(tae_time),
+        "vanished": document.vanished,
     })
 }
 
@@ -94,11 +96,21 @@ pub fn profile_json(user: &User) -> Value {
     })
 }
 
-/// One record of a search page (D4).
+/// One record of a search page (D4 and the recipient search): `{id, nomeArquivo, status,
+/// dataCriacao, dataExpiracao, dataUltimaAlteracao, autor:{email}}` as TAE sends them, plus the
+/// stand-in's older extras `nomeDocumento`, `recCreatedOn`, `recModifiedOn`, `criadoPor`.
 pub fn search_record_json(d: &Document) -> Value {
     json!({
-        "id": d.id, "nomeDocumento": d.name, "status": d.status,
-        "recCreatedOn": tae_time(d.created_at), "recModifiedOn": tae_time(d.modified_at),
+        "id": d.id,
+        "nomeArquivo": d.name,
+        "status": d.status,
+        "dataCriacao": tae_time(d.created_at),
+        "dataExpiracao": d.expires_on,
+        "dataUltimaAlteracao": tae_time(d.modified_at),
+        "autor": {"email": d.created_by},
+        "nomeDocumento": d.name,
+        "recCreatedOn": tae_time(d.created_at),
+        "recModifiedOn": tae_time(d.modified_at),
         "criadoPor": d.created_by,
     })
 }

@@ -385,6 +385,7 @@ async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         observers,
         subject: Some(ci_str(&options, "assuntoMensagem")).filter(|s| !s.trim().is_empty()),
         allow_reject: ci_bool(&options, "permiteRejeitarDocumento", true),
+        expires_on: Some(ci_str(&options, "dataExpiracao")).filter(|s| !s.trim().is_empty()),
     };
     state.sim.inner.lock().publish(&user, publication)?;
     Ok(ok(json!(document_id)))
@@ -432,38 +433,40 @@ fn pending_with(document: &Document, email: &str) -> bool {
         .any(|r| r.email.eq_ignore_ascii_case(email) && r.acted_at.is_none())
 }
 
-async fn search(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Reply {
-    let user = caller_with(&state, &headers, Need::Query)?;
-    let page = page_param(&query, api::Q_PAGE, 1, usize::MAX)?;
-    let page_size = page_param(&query, api::Q_PAGE_SIZE, 10, 100)?;
-    let body = parse_body(&body)?;
-    let whole_company = ci_bool(&body, "pesquisarEmTodaEmpresa", false);
-    let email = ci_str(&body, "email").trim().to_string();
-    let name = ci_str(&body, "nomeDocumento").trim().to_lowercase();
-    let status = ci_int(&body, "status");
-    let inner = state.sim.inner.lock();
-    let mut found: Vec<&Document> = inner
-        .company_documents(&user)
-        .filter(|d| {
-            whole_company
-                || d.created_by.eq_ignore_ascii_case(&user.email)
-                || is_recipient(d, &user.email)
-        })
-        .filter(|d| {
-            email.is_empty() || d.created_by.eq_ignore_ascii_case(&email) || is_recipient(d, &email)
-        })
-        .filter(|d| name.is_empty() || d.name.to_lowercase().contains(&name))
-        .filter(|d| match status {
-            None | Some(api::FILTER_ALL) => true,
-            Some(api::FILTER_PENDING_WITH_ME) => pending_with(d, &user.email),
-            Some(s) => d.status == s,
-        })
-        .collect();
+/// The `status` filter of a search: absent, one code or an array of codes (3 = every status,
+/// 6 = pending with the caller).
+fn status_filter(body: &Value) -> Result<Option<Vec<i64>>, SimError> {
+    let invalid = || SimError::bad_request("status deve ser um número ou uma lista de números.");
+    match ci(body, "status") {
+        None => Ok(None),
+        Some(Value::Array(list)) if list.is_empty() => Ok(None),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| as_int(v).ok_or_else(invalid))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(v) => as_int(v).map(|s| Some(vec![s])).ok_or_else(invalid),
+    }
+}
+
+fn status_matches(filter: &Option<Vec<i64>>, document: &Document, caller: &User) -> bool {
+    let Some(codes) = filter else {
+        return true;
+    };
+    codes.iter().any(|code| match *code {
+        api::FILTER_ALL => true,
+        api::FILTER_PENDING_WITH_ME => pending_with(document, &caller.email),
+        s => document.status == s,
+    })
+}
+
+/// One page of found documents, newest first: `{total, registro:[…]}`.
+fn search_page(
+    query: &HashMap<String, String>,
+    mut found: Vec<&Document>,
+) -> Result<Value, SimError> {
+    let page = page_param(query, api::Q_PAGE, 1, usize::MAX)?;
+    let page_size = page_param(query, api::Q_PAGE_SIZE, 10, 100)?;
     found.sort_by_key(|d| std::cmp::Reverse(d.id));
     let total = found.len();
     let registro: Vec<Value> = found
@@ -472,7 +475,64 @@ async fn search(
         .take(page_size)
         .map(|d| search_record_json(d))
         .collect();
-    Ok(ok(json!({"total": total, "registro": registro})))
+    Ok(json!({"total": total, "registro": registro}))
+}
+
+/// D4: the caller's documents (created by or addressed to them), or with
+/// `pesquisarEmTodaEmpresa` the company's; `email` keeps those the sender created; `status` a
+/// code or an array of codes; `nomeDocumento` only with the `search_by_name` feature.
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let user = caller_with(&state, &headers, Need::Query)?;
+    let body = parse_body(&body)?;
+    let whole_company = ci_bool(&body, "pesquisarEmTodaEmpresa", false);
+    let sender = ci_str(&body, "email").trim().to_string();
+    let status = status_filter(&body)?;
+    let inner = state.sim.inner.lock();
+    let name = if inner.features.search_by_name {
+        ci_str(&body, "nomeDocumento").trim().to_lowercase()
+    } else {
+        String::new()
+    };
+    let found: Vec<&Document> = inner
+        .company_documents(&user)
+        .filter(|d| {
+            whole_company
+                || d.created_by.eq_ignore_ascii_case(&user.email)
+                || is_recipient(d, &user.email)
+        })
+        .filter(|d| sender.is_empty() || d.created_by.eq_ignore_ascii_case(&sender))
+        .filter(|d| name.is_empty() || d.name.to_lowercase().contains(&name))
+        .filter(|d| status_matches(&status, d, &user))
+        .collect();
+    Ok(ok(search_page(&query, found)?))
+}
+
+/// The recipient search: the company's documents addressed to `destinatarioEmail` (default:
+/// the caller), filtered by `status` (a code or an array), paged like D4.
+async fn search_by_recipient(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let user = caller_with(&state, &headers, Need::Query)?;
+    let body = parse_body(&body)?;
+    let recipient = Some(ci_str(&body, "destinatarioEmail").trim().to_string())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| user.email.clone());
+    let status = status_filter(&body)?;
+    let inner = state.sim.inner.lock();
+    let found: Vec<&Document> = inner
+        .company_documents(&user)
+        .filter(|d| is_recipient(d, &recipient))
+        .filter(|d| status_matches(&status, d, &user))
+        .collect();
+    Ok(ok(search_page(&query, found)?))
 }
 
 async fn many_documents(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
@@ -747,6 +807,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(api::READ_V2, get(read))
         .route(api::READ_V1, get(read))
         .route(api::SEARCH, post(search))
+        .route(api::SEARCH_RECIPIENT, post(search_by_recipient))
         .route(api::MANY_DOCUMENTS, post(many_documents))
         .route(api::ADD_RECIPIENTS, post(add_recipients))
         .route(api::REMOVE_RECIPIENT, delete(remove_recipient))
@@ -770,6 +831,7 @@ pub(crate) const TEMPLATES: &[&str] = &[
     api::READ_V2,
     api::READ_V1,
     api::SEARCH,
+    api::SEARCH_RECIPIENT,
     api::MANY_DOCUMENTS,
     api::ADD_RECIPIENTS,
     api::REMOVE_RECIPIENT,

@@ -150,6 +150,32 @@ impl SimState {
         self.inner.lock().features.strict_signers = enabled;
     }
 
+    /// What cancel (D8) does from now on; documents cancelled before keep what they became.
+    pub fn set_cancel_model(&self, model: CancelModel) {
+        self.inner.lock().features.cancel_model = model;
+    }
+
+    /// Lets D4 filter by `nomeDocumento` (off by default: TAE most likely cannot).
+    pub fn set_search_by_name(&self, enabled: bool) {
+        self.inner.lock().features.search_by_name = enabled;
+    }
+
+    /// Sets TAE's clock to the host's plus `secs` (negative: behind). Shifts every timestamp
+    /// written from now on (`recCreatedOn`, `dataCriacao`, the token's `expirationDate`, …) and
+    /// the token expiry check, consistently.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.inner.lock().clock_offset_secs = secs;
+    }
+
+    pub fn clock_offset(&self) -> i64 {
+        self.inner.lock().clock_offset_secs
+    }
+
+    /// TAE's clock now (UTC, no zone): the host's plus the offset.
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        self.inner.lock().now()
+    }
+
     /// A recipient signs, validates or witnesses (by its `acao`); returns the document (portal
     /// JSON). Errors: 400 unknown document, 404 not a recipient, 409 not pending / already
     /// acted / not its turn in the workflow.
@@ -191,7 +217,8 @@ impl SimState {
     }
 
     /// Back to the seeded state: only the company and its admin, no documents, e-mails,
-    /// tokens or counters, no faults, every feature on, the RNG re-seeded.
+    /// tokens or counters, no faults, features on their defaults, the clock offset 0, the RNG
+    /// re-seeded.
     pub fn reset(&self) {
         let mut inner = self.inner.lock();
         let seed = inner.seed;

@@ -250,12 +250,15 @@ async fn d1_upload_returns_an_integer_id_of_a_draft(t: Target) {
     let id = t.upload(&token, "Contrato 145 - João Ávila").await;
     let data = t.read(&token, id).await;
     assert_eq!(data["status"], api::STATUS_DRAFT);
-    assert_eq!(data["nomeArquivo"], "contrato.pdf");
+    // `nomeArquivo` is the upload's NomeEnvelope (TAE-API.md: "What TAE keeps that the client
+    // chose"), not the file's own name.
+    assert_eq!(data["nomeArquivo"], "Contrato 145 - João Ávila");
     let size = common::sample_pdf("Contrato 145 - João Ávila").len();
     assert_eq!(data["tamanhoArquivo"], size as u64);
     if !t.is_live() {
         let doc = t.state().document(id).unwrap();
         assert_eq!(doc["name"], "Contrato 145 - João Ávila");
+        assert_eq!(doc["file_name"], "contrato.pdf");
         assert_eq!(
             doc["sha256"].as_str().unwrap(),
             tae_sim::state::sha256_hex(&common::sample_pdf("Contrato 145 - João Ávila"))
@@ -584,6 +587,10 @@ async fn strict_signers_must_confirm_their_account_first() {
 // ---------- D4 search ----------
 
 async fn d4_search_pages_and_filters(t: Target) {
+    if !t.is_live() {
+        // The by-name filter is a guess about TAE, off by default.
+        t.state().set_search_by_name(true);
+    }
     let token = t.token().await;
     let tag = format!("Busca {}", fastrand::u32(..));
     let mut ids = Vec::new();
@@ -630,7 +637,7 @@ async fn d4_search_pages_and_filters(t: Target) {
         )
         .await;
     assert_eq!(body["data"]["registro"][0]["id"], ids[0]);
-    // Status filter and recipient e-mail filter.
+    // Status filter, sender filter, and the recipient search.
     let (status, _) = t
         .post(
             api::PUBLISH_V1,
@@ -649,12 +656,30 @@ async fn d4_search_pages_and_filters(t: Target) {
     assert_eq!(body["data"]["total"], 1);
     let (_, body) = t
         .post(
+            api::SEARCH_RECIPIENT,
+            &token,
+            json!({"destinatarioEmail": "busca@example.com", "status": [0, 1]}),
+        )
+        .await;
+    assert_eq!(body["data"]["total"], 1, "{body}");
+    assert_eq!(body["data"]["registro"][0]["id"], ids[0]);
+    // `email` is the sender: the recipient's address finds nothing, the sender's finds all three.
+    let (_, body) = t
+        .post(
             api::SEARCH,
             &token,
             json!({"pesquisarEmTodaEmpresa": true, "email": "busca@example.com"}),
         )
         .await;
-    assert_eq!(body["data"]["registro"][0]["id"], ids[0]);
+    assert_eq!(body["data"]["total"], 0, "{body}");
+    let (_, body) = t
+        .post(
+            api::SEARCH,
+            &token,
+            json!({"pesquisarEmTodaEmpresa": true, "email": t.user, "nomeDocumento": tag}),
+        )
+        .await;
+    assert_eq!(body["data"]["total"], 3, "{body}");
 }
 
 async fn d4_search_refuses_a_bad_page_size(t: Target) {

@@ -8,7 +8,7 @@ impl Inner {
     pub(crate) fn upload(&mut self, caller: &User, name: String, files: Vec<StoredFile>) -> u64 {
         let id = self.next_document_id;
         self.next_document_id += 1;
-        let t = now();
+        let t = self.now();
         self.documents.insert(
             id,
             Document {
@@ -27,35 +27,40 @@ impl Inner {
                 rejection_reason: None,
                 rejected_by: None,
                 subject: None,
+                expires_on: None,
+                cancelled_at: None,
+                vanished: false,
             },
         );
         id
     }
 
-    /// A document of the caller's company.
+    /// A document of the caller's company that TAE still shows (not vanished by a cancel).
     pub(crate) fn document_for(&self, caller: &User, id: u64) -> SimResult<&Document> {
         self.documents
             .get(&id)
-            .filter(|d| d.company_id == caller.company_id)
+            .filter(|d| d.company_id == caller.company_id && !d.vanished)
             .ok_or_else(SimError::not_found)
     }
 
     pub(super) fn document_for_mut(&mut self, caller: &User, id: u64) -> SimResult<&mut Document> {
         self.documents
             .get_mut(&id)
-            .filter(|d| d.company_id == caller.company_id)
+            .filter(|d| d.company_id == caller.company_id && !d.vanished)
             .ok_or_else(SimError::not_found)
     }
 
+    /// The documents of the caller's company that TAE still shows.
     pub(crate) fn company_documents(&self, caller: &User) -> impl Iterator<Item = &Document> {
         let company = caller.company_id;
         self.documents
             .values()
-            .filter(move |d| d.company_id == company)
+            .filter(move |d| d.company_id == company && !d.vanished)
     }
 
     pub(crate) fn publish(&mut self, caller: &User, publication: Publication) -> SimResult<()> {
         Self::require(caller, Need::Publish)?;
+        let t = self.now();
         let document = self.document_for(caller, publication.document_id)?;
         if document.status != api::STATUS_DRAFT {
             return Err(SimError::bad_request(api::MSG_ALREADY_PUBLISHED));
@@ -99,7 +104,8 @@ impl Inner {
         document.use_workflow = publication.use_workflow;
         document.allow_reject = publication.allow_reject;
         document.subject = publication.subject;
-        document.modified_at = now();
+        document.expires_on = publication.expires_on;
+        document.modified_at = t;
         let (id, name) = (document.id, document.name.clone());
         let subject = document
             .subject
@@ -116,8 +122,11 @@ impl Inner {
         Ok(())
     }
 
+    /// D8, under the cancel model in force (see [`CancelModel`]).
     pub(crate) fn cancel(&mut self, caller: &User, id: u64) -> SimResult<()> {
         Self::require(caller, Need::Delete)?;
+        let model = self.features.cancel_model;
+        let t = self.now();
         let document = self.document_for_mut(caller, id)?;
         match document.status {
             api::STATUS_FINALISED => return Err(SimError::bad_request(api::MSG_FINALISED_CANCEL)),
@@ -125,9 +134,6 @@ impl Inner {
             _ => {}
         }
         let was_published = document.status != api::STATUS_DRAFT;
-        document.status = api::STATUS_CANCELLED;
-        document.modified_at = now();
-        let name = document.name.clone();
         let to: Vec<String> = if was_published {
             document
                 .recipients
@@ -138,6 +144,24 @@ impl Inner {
         } else {
             Vec::new()
         };
+        match model {
+            CancelModel::Cancelled => document.status = api::STATUS_CANCELLED,
+            CancelModel::Draft => {
+                document.status = api::STATUS_DRAFT;
+                document.recipients.clear();
+                document.observers.clear();
+                document.use_workflow = false;
+                document.rejection_reason = None;
+                document.rejected_by = None;
+            }
+            CancelModel::Vanish => {
+                document.status = api::STATUS_CANCELLED;
+                document.vanished = true;
+            }
+        }
+        document.cancelled_at = Some(t);
+        document.modified_at = t;
+        let name = document.name.clone();
         for email in to {
             self.send_email(
                 &email,

@@ -33,9 +33,18 @@ pub(crate) struct Inner {
     pub(crate) faults: FaultConfig,
     engine: FaultEngine,
     pub(crate) features: Features,
+    /// The sim clock's offset from the host's, in seconds (`/_sim/clock`).
+    pub(crate) clock_offset_secs: i64,
 }
 
 impl Inner {
+    /// TAE's clock: the host's UTC plus the sim clock offset. Every timestamp the stand-in
+    /// writes (`recCreatedOn`, `dataCriacao`, `expirationDate`, e-mails, acts) and every token
+    /// expiry check use it.
+    pub(crate) fn now(&self) -> NaiveDateTime {
+        now() + chrono::TimeDelta::seconds(self.clock_offset_secs)
+    }
+
     pub(crate) fn new(seed: u64, faults: FaultConfig) -> Self {
         let mut inner = Inner {
             seed,
@@ -50,8 +59,10 @@ impl Inner {
             engine: FaultEngine::new(seed),
             faults,
             features: Features::default(),
+            clock_offset_secs: 0,
         };
         let company = inner.company_id(COMPANY_NAME);
+        let created_at = tae_time(inner.now());
         inner.users.push(User {
             id: 1,
             email: ADMIN_EMAIL.to_string(),
@@ -63,7 +74,7 @@ impl Inner {
             company: COMPANY_NAME.to_string(),
             company_id: company,
             password: Some(ADMIN_PASSWORD.to_string()),
-            created_at: tae_time(now()),
+            created_at,
         });
         inner
     }
@@ -98,7 +109,7 @@ impl Inner {
             kind: kind.to_string(),
             subject,
             document_id,
-            at: tae_time(now()),
+            at: tae_time(self.now()),
         });
     }
 
@@ -114,7 +125,7 @@ impl Inner {
         }
         let email = user.email.clone();
         let ttl = self.faults.token_ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS);
-        let expires_at = now() + Duration::from_secs(ttl);
+        let expires_at = self.now() + Duration::from_secs(ttl);
         let token: String = (0..48)
             .map(|_| {
                 let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -133,7 +144,7 @@ impl Inner {
     pub(crate) fn authenticate(&self, token: Option<&str>) -> SimResult<User> {
         let token = token.ok_or_else(SimError::unauthorized)?;
         let entry = self.tokens.get(token).ok_or_else(SimError::unauthorized)?;
-        if entry.expires_at <= now() {
+        if entry.expires_at <= self.now() {
             return Err(SimError::unauthorized());
         }
         self.user(&entry.email)
@@ -143,7 +154,7 @@ impl Inner {
 
     /// Every token issued so far becomes expired.
     pub(crate) fn expire_tokens(&mut self) {
-        let past = now() - Duration::from_secs(1);
+        let past = self.now() - Duration::from_secs(1);
         for token in self.tokens.values_mut() {
             token.expires_at = past;
         }

@@ -63,6 +63,7 @@ impl Inner {
         id: u64,
         new: Vec<NewRecipient>,
     ) -> SimResult<()> {
+        let t = self.now();
         Self::require(caller, Need::Publish)?;
         let document = self.document_for(caller, id)?;
         if !matches!(
@@ -100,7 +101,7 @@ impl Inner {
             .unwrap_or_else(|| format!("Documento para assinatura: {}", document.name));
         let to: Vec<String> = added.iter().map(|r| r.email.clone()).collect();
         document.recipients.extend(added);
-        document.modified_at = now();
+        document.modified_at = t;
         for email in to {
             self.send_email(&email, "signature_request", subject.clone(), Some(id));
         }
@@ -113,6 +114,7 @@ impl Inner {
         id: u64,
         email: &str,
     ) -> SimResult<()> {
+        let t = self.now();
         Self::require(caller, Need::Publish)?;
         let document = self.document_for_mut(caller, id)?;
         if !matches!(
@@ -140,7 +142,7 @@ impl Inner {
             ));
         }
         let removed = document.recipients.remove(index);
-        document.modified_at = now();
+        document.modified_at = t;
         let name = document.name.clone();
         Self::settle(document);
         self.send_email(
@@ -196,6 +198,7 @@ impl Inner {
 
     /// The portal: a recipient signs, validates or witnesses (by its `acao`).
     pub(crate) fn act(&mut self, id: u64, email: &str) -> SimResult<Document> {
+        let t = self.now();
         if self.features.strict_signers {
             let needs_account = self
                 .documents
@@ -252,7 +255,6 @@ impl Inner {
             api::ACAO_WITNESS => RecipientState::Witnessed,
             _ => RecipientState::Signed,
         };
-        let t = now();
         recipient.acted_at = Some(t);
         document.modified_at = t;
         Self::settle(document);
@@ -275,6 +277,7 @@ impl Inner {
 
     /// The portal: a recipient rejects the document with a reason.
     pub(crate) fn reject(&mut self, id: u64, email: &str, reason: &str) -> SimResult<Document> {
+        let t = self.now();
         let document = self.pending_document_mut(id)?;
         if !document.allow_reject {
             return Err(SimError {
@@ -300,7 +303,6 @@ impl Inner {
             });
         }
         recipient.state = RecipientState::Rejected;
-        let t = now();
         recipient.acted_at = Some(t);
         document.status = api::STATUS_REJECTED;
         document.rejection_reason = Some(reason.trim().to_string());

@@ -36,7 +36,7 @@ impl Inner {
             company: company_name,
             company_id,
             password: new.password.filter(|p| !p.is_empty()),
-            created_at: tae_time(now()),
+            created_at: tae_time(self.now()),
         };
         self.users.push(user.clone());
         Ok(user)
