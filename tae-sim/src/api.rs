@@ -109,6 +109,8 @@ pub const MSG_ALREADY_CANCELLED: &str = "Documento já cancelado.";
 pub const MSG_TOO_MANY_IDS: &str = "Informe no máximo 1000 documentos por consulta.";
 pub const MSG_RATE_LIMITED: &str = "Muitas requisições. Tente novamente em instantes.";
 pub const MSG_INTERNAL: &str = "Erro interno do servidor.";
+/// The hostile `success_false` answer (a 200 that says it failed).
+pub const MSG_PROCESSING_FAILED: &str = "Não foi possível processar a solicitação.";
 
 /// The permission message of a route: `Usuário sem permissão para <ação>.`
 pub fn msg_forbidden(action: &str) -> String {

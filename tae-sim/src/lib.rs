@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod faults;
+mod hostile;
 mod model;
 mod pdf;
 mod portal;
@@ -20,7 +21,7 @@ mod server;
 pub mod state;
 mod store;
 
-pub use faults::{DropMode, FaultConfig, Latency, RateLimit, RateMap};
+pub use faults::{DropMode, FaultConfig, Hostile, HostileConfig, Latency, RateLimit, RateMap};
 pub use server::{SimOptions, SimServer};
 pub use state::{
     CancelModel, Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User,

@@ -105,6 +105,7 @@ fn faults(args: &Args) -> Result<FaultConfig, String> {
         drop_rate: args.drop_rate.map(RateMap::all).unwrap_or_default(),
         drop_mode,
         token_ttl_secs: args.token_ttl_secs,
+        ..FaultConfig::default()
     })
 }
 

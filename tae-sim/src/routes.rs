@@ -774,6 +774,10 @@ async fn apply_faults(
         );
         return (Some("5xx"), response);
     }
+    if let Some(mode) = decision.hostile {
+        let response = crate::hostile::answer(state, mode, template, request, next).await;
+        return (Some(mode.name()), response);
+    }
     let mut fault = None;
     if let Some(hang_ms) = decision.hang_ms {
         fault = Some("hang");
