@@ -1,5 +1,5 @@
 //! Every path, field name, enum value and message of the TAE REST API that the stand-in serves,
-//! in one place (`/work/shared/TAE-API.md`). A correction to the API description is a one-line
+//! in one place (as the TAE API description, TAE-API.md, gives them). A correction to the API description is a one-line
 //! change here. Route constants are axum route templates; they are also the keys of the request
 //! counters (`"<METHOD> <template>"`).
 
@@ -38,6 +38,29 @@ pub const REMOVE_RECIPIENT: &str = "/signintegration/v2/Publicacoes/destinatario
 pub const CANCEL: &str = "/documents/v1/publicacoes/{id}/cancelar";
 /// D9: download (`tipoDownload` 1..=4).
 pub const DOWNLOAD: &str = "/documents/v1/publicacoes/{id}/download";
+
+/// Every TAE route the stand-in serves, as `(method, template)`: the router serves exactly these
+/// (a unit test in `routes.rs` checks it), and the case-insensitive path matching reads them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", LOGIN_V3),
+    ("POST", LOGIN_V2),
+    ("POST", LOGIN_API),
+    ("GET", PROFILE),
+    ("POST", REGISTER),
+    ("GET", USER_EMAIL_LIST),
+    ("POST", UPLOAD),
+    ("POST", PUBLISH_V1),
+    ("POST", PUBLISH_V2),
+    ("GET", READ_V2),
+    ("GET", READ_V1),
+    ("POST", SEARCH),
+    ("POST", SEARCH_RECIPIENT),
+    ("POST", MANY_DOCUMENTS),
+    ("POST", ADD_RECIPIENTS),
+    ("DELETE", REMOVE_RECIPIENT),
+    ("POST", CANCEL),
+    ("GET", DOWNLOAD),
+];
 
 /// D5 accepts at most this many ids per call.
 pub const MANY_IDS_MAX: usize = 1000;

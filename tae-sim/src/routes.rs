@@ -11,7 +11,7 @@ use axum::extract::{MatchedPath, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -796,49 +796,83 @@ async fn apply_faults(
     }
 }
 
-/// Unauthenticated identity routes answer 401 in their own envelope; the others in theirs.
+/// The handler of one route of [`api::ROUTES`].
+fn handler(template: &str) -> MethodRouter<AppState> {
+    match template {
+        api::LOGIN_V3 | api::LOGIN_V2 | api::LOGIN_API => post(login),
+        api::PROFILE => get(profile),
+        api::REGISTER => post(register),
+        api::USER_EMAIL_LIST => get(email_list),
+        api::UPLOAD => post(upload),
+        api::PUBLISH_V1 | api::PUBLISH_V2 => post(publish),
+        api::READ_V2 | api::READ_V1 => get(read),
+        api::SEARCH => post(search),
+        api::SEARCH_RECIPIENT => post(search_by_recipient),
+        api::MANY_DOCUMENTS => post(many_documents),
+        api::ADD_RECIPIENTS => post(add_recipients),
+        api::REMOVE_RECIPIENT => delete(remove_recipient),
+        api::CANCEL => post(cancel),
+        api::DOWNLOAD => get(download),
+        other => panic!("tae-sim: no handler for the listed route {other}"),
+    }
+}
+
+/// The TAE routes: exactly those of [`api::ROUTES`]. Unauthenticated identity routes answer 401
+/// in their own envelope; the others in theirs.
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route(api::LOGIN_V3, post(login))
-        .route(api::LOGIN_V2, post(login))
-        .route(api::LOGIN_API, post(login))
-        .route(api::PROFILE, get(profile))
-        .route(api::REGISTER, post(register))
-        .route(api::USER_EMAIL_LIST, get(email_list))
-        .route(api::UPLOAD, post(upload))
-        .route(api::PUBLISH_V1, post(publish))
-        .route(api::PUBLISH_V2, post(publish))
-        .route(api::READ_V2, get(read))
-        .route(api::READ_V1, get(read))
-        .route(api::SEARCH, post(search))
-        .route(api::SEARCH_RECIPIENT, post(search_by_recipient))
-        .route(api::MANY_DOCUMENTS, post(many_documents))
-        .route(api::ADD_RECIPIENTS, post(add_recipients))
-        .route(api::REMOVE_RECIPIENT, delete(remove_recipient))
-        .route(api::CANCEL, post(cancel))
-        .route(api::DOWNLOAD, get(download))
+    api::ROUTES
+        .iter()
+        .fold(Router::new(), |router, (_, template)| {
+            router.route(template, handler(template))
+        })
         .route_layer(middleware::from_fn_with_state(state.clone(), faults_layer))
         .with_state(state)
 }
 
-/// Every route template, for case-insensitive path matching.
-pub(crate) const TEMPLATES: &[&str] = &[
-    api::LOGIN_V3,
-    api::LOGIN_V2,
-    api::LOGIN_API,
-    api::PROFILE,
-    api::REGISTER,
-    api::USER_EMAIL_LIST,
-    api::UPLOAD,
-    api::PUBLISH_V1,
-    api::PUBLISH_V2,
-    api::READ_V2,
-    api::READ_V1,
-    api::SEARCH,
-    api::SEARCH_RECIPIENT,
-    api::MANY_DOCUMENTS,
-    api::ADD_RECIPIENTS,
-    api::REMOVE_RECIPIENT,
-    api::CANCEL,
-    api::DOWNLOAD,
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+    use tower_service::Service;
+
+    /// Every listed route answers on its method (never 404 or 405) and only on it (405).
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_listed_routes_on_their_methods() {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let state = AppState {
+            sim: SimState::new(0, crate::faults::FaultConfig::default(), rx),
+            options: RouteOptions {
+                max_upload_bytes: 1024,
+                log_requests: false,
+            },
+        };
+        let mut router = router(state);
+        for (method, template) in api::ROUTES {
+            let path = template.replace("{id}", "1");
+            for other in ["GET", "POST", "DELETE", "PUT"] {
+                let request = axum::http::Request::builder()
+                    .method(Method::from_bytes(other.as_bytes()).unwrap())
+                    .uri(&path)
+                    .body(Body::empty())
+                    .unwrap();
+                let status = router.call(request).await.unwrap().status();
+                if other == *method {
+                    assert!(
+                        status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                        "{method} {template}: {status}"
+                    );
+                } else {
+                    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{other} {template}");
+                }
+            }
+        }
+        let request = axum::http::Request::builder()
+            .uri("/documents/v9/nada")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            router.call(request).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}

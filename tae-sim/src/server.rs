@@ -293,7 +293,7 @@ fn canonical_uri(uri: &Uri) -> Option<Uri> {
     let segments: Vec<&str> = path.split('/').collect();
     // A literal segment wins over a `{param}` (as in the router): `…/publicacoes/PESQUISAS` is
     // the search, not a read of document "PESQUISAS".
-    let mut templates: Vec<&str> = routes::TEMPLATES.to_vec();
+    let mut templates: Vec<&str> = crate::api::ROUTES.iter().map(|(_, t)| *t).collect();
     templates.sort_by_key(|t| t.matches('{').count());
     let canonical = templates.iter().find_map(|template| {
         let parts: Vec<&str> = template.split('/').collect();
