@@ -1,6 +1,6 @@
 //! Every path, field name, enum value and message of the TAE REST API that the stand-in serves,
-//! in one place (as the TAE API description, TAE-API.md, gives them). A correction to the API description is a one-line
-//! change here. Route constants are axum route templates; they are also the keys of the request
+//! in one place (as the TAE API description, TAE-API.md, gives them). A correction to the API
+//! description is a one-line change here. Route constants are axum route templates; they are also the keys of the request
 //! counters (`"<METHOD> <template>"`).
 
 // --- Authentication and users (identity envelope) ---

@@ -5,7 +5,9 @@ use clap::Parser;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use tae_sim::{DropMode, FaultConfig, Latency, RateLimit, RateMap, SimOptions, SimServer};
+use tae_sim::{
+    CancelModel, DropMode, FaultConfig, Latency, RateLimit, RateMap, SimOptions, SimServer,
+};
 
 /// A stand-in for the TOTVS Assinatura Eletrônica (TAE) REST API, with the portal's side under
 /// /_sim/ and fault injection.
@@ -72,6 +74,12 @@ struct Args {
     /// TAE's clock ahead of (positive) or behind (negative) the host's, in seconds.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     clock_offset_secs: i64,
+    /// What cancel does: cancelled (status 7) | draft (back to 5) | vanish (not found).
+    #[arg(long, default_value = "cancelled")]
+    cancel_model: String,
+    /// Let D4 filter by nomeDocumento (off by default: TAE most likely cannot).
+    #[arg(long)]
+    search_by_name: bool,
 }
 
 fn faults(args: &Args) -> Result<FaultConfig, String> {
@@ -109,8 +117,20 @@ fn faults(args: &Args) -> Result<FaultConfig, String> {
     })
 }
 
+fn cancel_model(value: &str) -> Result<CancelModel, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|_| format!("--cancel-model: unknown value {value} (cancelled, draft, vanish)"))
+}
+
 fn main() {
     let args = Args::parse();
+    let cancel_model = match cancel_model(&args.cancel_model) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tae-sim: {e}");
+            std::process::exit(2);
+        }
+    };
     let faults = match faults(&args) {
         Ok(f) => f,
         Err(e) => {
@@ -135,6 +155,8 @@ fn main() {
             std::process::exit(1);
         }
     };
+    server.state().set_cancel_model(cancel_model);
+    server.state().set_search_by_name(args.search_by_name);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.base_url());
     let _ = writeln!(
