@@ -310,6 +310,11 @@ pub struct Features {
     /// D4 filters by `nomeDocumento` (substring). TAE most likely cannot filter by name, so this
     /// is off by default: the field is then ignored, as an unknown field would be.
     pub search_by_name: bool,
+    /// Answers carry the stand-in's extras beyond TAE-API.md: D3/D5 `nomeDocumento`,
+    /// `criadoPor`, `pendentes[].nome`; search records' `nomeDocumento`, `recCreatedOn`,
+    /// `recModifiedOn`, `criadoPor`. On by default (the plugin still reads some); a client that
+    /// passes its tests with it off depends only on what TAE is known to send.
+    pub sim_extras: bool,
 }
 
 impl Default for Features {
@@ -319,6 +324,7 @@ impl Default for Features {
             strict_signers: false,
             cancel_model: CancelModel::Cancelled,
             search_by_name: false,
+            sim_extras: true,
         }
     }
 }

@@ -209,6 +209,7 @@ struct FeaturesBody {
     strict_signers: Option<bool>,
     cancel_model: Option<CancelModel>,
     search_by_name: Option<bool>,
+    sim_extras: Option<bool>,
 }
 
 async fn set_features(
@@ -228,6 +229,9 @@ async fn set_features(
             }
             if let Some(enabled) = b.search_by_name {
                 sim.set_search_by_name(enabled);
+            }
+            if let Some(enabled) = b.sim_extras {
+                sim.set_sim_extras(enabled);
             }
             let features: Features = sim.features();
             Json(features).into_response()

@@ -5,8 +5,30 @@ use crate::api;
 use crate::model::*;
 use serde_json::{json, Value};
 
-/// The TAE shape of a document (D3 and D5 `data`).
+/// The TAE shape of a document (D3 and D5 `data`), with the stand-in's extras.
 pub fn document_json(document: &Document) -> Value {
+    document_json_with(document, true)
+}
+
+/// The TAE shape of a document; `extras` adds what the stand-in sends beyond TAE-API.md
+/// (`nomeDocumento`, `criadoPor`, `pendentes[].nome`), see the `sim_extras` feature.
+pub fn document_json_with(document: &Document, extras: bool) -> Value {
+    let mut value = document_json_all(document);
+    if !extras {
+        if let Some(map) = value.as_object_mut() {
+            map.remove("nomeDocumento");
+            map.remove("criadoPor");
+        }
+        if let Some(list) = value["pendentes"].as_array_mut() {
+            for p in list.iter_mut().filter_map(Value::as_object_mut) {
+                p.remove("nome");
+            }
+        }
+    }
+    value
+}
+
+fn document_json_all(document: &Document) -> Value {
     let first = document.files.first();
     let assinantes: Vec<Value> = document
         .recipients
@@ -97,9 +119,21 @@ pub fn profile_json(user: &User) -> Value {
 }
 
 /// One record of a search page (D4 and the recipient search): `{id, nomeArquivo, status,
-/// dataCriacao, dataExpiracao, dataUltimaAlteracao, autor:{email}}` as TAE sends them, plus the
-/// stand-in's older extras `nomeDocumento`, `recCreatedOn`, `recModifiedOn`, `criadoPor`.
-pub fn search_record_json(d: &Document) -> Value {
+/// dataCriacao, dataExpiracao, dataUltimaAlteracao, autor:{email}}` as TAE sends them; with
+/// `extras`, also the stand-in's older `nomeDocumento`, `recCreatedOn`, `recModifiedOn`,
+/// `criadoPor`.
+pub fn search_record_json(d: &Document, extras: bool) -> Value {
+    if !extras {
+        return json!({
+            "id": d.id,
+            "nomeArquivo": d.name,
+            "status": d.status,
+            "dataCriacao": tae_time(d.created_at),
+            "dataExpiracao": d.expires_on,
+            "dataUltimaAlteracao": tae_time(d.modified_at),
+            "autor": {"email": d.created_by},
+        });
+    }
     json!({
         "id": d.id,
         "nomeArquivo": d.name,

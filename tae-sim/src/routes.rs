@@ -2,7 +2,7 @@
 
 use crate::api;
 use crate::pdf::{self, ManifestLine};
-use crate::render::{document_json, profile_json, search_record_json};
+use crate::render::{document_json_with, profile_json, search_record_json};
 use crate::state::{
     Document, Inner, Need, NewRecipient, Publication, SimError, SimState, StoredFile, User,
 };
@@ -395,7 +395,11 @@ async fn read(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<
     let user = caller_with(&state, &headers, Need::Query)?;
     let id = document_id(&id)?;
     let inner = state.sim.inner.lock();
-    Ok(ok(document_json(inner.document_for(&user, id)?)))
+    let extras = inner.features.sim_extras;
+    Ok(ok(document_json_with(
+        inner.document_for(&user, id)?,
+        extras,
+    )))
 }
 
 fn page_param(
@@ -464,6 +468,7 @@ fn status_matches(filter: &Option<Vec<i64>>, document: &Document, caller: &User)
 fn search_page(
     query: &HashMap<String, String>,
     mut found: Vec<&Document>,
+    extras: bool,
 ) -> Result<Value, SimError> {
     let page = page_param(query, api::Q_PAGE, 1, usize::MAX)?;
     let page_size = page_param(query, api::Q_PAGE_SIZE, 10, 100)?;
@@ -473,7 +478,7 @@ fn search_page(
         .iter()
         .skip((page - 1).saturating_mul(page_size))
         .take(page_size)
-        .map(|d| search_record_json(d))
+        .map(|d| search_record_json(d, extras))
         .collect();
     Ok(json!({"total": total, "registro": registro}))
 }
@@ -509,7 +514,7 @@ async fn search(
         .filter(|d| name.is_empty() || d.name.to_lowercase().contains(&name))
         .filter(|d| status_matches(&status, d, &user))
         .collect();
-    Ok(ok(search_page(&query, found)?))
+    Ok(ok(search_page(&query, found, inner.features.sim_extras)?))
 }
 
 /// The recipient search: the company's documents addressed to `destinatarioEmail` (default:
@@ -532,7 +537,7 @@ async fn search_by_recipient(
         .filter(|d| is_recipient(d, &recipient))
         .filter(|d| status_matches(&status, d, &user))
         .collect();
-    Ok(ok(search_page(&query, found)?))
+    Ok(ok(search_page(&query, found, inner.features.sim_extras)?))
 }
 
 async fn many_documents(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
@@ -559,7 +564,10 @@ async fn many_documents(State(state): State<AppState>, headers: HeaderMap, body:
     Ok(ok(Value::Array(
         ids.into_iter()
             .filter(|id| seen.insert(*id))
-            .filter_map(|id| inner.document_for(&user, id).ok().map(document_json))
+            .filter_map(|id| {
+                let document = inner.document_for(&user, id).ok()?;
+                Some(document_json_with(document, inner.features.sim_extras))
+            })
             .collect(),
     )))
 }

@@ -160,6 +160,11 @@ impl SimState {
         self.inner.lock().features.search_by_name = enabled;
     }
 
+    /// Adds (or not) the stand-in's extra fields to D3, D5 and search records.
+    pub fn set_sim_extras(&self, enabled: bool) {
+        self.inner.lock().features.sim_extras = enabled;
+    }
+
     /// Sets TAE's clock to the host's plus `secs` (negative: behind). Shifts every timestamp
     /// written from now on (`recCreatedOn`, `dataCriacao`, the token's `expirationDate`, …) and
     /// the token expiry check, consistently.

@@ -547,3 +547,63 @@ async fn token_expiry_follows_the_sim_clock() {
     assert!((895..=901).contains(&ahead), "expires in {ahead} s");
     assert_eq!(t.get(api::PROFILE, fresh).await.0, StatusCode::OK);
 }
+
+fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn sim_extras_off_leaves_only_what_tae_is_known_to_send() {
+    let t = Target::new();
+    let token = t.token().await;
+    let id = t.publish(&token, "Só o TAE", &[("m@example.com", 0)]).await;
+    assert!(t.state().features().sim_extras, "on by default");
+    let with = t.read(&token, id).await;
+    assert!(with.get("nomeDocumento").is_some() && with.get("criadoPor").is_some());
+    let features = set_features(&t, json!({"sim_extras": false})).await;
+    assert_eq!(features["sim_extras"], false);
+    let data = t.read(&token, id).await;
+    assert_eq!(
+        keys(&data),
+        [
+            "assinantes",
+            "id",
+            "motivoRejeicao",
+            "nomeArquivo",
+            "pendentes",
+            "recCreatedOn",
+            "recModifiedOn",
+            "status",
+            "tamanhoArquivo"
+        ]
+    );
+    assert_eq!(keys(&data["pendentes"][0]), ["acao", "email"]);
+    let (_, many) = t.post(api::MANY_DOCUMENTS, &token, json!([id])).await;
+    assert_eq!(many["data"][0], data);
+    let body = search(&t, &token, (1, 10), json!({})).await;
+    let expected = [
+        "autor",
+        "dataCriacao",
+        "dataExpiracao",
+        "dataUltimaAlteracao",
+        "id",
+        "nomeArquivo",
+        "status",
+    ];
+    assert_eq!(keys(&records(&body)[0]), expected);
+    let (_, body) = t
+        .post(
+            api::SEARCH_RECIPIENT,
+            &token,
+            json!({"destinatarioEmail": "m@example.com"}),
+        )
+        .await;
+    assert_eq!(keys(&records(&body)[0]), expected);
+}
