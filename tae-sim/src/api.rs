@@ -1,6 +1,6 @@
 //! Every path, field name, enum value and message of the TAE REST API that the stand-in serves,
-//! in one place (`/work/shared/TAE-API.md`). A correction to the API description is a one-line
-//! change here. Route constants are axum route templates; they are also the keys of the request
+//! in one place (as the TAE API description, TAE-API.md, gives them). A correction to the API
+//! description is a one-line change here. Route constants are axum route templates; they are also the keys of the request
 //! counters (`"<METHOD> <template>"`).
 
 // --- Authentication and users (identity envelope) ---
@@ -26,6 +26,8 @@ pub const READ_V2: &str = "/documents/v2/publicacoes/{id}";
 pub const READ_V1: &str = "/documents/v1/publicacoes/{id}";
 /// D4: search (`PaginaAtual`, `TamanhoPagina`).
 pub const SEARCH: &str = "/documents/v1/publicacoes/pesquisas";
+/// The recipient search (`destinatarioEmail`, `status` array; paged like D4).
+pub const SEARCH_RECIPIENT: &str = "/documents/v1/publicacoes/pesquisas/destinatario";
 /// D5: many documents by id.
 pub const MANY_DOCUMENTS: &str = "/signintegration/v2/Publicacoes/documentos-empresa";
 /// D6: add recipients.
@@ -36,6 +38,29 @@ pub const REMOVE_RECIPIENT: &str = "/signintegration/v2/Publicacoes/destinatario
 pub const CANCEL: &str = "/documents/v1/publicacoes/{id}/cancelar";
 /// D9: download (`tipoDownload` 1..=4).
 pub const DOWNLOAD: &str = "/documents/v1/publicacoes/{id}/download";
+
+/// Every TAE route the stand-in serves, as `(method, template)`: the router serves exactly these
+/// (a unit test in `routes.rs` checks it), and the case-insensitive path matching reads them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", LOGIN_V3),
+    ("POST", LOGIN_V2),
+    ("POST", LOGIN_API),
+    ("GET", PROFILE),
+    ("POST", REGISTER),
+    ("GET", USER_EMAIL_LIST),
+    ("POST", UPLOAD),
+    ("POST", PUBLISH_V1),
+    ("POST", PUBLISH_V2),
+    ("GET", READ_V2),
+    ("GET", READ_V1),
+    ("POST", SEARCH),
+    ("POST", SEARCH_RECIPIENT),
+    ("POST", MANY_DOCUMENTS),
+    ("POST", ADD_RECIPIENTS),
+    ("DELETE", REMOVE_RECIPIENT),
+    ("POST", CANCEL),
+    ("GET", DOWNLOAD),
+];
 
 /// D5 accepts at most this many ids per call.
 pub const MANY_IDS_MAX: usize = 1000;
@@ -107,6 +132,8 @@ pub const MSG_ALREADY_CANCELLED: &str = "Documento já cancelado.";
 pub const MSG_TOO_MANY_IDS: &str = "Informe no máximo 1000 documentos por consulta.";
 pub const MSG_RATE_LIMITED: &str = "Muitas requisições. Tente novamente em instantes.";
 pub const MSG_INTERNAL: &str = "Erro interno do servidor.";
+/// The hostile `success_false` answer (a 200 that says it failed).
+pub const MSG_PROCESSING_FAILED: &str = "Não foi possível processar a solicitação.";
 
 /// The permission message of a route: `Usuário sem permissão para <ação>.`
 pub fn msg_forbidden(action: &str) -> String {

@@ -1,5 +1,7 @@
 //! Fault injection for the TAE routes (never for `/_sim/`): latency, 5xx, 429 bursts with
-//! `Retry-After`, hangs, dropped connections and short token lifetimes. Every decision is drawn
+//! `Retry-After`, hangs, dropped connections, short token lifetimes, and hostile answers
+//! (truncated JSON, wrong types, missing fields, an HTML page, a huge body, a slow drip, a
+//! redirect, a gzip bomb, a 200 with `success: false`). Every decision is drawn
 //! from one seeded RNG stepped a fixed number of times per request, so a given seed and request
 //! order always produce the same faults.
 
@@ -103,6 +105,105 @@ pub enum DropMode {
     Random,
 }
 
+/// A hostile answer: what a broken TAE, or a proxy in front of it, sends instead of the normal
+/// answer. In JSON, snake_case (`"truncated_json"`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hostile {
+    /// The request takes effect; the answer's JSON is cut in half (a complete HTTP message).
+    TruncatedJson,
+    /// The request takes effect; every leaf of the answer's `data` has the wrong JSON type
+    /// (number → boolean, string → number, boolean → string, array → object by index).
+    WrongTypes,
+    /// The request takes effect; the answer has no `data`, or with `hostile.fields` set, every
+    /// property of those names under `data` is gone.
+    MissingFields,
+    /// Nothing happens; 200 with an HTML error page (`text/html`).
+    HtmlError,
+    /// The request takes effect; the answer's JSON grows to `hostile.body_bytes` (default
+    /// 10 MiB) with an extra string property `preenchimento`.
+    HugeBody,
+    /// The request takes effect; the answer comes a byte every `hostile.drip_ms` (default
+    /// 1000 ms), its `Content-Length` announced up front.
+    SlowDrip,
+    /// Nothing happens; 302 to the same path and query on `hostile.redirect_to` (default
+    /// `http://tae-sim-redirect.invalid`).
+    Redirect,
+    /// Nothing happens; 200 `Content-Encoding: gzip` whose expansion is `hostile.bomb_bytes`
+    /// (default 1 GiB) of JSON (`{"success":true,"data":"AAAA…"}`).
+    GzipBomb,
+    /// Nothing happens; 200 with the route's envelope saying `success: false` (identity routes:
+    /// `succeeded: false`), "Não foi possível processar a solicitação.".
+    SuccessFalse,
+}
+
+impl Hostile {
+    /// The snake_case name (as in JSON and in the request log).
+    pub fn name(self) -> &'static str {
+        match self {
+            Hostile::TruncatedJson => "truncated_json",
+            Hostile::WrongTypes => "wrong_types",
+            Hostile::MissingFields => "missing_fields",
+            Hostile::HtmlError => "html_error",
+            Hostile::HugeBody => "huge_body",
+            Hostile::SlowDrip => "slow_drip",
+            Hostile::Redirect => "redirect",
+            Hostile::GzipBomb => "gzip_bomb",
+            Hostile::SuccessFalse => "success_false",
+        }
+    }
+
+    /// Whether the request is processed (takes effect) before the hostile answer is sent.
+    pub fn takes_effect(self) -> bool {
+        matches!(
+            self,
+            Hostile::TruncatedJson
+                | Hostile::WrongTypes
+                | Hostile::MissingFields
+                | Hostile::HugeBody
+                | Hostile::SlowDrip
+        )
+    }
+}
+
+/// Hostile answers: which routes get which, and their parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostileConfig {
+    /// Route key (`"<METHOD> <template>"`, `"<template>"` or `"*"`, as for rates) → the answer.
+    pub routes: BTreeMap<String, Hostile>,
+    /// Probability that a request of such a route gets it (default 1: every one), drawn from
+    /// the seeded RNG.
+    pub rate: Option<f64>,
+    /// `missing_fields`: the property names to remove under `data` (empty: `data` itself).
+    pub fields: Vec<String>,
+    /// `huge_body`: the body's size (default 10 MiB).
+    pub body_bytes: Option<usize>,
+    /// `slow_drip`: milliseconds between two bytes (default 1000).
+    pub drip_ms: Option<u64>,
+    /// `redirect`: the other host's origin, e.g. `http://127.0.0.1:9` (default
+    /// `http://tae-sim-redirect.invalid`).
+    pub redirect_to: Option<String>,
+    /// `gzip_bomb`: the size the body expands to (default 1 GiB).
+    pub bomb_bytes: Option<u64>,
+}
+
+impl HostileConfig {
+    pub const DEFAULT_BODY_BYTES: usize = 10 * 1024 * 1024;
+    pub const DEFAULT_DRIP_MS: u64 = 1000;
+    pub const DEFAULT_REDIRECT_TO: &'static str = "http://tae-sim-redirect.invalid";
+    pub const DEFAULT_BOMB_BYTES: u64 = 1 << 30;
+
+    /// The hostile answer of one route: `"<METHOD> <template>"`, else `"<template>"`, else `"*"`.
+    pub fn mode_for(&self, method: &str, template: &str) -> Option<Hostile> {
+        self.routes
+            .get(&format!("{method} {template}"))
+            .or_else(|| self.routes.get(template))
+            .or_else(|| self.routes.get("*"))
+            .copied()
+    }
+}
+
 /// The whole fault configuration (`GET`/`PUT /_sim/faults`). Every field is optional in JSON;
 /// the default injects nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +227,8 @@ pub struct FaultConfig {
     pub drop_mode: DropMode,
     /// Lifetime of tokens issued from now on (default 12 h).
     pub token_ttl_secs: Option<u64>,
+    /// Hostile answers per route.
+    pub hostile: HostileConfig,
 }
 
 impl FaultConfig {
@@ -152,6 +255,8 @@ pub struct FaultDecision {
     pub hang_ms: Option<u64>,
     /// Close the connection; `true` = after processing the request.
     pub drop_after: Option<bool>,
+    /// Answer this hostile answer.
+    pub hostile: Option<Hostile>,
 }
 
 /// The seeded RNG and the 429 burst in progress.
@@ -205,6 +310,12 @@ impl FaultEngine {
             let statuses = config.statuses();
             decision.error_status = Some(statuses[(pick as usize) % statuses.len()]);
             return decision;
+        }
+        if let Some(mode) = config.hostile.mode_for(method, template) {
+            if draws[5] < config.hostile.rate.unwrap_or(1.0).clamp(0.0, 1.0) {
+                decision.hostile = Some(mode);
+                return decision;
+            }
         }
         if draws[2] < config.hang_rate.rate_for(method, template) {
             decision.hang_ms = Some(config.hang_ms.unwrap_or(FaultConfig::DEFAULT_HANG_MS));
@@ -283,13 +394,64 @@ mod tests {
     }
 
     #[test]
+    fn hostile_answers_per_route_with_a_seeded_rate() {
+        let config: FaultConfig = serde_json::from_str(
+            r#"{"hostile": {"routes": {"GET /a": "truncated_json", "/b": "gzip_bomb", "*": "html_error"}}}"#,
+        )
+        .unwrap();
+        let mut engine = FaultEngine::new(3);
+        assert_eq!(
+            engine.decide(&config, "GET", "/a").hostile,
+            Some(Hostile::TruncatedJson)
+        );
+        assert_eq!(
+            engine.decide(&config, "POST", "/b").hostile,
+            Some(Hostile::GzipBomb)
+        );
+        assert_eq!(
+            engine.decide(&config, "POST", "/a").hostile,
+            Some(Hostile::HtmlError)
+        );
+        // A 5xx wins over a hostile answer; nothing else is drawn with it.
+        let config = FaultConfig {
+            error_rate: RateMap::all(1.0),
+            ..config
+        };
+        let d = engine.decide(&config, "GET", "/a");
+        assert!(d.error_status.is_some() && d.hostile.is_none());
+        // With a rate, the same seed gives the same requests.
+        let config = FaultConfig {
+            hostile: HostileConfig {
+                routes: BTreeMap::from([("*".to_string(), Hostile::SuccessFalse)]),
+                rate: Some(0.3),
+                ..HostileConfig::default()
+            },
+            ..FaultConfig::default()
+        };
+        let run = |seed| {
+            let mut engine = FaultEngine::new(seed);
+            (0..200)
+                .map(|_| engine.decide(&config, "GET", "/x").hostile.is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(9), run(9));
+        let hits = run(9).iter().filter(|h| **h).count();
+        assert!((30..=90).contains(&hits), "hits = {hits}");
+    }
+
+    #[test]
     fn fault_config_json_round_trip() {
         let json = r#"{"latency_ms": {"min": 5, "max": 10}, "error_rate": {"*": 0.5},
-            "rate_limit": {"rate": 0.1}, "drop_rate": 0.2, "drop_mode": "after", "token_ttl_secs": 3}"#;
+            "rate_limit": {"rate": 0.1}, "drop_rate": 0.2, "drop_mode": "after", "token_ttl_secs": 3,
+            "hostile": {"routes": {"*": "slow_drip"}, "drip_ms": 5, "fields": ["status"]}}"#;
         let config: FaultConfig = serde_json::from_str(json).unwrap();
         assert_eq!(config.latency_ms, Some(Latency::Range { min: 5, max: 10 }));
         assert_eq!(config.rate_limit.as_ref().unwrap().burst, 3);
         assert_eq!(config.drop_mode, DropMode::After);
+        assert_eq!(
+            config.hostile.mode_for("GET", "/x"),
+            Some(Hostile::SlowDrip)
+        );
         let back: FaultConfig =
             serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();
         assert_eq!(back, config);

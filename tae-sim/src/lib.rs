@@ -11,17 +11,21 @@
 
 pub mod api;
 pub mod faults;
+mod hostile;
+mod model;
 mod pdf;
 mod portal;
+mod render;
 mod routes;
 mod server;
 pub mod state;
+mod store;
 
-pub use faults::{DropMode, FaultConfig, Latency, RateLimit, RateMap};
+pub use faults::{DropMode, FaultConfig, Hostile, HostileConfig, Latency, RateLimit, RateMap};
 pub use server::{SimOptions, SimServer};
 pub use state::{
-    Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User, ADMIN_EMAIL,
-    ADMIN_PASSWORD, COMPANY_NAME,
+    CancelModel, Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User,
+    ADMIN_EMAIL, ADMIN_PASSWORD, COMPANY_NAME,
 };
 
 /// A small valid one-page PDF with the given lines of text (Latin-1), for tests and demos.

@@ -5,7 +5,9 @@ use clap::Parser;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use tae_sim::{DropMode, FaultConfig, Latency, RateLimit, RateMap, SimOptions, SimServer};
+use tae_sim::{
+    CancelModel, DropMode, FaultConfig, Latency, RateLimit, RateMap, SimOptions, SimServer,
+};
 
 /// A stand-in for the TOTVS Assinatura Eletrônica (TAE) REST API, with the portal's side under
 /// /_sim/ and fault injection.
@@ -69,6 +71,15 @@ struct Args {
     /// Largest accepted PDF (MB).
     #[arg(long, default_value_t = 20)]
     max_upload_mb: usize,
+    /// TAE's clock ahead of (positive) or behind (negative) the host's, in seconds.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    clock_offset_secs: i64,
+    /// What cancel does: cancelled (status 7) | draft (back to 5) | vanish (not found).
+    #[arg(long, default_value = "cancelled")]
+    cancel_model: String,
+    /// Let D4 filter by nomeDocumento (off by default: TAE most likely cannot).
+    #[arg(long)]
+    search_by_name: bool,
 }
 
 fn faults(args: &Args) -> Result<FaultConfig, String> {
@@ -102,11 +113,24 @@ fn faults(args: &Args) -> Result<FaultConfig, String> {
         drop_rate: args.drop_rate.map(RateMap::all).unwrap_or_default(),
         drop_mode,
         token_ttl_secs: args.token_ttl_secs,
+        ..FaultConfig::default()
     })
+}
+
+fn cancel_model(value: &str) -> Result<CancelModel, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|_| format!("--cancel-model: unknown value {value} (cancelled, draft, vanish)"))
 }
 
 fn main() {
     let args = Args::parse();
+    let cancel_model = match cancel_model(&args.cancel_model) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tae-sim: {e}");
+            std::process::exit(2);
+        }
+    };
     let faults = match faults(&args) {
         Ok(f) => f,
         Err(e) => {
@@ -123,6 +147,7 @@ fn main() {
         max_upload_mb: args.max_upload_mb,
         many_ids: !args.no_many_ids,
         log_requests: args.verbose,
+        clock_offset_secs: args.clock_offset_secs,
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -130,6 +155,8 @@ fn main() {
             std::process::exit(1);
         }
     };
+    server.state().set_cancel_model(cancel_model);
+    server.state().set_search_by_name(args.search_by_name);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.base_url());
     let _ = writeln!(

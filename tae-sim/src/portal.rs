@@ -2,7 +2,9 @@
 //! people on the other end of the e-mails do (confirm, sign, reject), and test controls.
 
 use crate::faults::FaultConfig;
-use crate::state::{Features, NewUser, Permissions, SimError, SimState, ADMIN_EMAIL};
+use crate::state::{
+    tae_time, CancelModel, Features, NewUser, Permissions, SimError, SimState, ADMIN_EMAIL,
+};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -53,7 +55,7 @@ async fn index() -> Json<Value> {
             "GET /_sim/documents", "GET /_sim/documents/{id}",
             "POST /_sim/documents/{id}/act", "POST /_sim/documents/{id}/reject",
             "GET /_sim/emails", "GET /_sim/counters", "POST /_sim/counters/reset",
-            "GET /_sim/faults", "PUT /_sim/faults", "GET /_sim/features", "POST /_sim/features",
+            "GET /_sim/faults", "PUT /_sim/faults", "GET /_sim/features", "POST /_sim/features", "GET /_sim/clock", "POST /_sim/clock",
             "POST /_sim/tokens/expire", "POST /_sim/reset",
         ],
     }))
@@ -201,9 +203,13 @@ async fn get_features(State(sim): State<SimState>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FeaturesBody {
     many_ids: Option<bool>,
     strict_signers: Option<bool>,
+    cancel_model: Option<CancelModel>,
+    search_by_name: Option<bool>,
+    sim_extras: Option<bool>,
 }
 
 async fn set_features(
@@ -218,8 +224,44 @@ async fn set_features(
             if let Some(strict) = b.strict_signers {
                 sim.set_strict_signers(strict);
             }
+            if let Some(model) = b.cancel_model {
+                sim.set_cancel_model(model);
+            }
+            if let Some(enabled) = b.search_by_name {
+                sim.set_search_by_name(enabled);
+            }
+            if let Some(enabled) = b.sim_extras {
+                sim.set_sim_extras(enabled);
+            }
             let features: Features = sim.features();
             Json(features).into_response()
+        }
+        Err(e) => bad_json(e),
+    }
+}
+
+fn clock_json(sim: &SimState) -> Value {
+    json!({"offset_secs": sim.clock_offset(), "now": tae_time(sim.now())})
+}
+
+async fn get_clock(State(sim): State<SimState>) -> Response {
+    Json(clock_json(&sim)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    offset_secs: i64,
+}
+
+async fn set_clock(
+    State(sim): State<SimState>,
+    body: Result<Json<ClockBody>, JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(b)) => {
+            sim.set_clock_offset(b.offset_secs);
+            Json(clock_json(&sim)).into_response()
         }
         Err(e) => bad_json(e),
     }
@@ -254,6 +296,7 @@ pub(crate) fn router(sim: SimState) -> Router {
         .route("/_sim/counters/reset", post(reset_counters))
         .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/features", get(get_features).post(set_features))
+        .route("/_sim/clock", get(get_clock).post(set_clock))
         .route("/_sim/tokens/expire", post(expire_tokens))
         .route("/_sim/reset", post(reset))
         .with_state(sim)

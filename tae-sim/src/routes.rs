@@ -2,16 +2,16 @@
 
 use crate::api;
 use crate::pdf::{self, ManifestLine};
+use crate::render::{document_json_with, profile_json, search_record_json};
 use crate::state::{
-    document_json, tae_time, Document, Inner, Need, NewRecipient, Publication, SimError, SimState,
-    StoredFile, User,
+    Document, Inner, Need, NewRecipient, Publication, SimError, SimState, StoredFile, User,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -81,6 +81,48 @@ fn id_fail(err: SimError) -> Response {
     )
         .into_response()
 }
+
+/// Which envelope a route answers in: `{success, data, errors, code}` (documents and
+/// signintegration) or `{succeeded, description, data, messages}` (identityintegration).
+pub(crate) trait Envelope {
+    fn fail(err: SimError) -> Response;
+}
+
+/// The documents/signintegration envelope.
+pub(crate) struct Documents;
+/// The identityintegration envelope.
+pub(crate) struct Identity;
+
+impl Envelope for Documents {
+    fn fail(err: SimError) -> Response {
+        fail(err)
+    }
+}
+
+impl Envelope for Identity {
+    fn fail(err: SimError) -> Response {
+        id_fail(err)
+    }
+}
+
+/// A route's error: a [`SimError`] answered in the envelope `E` of the route's service. Every
+/// handler returns `Result<Response, ApiError<E>>`, so `?` on a `SimResult` answers the error.
+pub(crate) struct ApiError<E>(SimError, std::marker::PhantomData<E>);
+
+impl<E> From<SimError> for ApiError<E> {
+    fn from(err: SimError) -> Self {
+        ApiError(err, std::marker::PhantomData)
+    }
+}
+
+impl<E: Envelope> IntoResponse for ApiError<E> {
+    fn into_response(self) -> Response {
+        E::fail(self.0)
+    }
+}
+
+/// What a TAE handler answers.
+type Reply<E = Documents> = Result<Response, ApiError<E>>;
 
 /// The error envelope that fits the route's service.
 fn fail_for(path: &str, err: SimError) -> Response {
@@ -174,100 +216,70 @@ fn document_id(raw: &str) -> Result<u64, SimError> {
 
 // ---------- A: identity ----------
 
-async fn login(State(state): State<AppState>, body: Bytes) -> Response {
-    let result = (|| {
-        let body = parse_body(&body)?;
-        let user = ci_str(&body, "userName");
-        let password = ci_str(&body, "password");
-        if user.trim().is_empty() || password.is_empty() {
-            return Err(SimError::bad_request("Informe o usuário e a senha."));
-        }
-        state.sim.inner.lock().login(user.trim(), &password)
-    })();
-    match result {
-        Ok((token, expiration)) => id_ok(json!({
-            "token": token, "refreshToken": null, "expirationDate": expiration,
-        })),
-        Err(e) => id_fail(e),
+async fn login(State(state): State<AppState>, body: Bytes) -> Reply<Identity> {
+    let body = parse_body(&body)?;
+    let user = ci_str(&body, "userName");
+    let password = ci_str(&body, "password");
+    if user.trim().is_empty() || password.is_empty() {
+        return Err(SimError::bad_request("Informe o usuário e a senha.").into());
     }
+    let (token, expiration) = state.sim.inner.lock().login(user.trim(), &password)?;
+    Ok(id_ok(json!({
+        "token": token, "refreshToken": null, "expirationDate": expiration,
+    })))
 }
 
-fn profile_json(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "email": user.email,
-        "fullName": user.name,
-        "cpf": user.cpf,
-        "isAdministrator": user.administrator,
-        "isPublisher": user.permissions.publish,
-        "emailConfirmado": user.confirmed,
-        "nomeEmpresa": user.company,
-        "permissoes": {
-            api::PERM_SEND: user.permissions.publish,
-            api::PERM_DELETE: user.permissions.delete,
-            api::PERM_QUERY: user.permissions.query,
-            api::PERM_CREATE_USERS: user.permissions.create_users,
-        },
-    })
+async fn profile(State(state): State<AppState>, headers: HeaderMap) -> Reply<Identity> {
+    Ok(id_ok(profile_json(&caller(&state, &headers)?)))
 }
 
-async fn profile(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match caller(&state, &headers) {
-        Ok(user) => id_ok(profile_json(&user)),
-        Err(e) => id_fail(e),
-    }
-}
-
-async fn register(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = (|| {
-        let user = caller(&state, &headers)?;
-        let body = parse_body(&body)?;
-        let password = Some(ci_str(&body, "password")).filter(|p| !p.is_empty());
-        state.sim.inner.lock().register(
-            &user,
-            &ci_str(&body, "email"),
-            &ci_str(&body, "fullName"),
-            &ci_str(&body, "cpf"),
-            ci_int(&body, "tipoIdentificacao").unwrap_or(api::IDENT_CPF),
-            password,
-        )
-    })();
-    match result {
-        Ok(user) => id_ok(json!({"id": user.id, "email": user.email, "fullName": user.name})),
-        Err(e) => id_fail(e),
-    }
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply<Identity> {
+    let user = caller(&state, &headers)?;
+    let body = parse_body(&body)?;
+    let password = Some(ci_str(&body, "password")).filter(|p| !p.is_empty());
+    let user = state.sim.inner.lock().register(
+        &user,
+        &ci_str(&body, "email"),
+        &ci_str(&body, "fullName"),
+        &ci_str(&body, "cpf"),
+        ci_int(&body, "tipoIdentificacao").unwrap_or(api::IDENT_CPF),
+        password,
+    )?;
+    Ok(id_ok(
+        json!({"id": user.id, "email": user.email, "fullName": user.name}),
+    ))
 }
 
 async fn email_list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let result = (|| {
-        caller(&state, &headers)?;
-        let filter = query_ci(&query, api::Q_FILTER).unwrap_or_default();
-        if filter.trim().is_empty() {
-            return Err(SimError::bad_request("Informe o filtro (Filter)."));
-        }
-        let take = match query_ci(&query, api::Q_TAKE) {
-            None => 10,
-            Some(t) => t
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|t| (1..=100).contains(t))
-                .ok_or_else(|| SimError::bad_request("Take deve estar entre 1 e 100."))?,
-        };
-        let users = state.sim.inner.lock().find_users(filter.trim(), take);
-        Ok(users
+) -> Reply {
+    caller(&state, &headers)?;
+    let filter = query_ci(&query, api::Q_FILTER).unwrap_or_default();
+    if filter.trim().is_empty() {
+        return Err(SimError::bad_request("Informe o filtro (Filter).").into());
+    }
+    let take = match query_ci(&query, api::Q_TAKE) {
+        None => 10,
+        Some(t) => t
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|t| (1..=100).contains(t))
+            .ok_or_else(|| SimError::bad_request("Take deve estar entre 1 e 100."))?,
+    };
+    let users = state.sim.inner.lock().find_users(filter.trim(), take);
+    Ok(ok(Value::Array(
+        users
             .iter()
             .map(|u| json!({"id": u.id, "email": u.email, "nome": u.name, "fullName": u.name}))
-            .collect::<Vec<_>>())
-    })();
-    match result {
-        Ok(users) => ok(Value::Array(users)),
-        Err(e) => fail(e),
-    }
+            .collect(),
+    )))
 }
 
 // ---------- D: documents ----------
@@ -276,70 +288,47 @@ async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Response {
-    let user = match caller_with(&state, &headers, Need::Publish) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let mut multipart = match multipart {
-        Ok(m) => m,
-        Err(e) => {
-            return fail(SimError::bad_request(format!(
-                "Envie o arquivo como multipart/form-data ({e})."
-            )))
-        }
+) -> Reply {
+    let user = caller_with(&state, &headers, Need::Publish)?;
+    let mut multipart = multipart.map_err(|e| {
+        SimError::bad_request(format!("Envie o arquivo como multipart/form-data ({e})."))
+    })?;
+    let invalid = |e: axum::extract::multipart::MultipartError| {
+        SimError::bad_request(format!("Corpo multipart inválido: {e}"))
     };
     let mut name = String::new();
     let mut files = Vec::new();
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return fail(SimError::bad_request(format!(
-                    "Corpo multipart inválido: {e}"
-                )))
-            }
-        };
+    while let Some(field) = multipart.next_field().await.map_err(invalid)? {
         let field_name = field.name().unwrap_or_default().to_string();
         let file_name = field.file_name().map(str::to_string);
-        let bytes = match field.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return fail(SimError::bad_request(format!(
-                    "Corpo multipart inválido: {e}"
-                )))
-            }
-        };
+        let bytes = field.bytes().await.map_err(invalid)?;
         if field_name.eq_ignore_ascii_case(api::FIELD_ENVELOPE_NAME) {
             name = String::from_utf8_lossy(&bytes).trim().to_string();
         } else if field_name.eq_ignore_ascii_case(api::FIELD_ENVELOPE_FILE) {
             let file_name = file_name.unwrap_or_else(|| "documento.pdf".to_string());
             if !bytes.starts_with(b"%PDF-") {
-                return fail(SimError::bad_request(format!(
-                    "{} ({file_name})",
-                    api::MSG_ONLY_PDF
-                )));
+                return Err(
+                    SimError::bad_request(format!("{} ({file_name})", api::MSG_ONLY_PDF)).into(),
+                );
             }
             if bytes.len() > state.options.max_upload_bytes {
-                return fail(SimError::bad_request(format!(
+                return Err(SimError::bad_request(format!(
                     "O arquivo {file_name} excede o tamanho máximo de {} MB.",
                     state.options.max_upload_bytes / (1024 * 1024)
-                )));
+                ))
+                .into());
             }
             files.push(StoredFile::new(file_name, bytes.to_vec()));
         }
     }
     if files.is_empty() {
-        return fail(SimError::bad_request(api::MSG_NO_FILE));
+        return Err(SimError::bad_request(api::MSG_NO_FILE).into());
     }
     if name.is_empty() {
-        return fail(SimError::bad_request(
-            "Informe o nome do envelope (NomeEnvelope).",
-        ));
+        return Err(SimError::bad_request("Informe o nome do envelope (NomeEnvelope).").into());
     }
     let id = state.sim.inner.lock().upload(&user, name, files);
-    ok(json!(id))
+    Ok(ok(json!(id)))
 }
 
 fn parse_recipients(body: &Value) -> Result<Vec<NewRecipient>, SimError> {
@@ -373,55 +362,44 @@ fn body_document_id(body: &Value) -> Result<u64, SimError> {
         .ok_or_else(|| SimError::bad_request("Informe o documento (idDocumento)."))
 }
 
-async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Publish)?;
-        let body = parse_body(&body)?;
-        let document_id = body_document_id(&body)?;
-        let observers = match ci(&body, "observadores") {
-            Some(Value::Array(list)) => list
-                .iter()
-                .map(|o| match o {
-                    Value::String(s) => s.clone(),
-                    other => ci_str(other, "email"),
-                })
-                .filter(|e| !e.is_empty())
-                .collect(),
-            _ => Vec::new(),
-        };
-        let options = ci(&body, "publicacaoOpcoes").cloned().unwrap_or(json!({}));
-        let publication = Publication {
-            document_id,
-            use_workflow: ci_bool(&body, "utilizaWorkflow", false),
-            recipients: parse_recipients(&body)?,
-            observers,
-            subject: Some(ci_str(&options, "assuntoMensagem")).filter(|s| !s.trim().is_empty()),
-            allow_reject: ci_bool(&options, "permiteRejeitarDocumento", true),
-        };
-        state.sim.inner.lock().publish(&user, publication)?;
-        Ok(document_id)
-    })();
-    match result {
-        Ok(id) => ok(json!(id)),
-        Err(e) => fail(e),
-    }
+async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
+    let user = caller_with(&state, &headers, Need::Publish)?;
+    let body = parse_body(&body)?;
+    let document_id = body_document_id(&body)?;
+    let observers = match ci(&body, "observadores") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|o| match o {
+                Value::String(s) => s.clone(),
+                other => ci_str(other, "email"),
+            })
+            .filter(|e| !e.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let options = ci(&body, "publicacaoOpcoes").cloned().unwrap_or(json!({}));
+    let publication = Publication {
+        document_id,
+        use_workflow: ci_bool(&body, "utilizaWorkflow", false),
+        recipients: parse_recipients(&body)?,
+        observers,
+        subject: Some(ci_str(&options, "assuntoMensagem")).filter(|s| !s.trim().is_empty()),
+        allow_reject: ci_bool(&options, "permiteRejeitarDocumento", true),
+        expires_on: Some(ci_str(&options, "dataExpiracao")).filter(|s| !s.trim().is_empty()),
+    };
+    state.sim.inner.lock().publish(&user, publication)?;
+    Ok(ok(json!(document_id)))
 }
 
-async fn read(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Query)?;
-        let id = document_id(&id)?;
-        let inner = state.sim.inner.lock();
-        Ok(document_json(inner.document_for(&user, id)?))
-    })();
-    match result {
-        Ok(data) => ok(data),
-        Err(e) => fail(e),
-    }
+async fn read(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let user = caller_with(&state, &headers, Need::Query)?;
+    let id = document_id(&id)?;
+    let inner = state.sim.inner.lock();
+    let extras = inner.features.sim_extras;
+    Ok(ok(document_json_with(
+        inner.document_for(&user, id)?,
+        extras,
+    )))
 }
 
 fn page_param(
@@ -459,156 +437,177 @@ fn pending_with(document: &Document, email: &str) -> bool {
         .any(|r| r.email.eq_ignore_ascii_case(email) && r.acted_at.is_none())
 }
 
+/// The `status` filter of a search: absent, one code or an array of codes (3 = every status,
+/// 6 = pending with the caller).
+fn status_filter(body: &Value) -> Result<Option<Vec<i64>>, SimError> {
+    let invalid = || SimError::bad_request("status deve ser um número ou uma lista de números.");
+    match ci(body, "status") {
+        None => Ok(None),
+        Some(Value::Array(list)) if list.is_empty() => Ok(None),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| as_int(v).ok_or_else(invalid))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(v) => as_int(v).map(|s| Some(vec![s])).ok_or_else(invalid),
+    }
+}
+
+fn status_matches(filter: &Option<Vec<i64>>, document: &Document, caller: &User) -> bool {
+    let Some(codes) = filter else {
+        return true;
+    };
+    codes.iter().any(|code| match *code {
+        api::FILTER_ALL => true,
+        api::FILTER_PENDING_WITH_ME => pending_with(document, &caller.email),
+        s => document.status == s,
+    })
+}
+
+/// One page of found documents, newest first: `{total, registro:[…]}`.
+fn search_page(
+    query: &HashMap<String, String>,
+    mut found: Vec<&Document>,
+    extras: bool,
+) -> Result<Value, SimError> {
+    let page = page_param(query, api::Q_PAGE, 1, usize::MAX)?;
+    let page_size = page_param(query, api::Q_PAGE_SIZE, 10, 100)?;
+    found.sort_by_key(|d| std::cmp::Reverse(d.id));
+    let total = found.len();
+    let registro: Vec<Value> = found
+        .iter()
+        .skip((page - 1).saturating_mul(page_size))
+        .take(page_size)
+        .map(|d| search_record_json(d, extras))
+        .collect();
+    Ok(json!({"total": total, "registro": registro}))
+}
+
+/// D4: the caller's documents (created by or addressed to them), or with
+/// `pesquisarEmTodaEmpresa` the company's; `email` keeps those the sender created; `status` a
+/// code or an array of codes; `nomeDocumento` only with the `search_by_name` feature.
 async fn search(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Response {
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Query)?;
-        let page = page_param(&query, api::Q_PAGE, 1, usize::MAX)?;
-        let page_size = page_param(&query, api::Q_PAGE_SIZE, 10, 100)?;
-        let body = parse_body(&body)?;
-        let whole_company = ci_bool(&body, "pesquisarEmTodaEmpresa", false);
-        let email = ci_str(&body, "email").trim().to_string();
-        let name = ci_str(&body, "nomeDocumento").trim().to_lowercase();
-        let status = ci_int(&body, "status");
-        let inner = state.sim.inner.lock();
-        let mut found: Vec<&Document> = inner
-            .company_documents(&user)
-            .filter(|d| {
-                whole_company
-                    || d.created_by.eq_ignore_ascii_case(&user.email)
-                    || is_recipient(d, &user.email)
-            })
-            .filter(|d| {
-                email.is_empty()
-                    || d.created_by.eq_ignore_ascii_case(&email)
-                    || is_recipient(d, &email)
-            })
-            .filter(|d| name.is_empty() || d.name.to_lowercase().contains(&name))
-            .filter(|d| match status {
-                None | Some(api::FILTER_ALL) => true,
-                Some(api::FILTER_PENDING_WITH_ME) => pending_with(d, &user.email),
-                Some(s) => d.status == s,
-            })
-            .collect();
-        found.sort_by_key(|d| std::cmp::Reverse(d.id));
-        let total = found.len();
-        let registro: Vec<Value> = found
-            .iter()
-            .skip((page - 1).saturating_mul(page_size))
-            .take(page_size)
-            .map(|d| {
-                json!({
-                    "id": d.id, "nomeDocumento": d.name, "status": d.status,
-                    "recCreatedOn": tae_time(d.created_at), "recModifiedOn": tae_time(d.modified_at),
-                    "criadoPor": d.created_by,
-                })
-            })
-            .collect();
-        Ok(json!({"total": total, "registro": registro}))
-    })();
-    match result {
-        Ok(data) => ok(data),
-        Err(e) => fail(e),
-    }
+) -> Reply {
+    let user = caller_with(&state, &headers, Need::Query)?;
+    let body = parse_body(&body)?;
+    let whole_company = ci_bool(&body, "pesquisarEmTodaEmpresa", false);
+    let sender = ci_str(&body, "email").trim().to_string();
+    let status = status_filter(&body)?;
+    let inner = state.sim.inner.lock();
+    let name = if inner.features.search_by_name {
+        ci_str(&body, "nomeDocumento").trim().to_lowercase()
+    } else {
+        String::new()
+    };
+    let found: Vec<&Document> = inner
+        .company_documents(&user)
+        .filter(|d| {
+            whole_company
+                || d.created_by.eq_ignore_ascii_case(&user.email)
+                || is_recipient(d, &user.email)
+        })
+        .filter(|d| sender.is_empty() || d.created_by.eq_ignore_ascii_case(&sender))
+        .filter(|d| name.is_empty() || d.name.to_lowercase().contains(&name))
+        .filter(|d| status_matches(&status, d, &user))
+        .collect();
+    Ok(ok(search_page(&query, found, inner.features.sim_extras)?))
 }
 
-async fn many_documents(
+/// The recipient search: the company's documents addressed to `destinatarioEmail` (default:
+/// the caller), filtered by `status` (a code or an array), paged like D4.
+async fn search_by_recipient(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Response {
+) -> Reply {
+    let user = caller_with(&state, &headers, Need::Query)?;
+    let body = parse_body(&body)?;
+    let recipient = Some(ci_str(&body, "destinatarioEmail").trim().to_string())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| user.email.clone());
+    let status = status_filter(&body)?;
+    let inner = state.sim.inner.lock();
+    let found: Vec<&Document> = inner
+        .company_documents(&user)
+        .filter(|d| is_recipient(d, &recipient))
+        .filter(|d| status_matches(&status, d, &user))
+        .collect();
+    Ok(ok(search_page(&query, found, inner.features.sim_extras)?))
+}
+
+async fn many_documents(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
     if !state.sim.features().many_ids {
-        return StatusCode::NOT_FOUND.into_response();
+        return Ok(StatusCode::NOT_FOUND.into_response());
     }
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Query)?;
-        let body = parse_body(&body)?;
-        let Value::Array(ids) = body else {
-            return Err(SimError::bad_request(
-                "Envie uma lista JSON com os ids dos documentos.",
-            ));
-        };
-        if ids.len() > api::MANY_IDS_MAX {
-            return Err(SimError::bad_request(api::MSG_TOO_MANY_IDS));
-        }
-        let ids: Vec<u64> = ids
-            .iter()
-            .map(|v| as_int(v).map(|i| i.max(0) as u64))
-            .collect::<Option<_>>()
-            .ok_or_else(|| SimError::bad_request("Os ids dos documentos devem ser números."))?;
-        let inner = state.sim.inner.lock();
-        let mut seen = std::collections::HashSet::new();
-        Ok(ids
-            .into_iter()
+    let user = caller_with(&state, &headers, Need::Query)?;
+    let body = parse_body(&body)?;
+    let Value::Array(ids) = body else {
+        return Err(
+            SimError::bad_request("Envie uma lista JSON com os ids dos documentos.").into(),
+        );
+    };
+    if ids.len() > api::MANY_IDS_MAX {
+        return Err(SimError::bad_request(api::MSG_TOO_MANY_IDS).into());
+    }
+    let ids: Vec<u64> = ids
+        .iter()
+        .map(|v| as_int(v).map(|i| i.max(0) as u64))
+        .collect::<Option<_>>()
+        .ok_or_else(|| SimError::bad_request("Os ids dos documentos devem ser números."))?;
+    let inner = state.sim.inner.lock();
+    let mut seen = std::collections::HashSet::new();
+    Ok(ok(Value::Array(
+        ids.into_iter()
             .filter(|id| seen.insert(*id))
-            .filter_map(|id| inner.document_for(&user, id).ok().map(document_json))
-            .collect::<Vec<_>>())
-    })();
-    match result {
-        Ok(list) => ok(Value::Array(list)),
-        Err(e) => fail(e),
-    }
+            .filter_map(|id| {
+                let document = inner.document_for(&user, id).ok()?;
+                Some(document_json_with(document, inner.features.sim_extras))
+            })
+            .collect(),
+    )))
 }
 
-async fn add_recipients(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Publish)?;
-        let body = parse_body(&body)?;
-        let id = body_document_id(&body)?;
-        let recipients = parse_recipients(&body)?;
-        state.sim.inner.lock().add_recipients(&user, id, recipients)
-    })();
-    match result {
-        Ok(()) => ok(Value::Null),
-        Err(e) => fail(e),
-    }
+async fn add_recipients(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
+    let user = caller_with(&state, &headers, Need::Publish)?;
+    let body = parse_body(&body)?;
+    let id = body_document_id(&body)?;
+    let recipients = parse_recipients(&body)?;
+    state
+        .sim
+        .inner
+        .lock()
+        .add_recipients(&user, id, recipients)?;
+    Ok(ok(Value::Null))
 }
 
-async fn remove_recipient(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Publish)?;
-        let body = parse_body(&body)?;
-        let id = body_document_id(&body)?;
-        let email = ci_str(&body, "emailDestinatario");
-        if email.trim().is_empty() {
-            return Err(SimError::bad_request(
-                "Informe o e-mail do destinatário (emailDestinatario).",
-            ));
-        }
-        state.sim.inner.lock().remove_recipient(&user, id, &email)
-    })();
-    match result {
-        Ok(()) => ok(Value::Null),
-        Err(e) => fail(e),
+async fn remove_recipient(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
+    let user = caller_with(&state, &headers, Need::Publish)?;
+    let body = parse_body(&body)?;
+    let id = body_document_id(&body)?;
+    let email = ci_str(&body, "emailDestinatario");
+    if email.trim().is_empty() {
+        return Err(
+            SimError::bad_request("Informe o e-mail do destinatário (emailDestinatario).").into(),
+        );
     }
+    state.sim.inner.lock().remove_recipient(&user, id, &email)?;
+    Ok(ok(Value::Null))
 }
 
 async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Delete)?;
-        let id = document_id(&id)?;
-        state.sim.inner.lock().cancel(&user, id)
-    })();
-    match result {
-        Ok(()) => ok(Value::Null),
-        Err(e) => fail(e),
-    }
+) -> Reply {
+    let user = caller_with(&state, &headers, Need::Delete)?;
+    let id = document_id(&id)?;
+    state.sim.inner.lock().cancel(&user, id)?;
+    Ok(ok(Value::Null))
 }
 
 fn acao_name(acao: i64) -> &'static str {
@@ -660,57 +659,48 @@ async fn download(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let result = (|| {
-        let user = caller_with(&state, &headers, Need::Query)?;
-        let id = document_id(&id)?;
-        let kind = match query_ci(&query, api::Q_DOWNLOAD_KIND) {
-            None => 1,
-            Some(k) => k.trim().parse::<i64>().unwrap_or(0),
-        };
-        let document = state.sim.inner.lock().document_for(&user, id)?.clone();
-        let file = document
-            .files
-            .first()
-            .ok_or_else(|| SimError::bad_request(api::MSG_NO_FILE))?;
-        let stem = file_stem(&file.name).to_string();
-        let title = "Manifesto de assinaturas - TOTVS Assinatura Eletrônica (simulador)";
-        let signed = || pdf::with_manifest(&file.bytes, title, &manifest_lines(&document));
-        let (name, bytes) = match kind {
-            1 => (file.name.clone(), file.bytes.as_ref().clone()),
-            2 => (format!("{stem}_assinado.pdf"), signed()),
-            3 => {
-                if document.status != api::STATUS_FINALISED {
-                    return Err(SimError::bad_request(
-                        "O documento ainda não foi finalizado: não há versão assinada digitalmente.",
-                    ));
-                }
-                (format!("{stem}_assinado_digitalmente.pdf"), signed())
-            }
-            4 => {
-                let mut entries: Vec<(String, Vec<u8>)> = document
-                    .files
-                    .iter()
-                    .map(|f| (f.name.clone(), f.bytes.as_ref().clone()))
-                    .collect();
-                entries.push((format!("{stem}_assinado.pdf"), signed()));
-                (format!("{stem}.zip"), pdf::zip(&entries))
-            }
-            _ => {
+) -> Reply {
+    let user = caller_with(&state, &headers, Need::Query)?;
+    let id = document_id(&id)?;
+    let kind = match query_ci(&query, api::Q_DOWNLOAD_KIND) {
+        None => 1,
+        Some(k) => k.trim().parse::<i64>().unwrap_or(0),
+    };
+    let document = state.sim.inner.lock().document_for(&user, id)?.clone();
+    let file = document
+        .files
+        .first()
+        .ok_or_else(|| SimError::bad_request(api::MSG_NO_FILE))?;
+    let stem = file_stem(&file.name).to_string();
+    let title = "Manifesto de assinaturas - TOTVS Assinatura Eletrônica (simulador)";
+    let signed = || pdf::with_manifest(&file.bytes, title, &manifest_lines(&document));
+    let (name, bytes) = match kind {
+        1 => (file.name.clone(), file.bytes.as_ref().clone()),
+        2 => (format!("{stem}_assinado.pdf"), signed()),
+        3 => {
+            if document.status != api::STATUS_FINALISED {
                 return Err(SimError::bad_request(
-                    "tipoDownload inválido: use 1, 2, 3 ou 4.",
-                ))
+                    "O documento ainda não foi finalizado: não há versão assinada digitalmente.",
+                )
+                .into());
             }
-        };
-        Ok(json!({
-            "fileName": name,
-            "fileBytes": base64::engine::general_purpose::STANDARD.encode(bytes),
-        }))
-    })();
-    match result {
-        Ok(data) => ok(data),
-        Err(e) => fail(e),
-    }
+            (format!("{stem}_assinado_digitalmente.pdf"), signed())
+        }
+        4 => {
+            let mut entries: Vec<(String, Vec<u8>)> = document
+                .files
+                .iter()
+                .map(|f| (f.name.clone(), f.bytes.as_ref().clone()))
+                .collect();
+            entries.push((format!("{stem}_assinado.pdf"), signed()));
+            (format!("{stem}.zip"), pdf::zip(&entries))
+        }
+        _ => return Err(SimError::bad_request("tipoDownload inválido: use 1, 2, 3 ou 4.").into()),
+    };
+    Ok(ok(json!({
+        "fileName": name,
+        "fileBytes": base64::engine::general_purpose::STANDARD.encode(bytes),
+    })))
 }
 
 // ---------- fault layer ----------
@@ -792,6 +782,10 @@ async fn apply_faults(
         );
         return (Some("5xx"), response);
     }
+    if let Some(mode) = decision.hostile {
+        let response = crate::hostile::answer(state, mode, template, request, next).await;
+        return (Some(mode.name()), response);
+    }
     let mut fault = None;
     if let Some(hang_ms) = decision.hang_ms {
         fault = Some("hang");
@@ -810,47 +804,83 @@ async fn apply_faults(
     }
 }
 
-/// Unauthenticated identity routes answer 401 in their own envelope; the others in theirs.
+/// The handler of one route of [`api::ROUTES`].
+fn handler(template: &str) -> MethodRouter<AppState> {
+    match template {
+        api::LOGIN_V3 | api::LOGIN_V2 | api::LOGIN_API => post(login),
+        api::PROFILE => get(profile),
+        api::REGISTER => post(register),
+        api::USER_EMAIL_LIST => get(email_list),
+        api::UPLOAD => post(upload),
+        api::PUBLISH_V1 | api::PUBLISH_V2 => post(publish),
+        api::READ_V2 | api::READ_V1 => get(read),
+        api::SEARCH => post(search),
+        api::SEARCH_RECIPIENT => post(search_by_recipient),
+        api::MANY_DOCUMENTS => post(many_documents),
+        api::ADD_RECIPIENTS => post(add_recipients),
+        api::REMOVE_RECIPIENT => delete(remove_recipient),
+        api::CANCEL => post(cancel),
+        api::DOWNLOAD => get(download),
+        other => panic!("tae-sim: no handler for the listed route {other}"),
+    }
+}
+
+/// The TAE routes: exactly those of [`api::ROUTES`]. Unauthenticated identity routes answer 401
+/// in their own envelope; the others in theirs.
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route(api::LOGIN_V3, post(login))
-        .route(api::LOGIN_V2, post(login))
-        .route(api::LOGIN_API, post(login))
-        .route(api::PROFILE, get(profile))
-        .route(api::REGISTER, post(register))
-        .route(api::USER_EMAIL_LIST, get(email_list))
-        .route(api::UPLOAD, post(upload))
-        .route(api::PUBLISH_V1, post(publish))
-        .route(api::PUBLISH_V2, post(publish))
-        .route(api::READ_V2, get(read))
-        .route(api::READ_V1, get(read))
-        .route(api::SEARCH, post(search))
-        .route(api::MANY_DOCUMENTS, post(many_documents))
-        .route(api::ADD_RECIPIENTS, post(add_recipients))
-        .route(api::REMOVE_RECIPIENT, delete(remove_recipient))
-        .route(api::CANCEL, post(cancel))
-        .route(api::DOWNLOAD, get(download))
+    api::ROUTES
+        .iter()
+        .fold(Router::new(), |router, (_, template)| {
+            router.route(template, handler(template))
+        })
         .route_layer(middleware::from_fn_with_state(state.clone(), faults_layer))
         .with_state(state)
 }
 
-/// Every route template, for case-insensitive path matching.
-pub(crate) const TEMPLATES: &[&str] = &[
-    api::LOGIN_V3,
-    api::LOGIN_V2,
-    api::LOGIN_API,
-    api::PROFILE,
-    api::REGISTER,
-    api::USER_EMAIL_LIST,
-    api::UPLOAD,
-    api::PUBLISH_V1,
-    api::PUBLISH_V2,
-    api::READ_V2,
-    api::READ_V1,
-    api::SEARCH,
-    api::MANY_DOCUMENTS,
-    api::ADD_RECIPIENTS,
-    api::REMOVE_RECIPIENT,
-    api::CANCEL,
-    api::DOWNLOAD,
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+    use tower_service::Service;
+
+    /// Every listed route answers on its method (never 404 or 405) and only on it (405).
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_listed_routes_on_their_methods() {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let state = AppState {
+            sim: SimState::new(0, crate::faults::FaultConfig::default(), rx),
+            options: RouteOptions {
+                max_upload_bytes: 1024,
+                log_requests: false,
+            },
+        };
+        let mut router = router(state);
+        for (method, template) in api::ROUTES {
+            let path = template.replace("{id}", "1");
+            for other in ["GET", "POST", "DELETE", "PUT"] {
+                let request = axum::http::Request::builder()
+                    .method(Method::from_bytes(other.as_bytes()).unwrap())
+                    .uri(&path)
+                    .body(Body::empty())
+                    .unwrap();
+                let status = router.call(request).await.unwrap().status();
+                if other == *method {
+                    assert!(
+                        status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                        "{method} {template}: {status}"
+                    );
+                } else {
+                    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{other} {template}");
+                }
+            }
+        }
+        let request = axum::http::Request::builder()
+            .uri("/documents/v9/nada")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            router.call(request).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}

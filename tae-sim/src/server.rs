@@ -36,6 +36,9 @@ pub struct SimOptions {
     pub many_ids: bool,
     /// One stderr line per TAE request (default false).
     pub log_requests: bool,
+    /// TAE's clock ahead of (positive) or behind (negative) the host's, in seconds (default 0;
+    /// changeable at run time with `POST /_sim/clock`).
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SimOptions {
@@ -49,6 +52,7 @@ impl Default for SimOptions {
             max_upload_mb: 20,
             many_ids: true,
             log_requests: false,
+            clock_offset_secs: 0,
         }
     }
 }
@@ -84,6 +88,7 @@ impl SimServer {
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = SimState::new(options.seed, options.faults.clone(), shutdown_rx);
         state.set_many_ids(options.many_ids);
+        state.set_clock_offset(options.clock_offset_secs);
         let tls = if options.tls {
             Some(make_tls(options.cert_dir.clone(), addr)?)
         } else {
@@ -286,7 +291,11 @@ fn canonical_uri(uri: &Uri) -> Option<Uri> {
         return None;
     }
     let segments: Vec<&str> = path.split('/').collect();
-    let canonical = routes::TEMPLATES.iter().find_map(|template| {
+    // A literal segment wins over a `{param}` (as in the router): `…/publicacoes/PESQUISAS` is
+    // the search, not a read of document "PESQUISAS".
+    let mut templates: Vec<&str> = crate::api::ROUTES.iter().map(|(_, t)| *t).collect();
+    templates.sort_by_key(|t| t.matches('{').count());
+    let canonical = templates.iter().find_map(|template| {
         let parts: Vec<&str> = template.split('/').collect();
         if parts.len() != segments.len() {
             return None;
@@ -392,5 +401,19 @@ mod tests {
             "/signintegration/v2/Publicacoes/documentos-empresa"
         );
         assert!(canonical_uri(&"/documents/v1/envelopes/upload".parse().unwrap()).is_none());
+        let uri: Uri = "/Documents/v1/Publicacoes/PESQUISAS?PaginaAtual=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            canonical_uri(&uri).unwrap().to_string(),
+            "/documents/v1/publicacoes/pesquisas?PaginaAtual=1"
+        );
+        let uri: Uri = "/documents/v1/publicacoes/Pesquisas/DESTINATARIO"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            canonical_uri(&uri).unwrap().path(),
+            "/documents/v1/publicacoes/pesquisas/destinatario"
+        );
     }
 }

@@ -9,25 +9,19 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use tae_sim::{api, DropMode, FaultConfig, Latency, RateLimit, RateMap, SimOptions, SimServer};
 
-fn sim_target(faults: FaultConfig) -> Option<Target> {
-    if std::env::var("TAE_LIVE_URL").is_ok() {
-        println!("skipped against the live service: fault injection needs the stand-in");
-        return None;
-    }
-    Some(Target::with_options(SimOptions {
+fn sim_target(faults: FaultConfig) -> Target {
+    Target::with_options(SimOptions {
         faults,
         ..SimOptions::default()
-    }))
+    })
 }
 
 #[tokio::test]
 async fn latency_fixed_and_range() {
-    let Some(t) = sim_target(FaultConfig {
+    let t = sim_target(FaultConfig {
         latency_ms: Some(Latency::Fixed(120)),
         ..FaultConfig::default()
-    }) else {
-        return;
-    };
+    });
     let started = Instant::now();
     let (status, _) = t.login_as(&t.user, &t.password).await;
     assert_eq!(status, StatusCode::OK);
@@ -51,9 +45,7 @@ async fn latency_fixed_and_range() {
 
 #[tokio::test]
 async fn error_rate_per_route_gives_5xx_only_there() {
-    let Some(t) = sim_target(FaultConfig::default()) else {
-        return;
-    };
+    let t = sim_target(FaultConfig::default());
     let token = t.token().await;
     let (status, _) = t
         .portal(
@@ -96,9 +88,7 @@ async fn error_rate_per_route_gives_5xx_only_there() {
 
 #[tokio::test]
 async fn rate_limit_bursts_of_429_with_retry_after() {
-    let Some(t) = sim_target(FaultConfig::default()) else {
-        return;
-    };
+    let t = sim_target(FaultConfig::default());
     let token = t.token().await;
     t.state().set_faults(FaultConfig {
         rate_limit: Some(RateLimit {
@@ -125,9 +115,7 @@ async fn rate_limit_bursts_of_429_with_retry_after() {
 
 #[tokio::test]
 async fn hang_outlasts_the_client_timeout() {
-    let Some(t) = sim_target(FaultConfig::default()) else {
-        return;
-    };
+    let t = sim_target(FaultConfig::default());
     let token = t.token().await;
     t.state().set_faults(FaultConfig {
         hang_rate: RateMap::all(1.0),
@@ -148,10 +136,6 @@ async fn hang_outlasts_the_client_timeout() {
 
 #[test]
 fn a_hang_ends_when_the_server_shuts_down() {
-    if std::env::var("TAE_LIVE_URL").is_ok() {
-        println!("skipped against the live service: needs the stand-in");
-        return;
-    }
     let sim = SimServer::start(SimOptions {
         faults: FaultConfig {
             hang_rate: RateMap::all(1.0),
@@ -195,9 +179,7 @@ fn a_hang_ends_when_the_server_shuts_down() {
 
 #[tokio::test]
 async fn dropped_connection_before_and_after_processing() {
-    let Some(t) = sim_target(FaultConfig::default()) else {
-        return;
-    };
+    let t = sim_target(FaultConfig::default());
     let token = t.token().await;
     for (mode, takes_effect) in [(DropMode::Before, false), (DropMode::After, true)] {
         t.state().set_faults(FaultConfig {
@@ -236,12 +218,10 @@ async fn dropped_connection_before_and_after_processing() {
 
 #[tokio::test]
 async fn token_ttl_and_forced_expiry_give_401() {
-    let Some(t) = sim_target(FaultConfig {
+    let t = sim_target(FaultConfig {
         token_ttl_secs: Some(1),
         ..FaultConfig::default()
-    }) else {
-        return;
-    };
+    });
     let (_, body) = t.login_as(&t.user, &t.password).await;
     let token = body["data"]["token"].as_str().unwrap().to_string();
     let (status, _) = t.get(api::PROFILE, &token).await;
@@ -265,10 +245,6 @@ async fn token_ttl_and_forced_expiry_give_401() {
 
 #[tokio::test]
 async fn faults_are_deterministic_for_a_seed() {
-    if std::env::var("TAE_LIVE_URL").is_ok() {
-        println!("skipped against the live service: needs the stand-in");
-        return;
-    }
     let faults = FaultConfig {
         error_rate: RateMap::all(0.5),
         ..FaultConfig::default()
@@ -294,10 +270,6 @@ async fn faults_are_deterministic_for_a_seed() {
 
 #[tokio::test]
 async fn tls_with_the_generated_ca() {
-    if std::env::var("TAE_LIVE_URL").is_ok() {
-        println!("skipped against the live service: needs the stand-in");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let sim = SimServer::start(SimOptions {
         tls: true,
@@ -348,10 +320,6 @@ async fn tls_with_the_generated_ca() {
 #[test]
 fn binary_prints_the_base_url_first_and_serves() {
     use std::io::{BufRead, BufReader};
-    if std::env::var("TAE_LIVE_URL").is_ok() {
-        println!("skipped against the live service: runs the stand-in binary");
-        return;
-    }
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tae-sim"))
         .args(["--addr", "127.0.0.1:0", "--seed", "7"])
         .stdout(std::process::Stdio::piped())

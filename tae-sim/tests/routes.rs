@@ -1,6 +1,7 @@
 //! Every route of TAE-API.md with a success and an error case, the status machine and the
-//! permissions. Runs against the stand-in, or against a live TAE with `TAE_LIVE_URL`,
-//! `TAE_LIVE_USER`, `TAE_LIVE_PASSWORD` (tests needing the portal side then skip).
+//! permissions. The shared tests run against the stand-in (`sim::*`) and, ignored unless run
+//! with `--ignored` and `TAE_LIVE_URL`, `TAE_LIVE_USER`, `TAE_LIVE_PASSWORD` set, against a
+//! live TAE (`live::*`); tests needing the portal side run against the stand-in only.
 
 mod common;
 
@@ -9,11 +10,32 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tae_sim::api;
 
+/// `sim::<name>` and an ignored `live::<name>` for each shared route test.
+macro_rules! sim_and_live {
+    ($($name:ident),* $(,)?) => {
+        mod sim {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Target::new()).await
+                }
+            )*
+        }
+        mod live {
+            $(
+                #[tokio::test]
+                #[ignore = "live TAE: set TAE_LIVE_URL, TAE_LIVE_USER, TAE_LIVE_PASSWORD and run with --ignored"]
+                async fn $name() {
+                    super::$name(super::Target::live()).await
+                }
+            )*
+        }
+    };
+}
+
 // ---------- A1 login ----------
 
-#[tokio::test]
-async fn a1_login_on_every_alias_with_any_property_case() {
-    let t = Target::new();
+async fn a1_login_on_every_alias_with_any_property_case(t: Target) {
     for (path, user_key) in [
         (api::LOGIN_V3, "userName"),
         (api::LOGIN_V2, "UserName"),
@@ -41,9 +63,7 @@ async fn a1_login_on_every_alias_with_any_property_case() {
     }
 }
 
-#[tokio::test]
-async fn a1_login_refuses_a_wrong_password_and_an_empty_body() {
-    let t = Target::new();
+async fn a1_login_refuses_a_wrong_password_and_an_empty_body(t: Target) {
     let (status, body) = t.login_as(&t.user, "wrong-password").await;
     assert!(status.is_client_error(), "{status}");
     assert_eq!(body["succeeded"], false, "{body}");
@@ -60,9 +80,7 @@ async fn a1_login_refuses_a_wrong_password_and_an_empty_body() {
 
 // ---------- A2 profile ----------
 
-#[tokio::test]
-async fn a2_profile_of_the_caller_with_permissions() {
-    let t = Target::new();
+async fn a2_profile_of_the_caller_with_permissions(t: Target) {
     let token = t.token().await;
     let (status, body) = t.get(api::PROFILE, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -88,9 +106,7 @@ async fn a2_profile_of_the_caller_with_permissions() {
     }
 }
 
-#[tokio::test]
-async fn a2_profile_without_or_with_a_bad_token_is_401() {
-    let t = Target::new();
+async fn a2_profile_without_or_with_a_bad_token_is_401(t: Target) {
     let (status, _) = t.send(Method::GET, api::PROFILE, None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = t.get(api::PROFILE, "not-a-token").await;
@@ -108,9 +124,7 @@ fn registration(email: &str, cpf: &str) -> Value {
            "position": "Responsável financeiro", "acceptedTerm": true})
 }
 
-#[tokio::test]
-async fn a3_register_creates_an_unconfirmed_user_and_mails_them() {
-    let t = Target::new();
+async fn a3_register_creates_an_unconfirmed_user_and_mails_them(t: Target) {
     let token = t.token().await;
     let email = unique_email("reg");
     let (status, body) = t
@@ -147,9 +161,7 @@ async fn a3_register_creates_an_unconfirmed_user_and_mails_them() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-#[tokio::test]
-async fn a3_register_refuses_bad_cpf_missing_name_and_duplicates() {
-    let t = Target::new();
+async fn a3_register_refuses_bad_cpf_missing_name_and_duplicates(t: Target) {
     let token = t.token().await;
     let email = unique_email("bad");
     let (status, body) = t
@@ -181,9 +193,7 @@ async fn a3_register_refuses_bad_cpf_missing_name_and_duplicates() {
 
 // ---------- A4 user lookup ----------
 
-#[tokio::test]
-async fn a4_email_list_finds_by_substring() {
-    let t = Target::new();
+async fn a4_email_list_finds_by_substring(t: Target) {
     let token = t.token().await;
     let filter = t.user.to_uppercase();
     let (status, body) = t
@@ -215,9 +225,7 @@ async fn a4_email_list_finds_by_substring() {
     }
 }
 
-#[tokio::test]
-async fn a4_email_list_needs_a_token_and_a_filter() {
-    let t = Target::new();
+async fn a4_email_list_needs_a_token_and_a_filter(t: Target) {
     let (status, _) = t
         .send(
             Method::GET,
@@ -237,19 +245,20 @@ async fn a4_email_list_needs_a_token_and_a_filter() {
 
 // ---------- D1 upload ----------
 
-#[tokio::test]
-async fn d1_upload_returns_an_integer_id_of_a_draft() {
-    let t = Target::new();
+async fn d1_upload_returns_an_integer_id_of_a_draft(t: Target) {
     let token = t.token().await;
     let id = t.upload(&token, "Contrato 145 - João Ávila").await;
     let data = t.read(&token, id).await;
     assert_eq!(data["status"], api::STATUS_DRAFT);
-    assert_eq!(data["nomeArquivo"], "contrato.pdf");
+    // `nomeArquivo` is the upload's NomeEnvelope (TAE-API.md: "What TAE keeps that the client
+    // chose"), not the file's own name.
+    assert_eq!(data["nomeArquivo"], "Contrato 145 - João Ávila");
     let size = common::sample_pdf("Contrato 145 - João Ávila").len();
     assert_eq!(data["tamanhoArquivo"], size as u64);
     if !t.is_live() {
         let doc = t.state().document(id).unwrap();
         assert_eq!(doc["name"], "Contrato 145 - João Ávila");
+        assert_eq!(doc["file_name"], "contrato.pdf");
         assert_eq!(
             doc["sha256"].as_str().unwrap(),
             tae_sim::state::sha256_hex(&common::sample_pdf("Contrato 145 - João Ávila"))
@@ -257,9 +266,7 @@ async fn d1_upload_returns_an_integer_id_of_a_draft() {
     }
 }
 
-#[tokio::test]
-async fn d1_upload_refuses_non_pdf_no_file_and_no_token() {
-    let t = Target::new();
+async fn d1_upload_refuses_non_pdf_no_file_and_no_token(t: Target) {
     let token = t.token().await;
     let (status, body) = t
         .upload_bytes(&token, "x", "x.txt", b"hello, not a pdf".to_vec())
@@ -287,9 +294,7 @@ async fn d1_upload_refuses_non_pdf_no_file_and_no_token() {
 
 // ---------- D2 publish ----------
 
-#[tokio::test]
-async fn d2_publish_on_both_paths_makes_it_pending() {
-    let t = Target::new();
+async fn d2_publish_on_both_paths_makes_it_pending(t: Target) {
     let token = t.token().await;
     for path in [api::PUBLISH_V1, api::PUBLISH_V2] {
         let id = t.upload(&token, "Contrato publicado").await;
@@ -314,9 +319,7 @@ async fn d2_publish_on_both_paths_makes_it_pending() {
     }
 }
 
-#[tokio::test]
-async fn d2_publish_refuses_unknown_id_republish_and_repeated_recipient() {
-    let t = Target::new();
+async fn d2_publish_refuses_unknown_id_republish_and_repeated_recipient(t: Target) {
     let token = t.token().await;
     let (status, body) = t
         .post(
@@ -367,9 +370,7 @@ async fn d2_publish_refuses_unknown_id_republish_and_repeated_recipient() {
 
 // ---------- D3 read ----------
 
-#[tokio::test]
-async fn d3_read_v1_and_v2_have_the_same_shape() {
-    let t = Target::new();
+async fn d3_read_v1_and_v2_have_the_same_shape(t: Target) {
     let token = t.token().await;
     let id = t
         .publish(
@@ -404,9 +405,7 @@ async fn d3_read_v1_and_v2_have_the_same_shape() {
     assert_eq!(v2["errors"], json!([]));
 }
 
-#[tokio::test]
-async fn d3_read_of_an_unknown_document() {
-    let t = Target::new();
+async fn d3_read_of_an_unknown_document(t: Target) {
     let token = t.token().await;
     let (status, body) = t.get("/documents/v2/publicacoes/999999999", &token).await;
     assert!(status.is_client_error(), "{status}");
@@ -420,9 +419,7 @@ async fn d3_read_of_an_unknown_document() {
 
 #[tokio::test]
 async fn paths_are_case_insensitive() {
-    let Some(t) = Target::sim_only("case-insensitive paths") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let id = t.upload(&token, "Caixa").await;
     let (status, body) = t
@@ -436,9 +433,7 @@ async fn paths_are_case_insensitive() {
 
 #[tokio::test]
 async fn status_machine_pending_partial_finalised() {
-    let Some(t) = Target::sim_only("signing as a recipient") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let id = t
         .publish(
@@ -498,9 +493,7 @@ async fn status_machine_pending_partial_finalised() {
 
 #[tokio::test]
 async fn status_machine_rejection_with_reason() {
-    let Some(t) = Target::sim_only("rejecting as a recipient") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let id = t
         .publish(
@@ -550,9 +543,7 @@ async fn status_machine_rejection_with_reason() {
 
 #[tokio::test]
 async fn status_machine_workflow_order() {
-    let Some(t) = Target::sim_only("signing in workflow order") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let id = t.upload(&token, "Contrato em fluxo").await;
     let mut body = publication(id, &[("first@example.com", 1), ("second@example.com", 0)]);
@@ -570,9 +561,7 @@ async fn status_machine_workflow_order() {
 
 #[tokio::test]
 async fn strict_signers_must_confirm_their_account_first() {
-    let Some(t) = Target::sim_only("signing as a recipient") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let (status, body) = t
         .portal(
@@ -597,9 +586,11 @@ async fn strict_signers_must_confirm_their_account_first() {
 
 // ---------- D4 search ----------
 
-#[tokio::test]
-async fn d4_search_pages_and_filters() {
-    let t = Target::new();
+async fn d4_search_pages_and_filters(t: Target) {
+    if !t.is_live() {
+        // The by-name filter is a guess about TAE, off by default.
+        t.state().set_search_by_name(true);
+    }
     let token = t.token().await;
     let tag = format!("Busca {}", fastrand::u32(..));
     let mut ids = Vec::new();
@@ -646,7 +637,7 @@ async fn d4_search_pages_and_filters() {
         )
         .await;
     assert_eq!(body["data"]["registro"][0]["id"], ids[0]);
-    // Status filter and recipient e-mail filter.
+    // Status filter, sender filter, and the recipient search.
     let (status, _) = t
         .post(
             api::PUBLISH_V1,
@@ -665,17 +656,33 @@ async fn d4_search_pages_and_filters() {
     assert_eq!(body["data"]["total"], 1);
     let (_, body) = t
         .post(
+            api::SEARCH_RECIPIENT,
+            &token,
+            json!({"destinatarioEmail": "busca@example.com", "status": [0, 1]}),
+        )
+        .await;
+    assert_eq!(body["data"]["total"], 1, "{body}");
+    assert_eq!(body["data"]["registro"][0]["id"], ids[0]);
+    // `email` is the sender: the recipient's address finds nothing, the sender's finds all three.
+    let (_, body) = t
+        .post(
             api::SEARCH,
             &token,
             json!({"pesquisarEmTodaEmpresa": true, "email": "busca@example.com"}),
         )
         .await;
-    assert_eq!(body["data"]["registro"][0]["id"], ids[0]);
+    assert_eq!(body["data"]["total"], 0, "{body}");
+    let (_, body) = t
+        .post(
+            api::SEARCH,
+            &token,
+            json!({"pesquisarEmTodaEmpresa": true, "email": t.user, "nomeDocumento": tag}),
+        )
+        .await;
+    assert_eq!(body["data"]["total"], 3, "{body}");
 }
 
-#[tokio::test]
-async fn d4_search_refuses_a_bad_page_size() {
-    let t = Target::new();
+async fn d4_search_refuses_a_bad_page_size(t: Target) {
     let token = t.token().await;
     let (status, body) = t
         .post(
@@ -693,9 +700,7 @@ async fn d4_search_refuses_a_bad_page_size() {
 
 // ---------- D5 many ids ----------
 
-#[tokio::test]
-async fn d5_many_ids_returns_the_known_ones() {
-    let t = Target::new();
+async fn d5_many_ids_returns_the_known_ones(t: Target) {
     let token = t.token().await;
     let a = t.upload(&token, "Muitos A").await;
     let b = t.publish(&token, "Muitos B", &[("m@example.com", 0)]).await;
@@ -709,9 +714,7 @@ async fn d5_many_ids_returns_the_known_ones() {
     assert!(list.contains(&single), "same object as D3");
 }
 
-#[tokio::test]
-async fn d5_many_ids_refuses_more_than_1000_and_can_be_switched_off() {
-    let t = Target::new();
+async fn d5_many_ids_refuses_more_than_1000_and_can_be_switched_off(t: Target) {
     let token = t.token().await;
     let ids: Vec<u64> = (1..=1001).collect();
     let (status, body) = t.post(api::MANY_DOCUMENTS, &token, json!(ids)).await;
@@ -740,9 +743,7 @@ async fn d5_many_ids_refuses_more_than_1000_and_can_be_switched_off() {
 
 // ---------- D6 / D7 recipients ----------
 
-#[tokio::test]
-async fn d6_d7_replace_a_recipient() {
-    let t = Target::new();
+async fn d6_d7_replace_a_recipient(t: Target) {
     let token = t.token().await;
     let id = t
         .publish(
@@ -789,9 +790,7 @@ async fn d6_d7_replace_a_recipient() {
     }
 }
 
-#[tokio::test]
-async fn d7_remove_refuses_unknown_recipient_and_missing_body() {
-    let t = Target::new();
+async fn d7_remove_refuses_unknown_recipient_and_missing_body(t: Target) {
     let token = t.token().await;
     let id = t
         .publish(
@@ -844,9 +843,7 @@ async fn d7_remove_refuses_unknown_recipient_and_missing_body() {
 
 // ---------- D8 cancel ----------
 
-#[tokio::test]
-async fn d8_cancel_a_pending_document() {
-    let t = Target::new();
+async fn d8_cancel_a_pending_document(t: Target) {
     let token = t.token().await;
     let id = t.publish(&token, "Cancelar", &[("c@example.com", 0)]).await;
     let path = format!("/documents/v1/publicacoes/{id}/cancelar");
@@ -867,9 +864,7 @@ async fn d8_cancel_a_pending_document() {
 
 #[tokio::test]
 async fn d8_cancel_refuses_a_finalised_document() {
-    let Some(t) = Target::sim_only("finalising a document") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let id = t
         .publish(&token, "Finalizado", &[("f@example.com", 0)])
@@ -910,9 +905,7 @@ fn decode(body: &Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn d9_download_original_signed_and_zip() {
-    let Some(t) = Target::sim_only("finalising a document") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let id = t.publish(&token, "Baixar", &[("d@example.com", 0)]).await;
     let path = |kind: u32| format!("/documents/v1/publicacoes/{id}/download?tipoDownload={kind}");
@@ -939,9 +932,7 @@ async fn d9_download_original_signed_and_zip() {
     assert!(body["data"]["fileName"].as_str().unwrap().ends_with(".zip"));
 }
 
-#[tokio::test]
-async fn d9_download_refuses_a_bad_kind_and_unknown_document() {
-    let t = Target::new();
+async fn d9_download_refuses_a_bad_kind_and_unknown_document(t: Target) {
     let token = t.token().await;
     let id = t.upload(&token, "Tipo").await;
     let (status, _) = t
@@ -965,9 +956,7 @@ async fn d9_download_refuses_a_bad_kind_and_unknown_document() {
 
 #[tokio::test]
 async fn permissions_are_enforced_per_route_with_403() {
-    let Some(t) = Target::sim_only("creating users with chosen permissions") else {
-        return;
-    };
+    let t = Target::new();
     let admin = t.token().await;
     let doc = t
         .publish(&admin, "Permissões", &[("p@example.com", 0)])
@@ -1059,9 +1048,7 @@ async fn permissions_are_enforced_per_route_with_403() {
 
 #[tokio::test]
 async fn documents_of_another_company_are_invisible() {
-    let Some(t) = Target::sim_only("a second company") else {
-        return;
-    };
+    let t = Target::new();
     let admin = t.token().await;
     let doc = t.upload(&admin, "Da Escola Exemplo").await;
     t.state()
@@ -1089,9 +1076,7 @@ async fn documents_of_another_company_are_invisible() {
 
 #[tokio::test]
 async fn portal_lists_documents_emails_and_counts_routes() {
-    let Some(t) = Target::sim_only("the portal") else {
-        return;
-    };
+    let t = Target::new();
     let token = t.token().await;
     let id = t
         .publish(&token, "Portal", &[("portal@example.com", 0)])
@@ -1145,9 +1130,7 @@ async fn portal_lists_documents_emails_and_counts_routes() {
 
 #[tokio::test]
 async fn portal_errors_are_json_with_a_status() {
-    let Some(t) = Target::sim_only("the portal") else {
-        return;
-    };
+    let t = Target::new();
     let (status, body) = t
         .portal(
             Method::POST,
@@ -1182,3 +1165,33 @@ async fn portal_errors_are_json_with_a_status() {
         .await;
     assert!(status.is_client_error());
 }
+
+// Every test above that takes a `Target` runs twice: `sim::<name>` against an in-process
+// stand-in (always), and `live::<name>` against a real TAE — ignored unless asked for with
+// `--ignored` (see `docs/tae-sim.md`), so a live run never reports a test it did not run as a
+// pass. Tests that need the portal side (signing, chosen users, a second company) have no live
+// twin at all.
+sim_and_live!(
+    a1_login_on_every_alias_with_any_property_case,
+    a1_login_refuses_a_wrong_password_and_an_empty_body,
+    a2_profile_of_the_caller_with_permissions,
+    a2_profile_without_or_with_a_bad_token_is_401,
+    a3_register_creates_an_unconfirmed_user_and_mails_them,
+    a3_register_refuses_bad_cpf_missing_name_and_duplicates,
+    a4_email_list_finds_by_substring,
+    a4_email_list_needs_a_token_and_a_filter,
+    d1_upload_returns_an_integer_id_of_a_draft,
+    d1_upload_refuses_non_pdf_no_file_and_no_token,
+    d2_publish_on_both_paths_makes_it_pending,
+    d2_publish_refuses_unknown_id_republish_and_repeated_recipient,
+    d3_read_v1_and_v2_have_the_same_shape,
+    d3_read_of_an_unknown_document,
+    d4_search_pages_and_filters,
+    d4_search_refuses_a_bad_page_size,
+    d5_many_ids_returns_the_known_ones,
+    d5_many_ids_refuses_more_than_1000_and_can_be_switched_off,
+    d6_d7_replace_a_recipient,
+    d7_remove_refuses_unknown_recipient_and_missing_body,
+    d8_cancel_a_pending_document,
+    d9_download_refuses_a_bad_kind_and_unknown_document,
+);

@@ -1,6 +1,6 @@
-//! The target of the route tests: an in-process `SimServer` by default, or a live TAE service
-//! when `TAE_LIVE_URL`, `TAE_LIVE_USER` and `TAE_LIVE_PASSWORD` are set (tests that need the
-//! portal side then skip themselves, printing why).
+//! The target of the route tests: an in-process `SimServer` ([`Target::new`]), or a live TAE
+//! service ([`Target::live`], from `TAE_LIVE_URL`, `TAE_LIVE_USER` and `TAE_LIVE_PASSWORD`; the
+//! live tests are `#[ignore]`d and run only with `--ignored`).
 #![allow(dead_code)]
 
 use reqwest::{Method, StatusCode};
@@ -29,43 +29,37 @@ pub fn client(timeout: Duration) -> reqwest::Client {
 }
 
 impl Target {
-    /// The live service when configured, else a fresh in-process stand-in.
+    /// A fresh in-process stand-in.
     pub fn new() -> Target {
         Self::with_options(SimOptions::default())
     }
 
     pub fn with_options(options: SimOptions) -> Target {
-        let client = client(Duration::from_secs(30));
-        if let (Ok(base), Ok(user), Ok(password)) = (
-            std::env::var("TAE_LIVE_URL"),
-            std::env::var("TAE_LIVE_USER"),
-            std::env::var("TAE_LIVE_PASSWORD"),
-        ) {
-            return Target {
-                base: base.trim_end_matches('/').to_string(),
-                user,
-                password,
-                sim: None,
-                client,
-            };
-        }
         let sim = SimServer::start(options).expect("start tae-sim");
         Target {
             base: sim.base_url(),
             user: tae_sim::ADMIN_EMAIL.to_string(),
             password: tae_sim::ADMIN_PASSWORD.to_string(),
             sim: Some(sim),
-            client,
+            client: client(Duration::from_secs(30)),
         }
     }
 
-    /// Only against the stand-in. Against the live service returns `None` after printing why.
-    pub fn sim_only(what: &str) -> Option<Target> {
-        if std::env::var("TAE_LIVE_URL").is_ok() {
-            println!("skipped against the live service: {what} needs the stand-in's portal side");
-            return None;
+    /// The live service of `TAE_LIVE_URL`, `TAE_LIVE_USER`, `TAE_LIVE_PASSWORD`. Panics when they
+    /// are not set: a live test run without them must fail, not pass.
+    pub fn live() -> Target {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: the live tests need TAE_LIVE_URL, TAE_LIVE_USER and TAE_LIVE_PASSWORD")
+            })
+        };
+        Target {
+            base: var("TAE_LIVE_URL").trim_end_matches('/').to_string(),
+            user: var("TAE_LIVE_USER"),
+            password: var("TAE_LIVE_PASSWORD"),
+            sim: None,
+            client: client(Duration::from_secs(30)),
         }
-        Some(Target::new())
     }
 
     pub fn state(&self) -> SimState {
