@@ -4,17 +4,33 @@
 //! come from the process. Unchanged recipients are untouched; finalised documents are refused.
 
 use super::check::apply_document;
-use super::send::{financial_responsible, tae_recipient};
-use super::{put, tae_failed, Item, Outcome};
+use super::request::people;
+use super::send::{financial_responsible, new_recipient, person_recipient};
+use super::{Item, Outcome, OutcomeKind, Run};
 use crate::config::{Person, RecipientAuthType};
 use crate::error::PluginError;
 use crate::records::{Recipient, RecipientState, RecordStatus, Role};
-use crate::session::Auth;
-use crate::tae::{ErrorKind, TaeError};
+use crate::tae::{Document, ErrorKind, NewRecipient, TaeError};
 use crate::validate::same_email;
-use serde_json::Value;
+use serde::Deserialize;
 
-pub const PARAM_KEYS: &[&str] = &["validators", "witnesses", "extra_signers"];
+/// `update_emails` params (`docs/abi.md`, "execute").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateParams {
+    #[serde(default)]
+    validators: Option<Vec<Person>>,
+    #[serde(default)]
+    witnesses: Option<Vec<Person>>,
+    #[serde(default)]
+    extra_signers: Option<Vec<Person>>,
+}
+
+impl UpdateParams {
+    pub fn check(&self) -> Result<(), PluginError> {
+        UpdatePlan::new(self).map(|_| ())
+    }
+}
 
 pub struct UpdatePlan {
     pub extra_signers: Option<Vec<Person>>,
@@ -23,38 +39,26 @@ pub struct UpdatePlan {
 }
 
 impl UpdatePlan {
-    pub fn new(p: &Value) -> Result<UpdatePlan, PluginError> {
+    pub fn new(p: &UpdateParams) -> Result<UpdatePlan, PluginError> {
         Ok(UpdatePlan {
-            extra_signers: super::people_param(p, "extra_signers", true)?,
-            validators: super::people_param(p, "validators", false)?,
-            witnesses: super::people_param(p, "witnesses", false)?,
+            extra_signers: people("extra_signers", &p.extra_signers, true)?,
+            validators: people("validators", &p.validators, false)?,
+            witnesses: people("witnesses", &p.witnesses, false)?,
         })
     }
 }
 
-fn person_recipient(p: &Person, role: Role) -> Recipient {
-    Recipient {
-        email: p.email.clone(),
-        name: p.name.clone(),
-        cpf: p.cpf.clone(),
-        role,
-        acao: role.acao(),
-        state: RecipientState::Pending,
-        acted_at: None,
-    }
-}
-
-pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
+pub async fn run(run: &Run<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     let label = item.label();
     let Some(rec) = item.working_record() else {
         return Outcome::new(
             item,
-            "skipped",
+            OutcomeKind::Skipped,
             format!("{label}: não há documento enviado para atualizar."),
         );
     };
     let mut r = rec.clone();
-    let by = auth.user.who();
+    let by = run.user.who();
     match r.status {
         RecordStatus::Pendente | RecordStatus::AssinadoParcialmente => {}
         RecordStatus::Finalizado => {
@@ -63,19 +67,20 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         RecordStatus::Enviando | RecordStatus::Rascunho => {
             return Outcome::failed(item, "o envio deste documento não foi concluído; execute \"Enviar documento\" novamente antes de atualizar e-mails.").with_record(&r)
         }
-        s => return Outcome::new(item, "skipped", format!("{label}: o documento está {}; nada a atualizar.", s.label().to_lowercase())).with_record(&r),
+        s => return Outcome::new(item, OutcomeKind::Skipped, format!("{label}: o documento está {}; nada a atualizar.", s.label().to_lowercase())).with_record(&r),
     }
     let Some(contract) = &item.contract else {
         return Outcome::failed(item, "contrato não encontrado no RM.").with_record(&r);
     };
-    let fr = match financial_responsible(item, contract) {
+    let fr = match financial_responsible(contract) {
         Ok(fr) => fr,
-        Err(o) => return o.with_record(&r),
+        Err(p) => return p.outcome(item).with_record(&r),
     };
     let id = r.document_id.unwrap_or_default();
     // Current state in TAE (refuses finalised documents, tells who already signed).
-    let doc = match auth
-        .call(|t| async move { auth.client.document(&t, id).await })
+    let doc = match run
+        .tae
+        .call(|t| async move { run.tae.client.document(&t, id).await })
         .await
     {
         Ok(d) => d,
@@ -87,7 +92,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
             .with_record(&r)
         }
         Err(e) => {
-            return tae_failed(
+            return Outcome::tae_failed(
                 item,
                 &format!("não foi possível consultar o documento nº {id}"),
                 &e,
@@ -101,7 +106,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         r.status,
         RecordStatus::Pendente | RecordStatus::AssinadoParcialmente
     ) {
-        let _ = put(auth, &[&r]).await;
+        let _ = run.put(&[&r]).await;
         let o = if r.status == RecordStatus::Finalizado {
             Outcome::failed(
                 item,
@@ -110,7 +115,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         } else {
             Outcome::new(
                 item,
-                "skipped",
+                OutcomeKind::Skipped,
                 format!(
                     "{label}: o documento nº {id} está {}; nada a atualizar.",
                     r.status.label().to_lowercase()
@@ -127,15 +132,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         .filter(|x| x.role == Role::Signer)
         .cloned()
         .collect();
-    let mut desired_signers = vec![Recipient {
-        email: fr.2.clone(),
-        name: fr.0.clone(),
-        cpf: Some(fr.1.clone()),
-        role: Role::Signer,
-        acao: Role::Signer.acao(),
-        state: RecipientState::Pending,
-        acted_at: None,
-    }];
+    let mut desired_signers = vec![fr.recipient()];
     match &plan.extra_signers {
         Some(list) => {
             desired_signers.extend(list.iter().map(|p| person_recipient(p, Role::Signer)))
@@ -180,13 +177,13 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
                 }
                 old_one => {
                     if let Err(o) =
-                        replace(auth, item, id, &in_document, old_one, &want, first).await
+                        replace(run, item, id, &in_document, old_one, &want, first).await
                     {
                         // Keep what was done so far in the record.
                         r.recipients = merge(new_list, &r.recipients, role, i);
                         r.last_error = Some(o.message.clone());
                         r.event(&by, "error", o.message.clone());
-                        let _ = put(auth, &[&r]).await;
+                        let _ = run.put(&[&r]).await;
                         return o.with_record(&r);
                     }
                     changes.push(match old_one {
@@ -203,7 +200,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     }
     if changes.is_empty() {
         r.event(&by, "checked", "atualização de e-mails: nenhuma alteração");
-        let _ = put(auth, &[&r]).await;
+        let _ = run.put(&[&r]).await;
         let extra = if kept_signed.is_empty() {
             String::new()
         } else {
@@ -211,7 +208,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         };
         return Outcome::new(
             item,
-            "skipped",
+            OutcomeKind::Skipped,
             format!("{label}: nenhum e-mail alterado{extra}."),
         )
         .with_record(&r);
@@ -221,12 +218,12 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     for c in &changes {
         r.event(&by, "recipient_replaced", c.clone());
     }
-    if let Err(m) = put(auth, &[&r]).await {
+    if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     Outcome::new(
         item,
-        "updated",
+        OutcomeKind::Updated,
         format!(
             "{label}: {} destinatário(s) atualizado(s) no documento nº {id}: {}.",
             changes.len(),
@@ -262,54 +259,43 @@ fn merge(
     done
 }
 
-/// Adds `want` (registered first with the login authentication type), then removes `old`.
-/// The e-mails (lower case) of every recipient of a D3 document, acted or pending.
-fn document_emails(doc: &Value) -> Vec<String> {
-    ["assinantes", "pendentes"]
-        .iter()
-        .filter_map(|k| doc.get(*k).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|r| r.get("email").and_then(Value::as_str))
-        .map(str::to_lowercase)
-        .collect()
+/// The e-mails (lower case) of every recipient of a document, acted or pending.
+fn document_emails(doc: &Document) -> Vec<String> {
+    doc.emails().map(str::to_lowercase).collect()
 }
 
 /// Adds one recipient. Idempotent: a recipient already in the document (an earlier run, or an
 /// ambiguous failure that went through) counts as added.
 async fn add_recipient(
-    auth: &Auth<'_>,
+    run: &Run<'_>,
     id: i64,
-    body: &[Value],
+    body: &[NewRecipient],
     email: &str,
 ) -> Result<(), TaeError> {
-    let res = auth
-        .call(|t| async move { auth.client.add_recipients(&t, id, body).await })
+    let auth = run.params.recipient_auth();
+    let res = run
+        .tae
+        .call(|t| async move { run.tae.client.add_recipients(&t, id, body, auth).await })
         .await;
     match res {
         Ok(()) => Ok(()),
-        Err(e)
-            if e.kind == ErrorKind::Rejected && e.message.to_lowercase().contains("repetido") =>
-        {
-            Ok(())
-        }
-        Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Protocol) => {
+        Err(e) if e.kind == ErrorKind::DuplicateRecipient => Ok(()),
+        Err(e) if e.kind.is_ambiguous() => {
             // Did it go through? Read before adding again.
-            let doc = auth
-                .call(|t| async move { auth.client.document(&t, id).await })
+            let doc = run
+                .tae
+                .call(|t| async move { run.tae.client.document(&t, id).await })
                 .await?;
             if document_emails(&doc).contains(&email.to_lowercase()) {
                 return Ok(());
             }
-            match auth
-                .call(|t| async move { auth.client.add_recipients(&t, id, body).await })
+            tokio::time::sleep(e.wait_at_least(std::time::Duration::ZERO)).await;
+            match run
+                .tae
+                .call(|t| async move { run.tae.client.add_recipients(&t, id, body, auth).await })
                 .await
             {
-                Err(e2)
-                    if e2.kind == ErrorKind::Rejected
-                        && e2.message.to_lowercase().contains("repetido") =>
-                {
-                    Ok(())
-                }
+                Err(e2) if e2.kind == ErrorKind::DuplicateRecipient => Ok(()),
                 other => other,
             }
         }
@@ -322,7 +308,7 @@ async fn add_recipient(
 /// partial failure completes the replacement.
 #[allow(clippy::too_many_arguments)]
 async fn replace(
-    auth: &Auth<'_>,
+    run: &Run<'_>,
     item: &Item,
     id: i64,
     in_document: &[String],
@@ -330,10 +316,10 @@ async fn replace(
     want: &Recipient,
     first: bool,
 ) -> Result<(), Outcome> {
-    if auth.params.recipient_auth_type == RecipientAuthType::Login {
+    if run.params.recipient_auth_type == RecipientAuthType::Login {
         if let Some(cpf) = &want.cpf {
-            if let Err(e) = auth.ensure_recipient(&want.email, &want.name, cpf).await {
-                return Err(tae_failed(
+            if let Err(e) = run.ensure_recipient(&want.email, &want.name, cpf).await {
+                return Err(Outcome::tae_failed(
                     item,
                     &format!(
                         "não foi possível cadastrar {} no TOTVS Assinatura Eletrônica",
@@ -344,19 +330,19 @@ async fn replace(
             }
         }
     }
-    if auth.params.recipient_auth_type == RecipientAuthType::EmailCode && want.cpf.is_none() {
+    if run.params.recipient_auth_type == RecipientAuthType::EmailCode && want.cpf.is_none() {
         return Err(Outcome::failed(
             item,
             crate::config::email_code_needs_cpf(&want.name),
         ));
     }
-    let body = vec![tae_recipient(want, first, auth.params.recipient_auth_type)];
+    let body = vec![new_recipient(want, first)];
     let already = in_document.contains(&want.email.to_lowercase());
     if let Err(e) = match already {
         true => Ok(()),
-        false => add_recipient(auth, id, &body, &want.email).await,
+        false => add_recipient(run, id, &body, &want.email).await,
     } {
-        return Err(tae_failed(
+        return Err(Outcome::tae_failed(
             item,
             &format!(
                 "não foi possível incluir {} no documento nº {id}",
@@ -367,15 +353,16 @@ async fn replace(
     }
     if let Some(o) = old.filter(|o| in_document.contains(&o.email.to_lowercase())) {
         let email = o.email.clone();
-        if let Err(e) = auth
+        if let Err(e) = run
+            .tae
             .call(|t| {
                 let email = email.clone();
-                async move { auth.client.remove_recipient(&t, id, &email).await }
+                async move { run.tae.client.remove_recipient(&t, id, &email).await }
             })
             .await
         {
             if e.kind != ErrorKind::NotFound {
-                return Err(tae_failed(
+                return Err(Outcome::tae_failed(
                     item,
                     &format!(
                         "{} foi incluído, mas não foi possível remover {} do documento nº {id}",
