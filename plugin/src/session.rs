@@ -159,11 +159,14 @@ pub async fn login(
         }
         match client.login(&email, &password).await {
             Ok(t) => {
+                // Refused passwords are forgotten now; the accepted one lives with the session.
+                secrets.retain(|s| s != &password);
+                forget(&secrets);
                 return Ok(Login {
                     token: t,
                     email,
-                    secrets,
-                })
+                    secrets: vec![password],
+                });
             }
             Err(e) if e.kind.is_unreachable() => {
                 forget(&secrets);

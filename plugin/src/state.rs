@@ -112,7 +112,7 @@ impl State {
                     );
                     m
                 })
-                .with_detail(e)
+                .with_detail(e.detail)
             })?;
         clients.insert(key, client.clone());
         Ok(client)

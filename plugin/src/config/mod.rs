@@ -211,11 +211,35 @@ fn field(name: &str) -> &'static Field {
         .unwrap_or_else(|| panic!("{name} is not in config::FIELDS"))
 }
 
+/// Why one value is invalid: the Portuguese message shown beside its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Self {
+        Invalid(s)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(s: &str) -> Self {
+        Invalid(s.to_string())
+    }
+}
+
 /// Per-field errors (field → Portuguese message).
 pub type FieldErrors = Map<String, Value>;
 
 /// Checks a URL: parses, `https` (or `http` on a loopback host only), no credentials.
-pub fn check_url(raw: &str) -> Result<String, String> {
+pub fn check_url(raw: &str) -> Result<String, Invalid> {
     let trimmed = raw.trim();
     let url = url::Url::parse(trimmed).map_err(|_| "Endereço inválido.".to_string())?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -246,7 +270,7 @@ pub fn check_url(raw: &str) -> Result<String, String> {
 }
 
 /// Checks a document name template: only known placeholders, balanced braces, not empty.
-pub fn check_template(template: &str) -> Result<String, String> {
+pub fn check_template(template: &str) -> Result<String, Invalid> {
     let t = template.trim();
     if t.is_empty() {
         return Err("Informe o modelo do nome do documento.".into());
@@ -269,7 +293,8 @@ pub fn check_template(template: &str) -> Result<String, String> {
                     .map(|p| format!("{{{p}}}"))
                     .collect::<Vec<_>>()
                     .join(" ")
-            ));
+            )
+            .into());
         }
         rest = &after[close + 1..];
     }
@@ -277,7 +302,7 @@ pub fn check_template(template: &str) -> Result<String, String> {
 }
 
 /// Checks a list of people; `cpf_required` for signers.
-pub fn check_people(value: &Value, cpf_required: bool) -> Result<Vec<Person>, String> {
+pub fn check_people(value: &Value, cpf_required: bool) -> Result<Vec<Person>, Invalid> {
     let people: Vec<Person> = serde_json::from_value(value.clone()).map_err(|_| {
         "Informe uma lista de pessoas com nome, e-mail e CPF (campos name, email, cpf).".to_string()
     })?;
@@ -285,13 +310,13 @@ pub fn check_people(value: &Value, cpf_required: bool) -> Result<Vec<Person>, St
 }
 
 /// Checks and normalises people already typed; `cpf_required` for signers.
-pub fn check_persons(people: Vec<Person>, cpf_required: bool) -> Result<Vec<Person>, String> {
+pub fn check_persons(people: Vec<Person>, cpf_required: bool) -> Result<Vec<Person>, Invalid> {
     let mut out = Vec::with_capacity(people.len());
     for (i, p) in people.into_iter().enumerate() {
         let n = i + 1;
         let name = p.name.trim().to_string();
         if name.is_empty() {
-            return Err(format!("Pessoa {n}: informe o nome."));
+            return Err(format!("Pessoa {n}: informe o nome.").into());
         }
         let email = normalize_email(&p.email)
             .ok_or_else(|| format!("Pessoa {n} ({name}): e-mail inválido."))?;
@@ -299,7 +324,9 @@ pub fn check_persons(people: Vec<Person>, cpf_required: bool) -> Result<Vec<Pers
             Some(c) => Some(
                 normalize_cpf(c).ok_or_else(|| format!("Pessoa {n} ({name}): CPF inválido."))?,
             ),
-            None if cpf_required => return Err(format!("Pessoa {n} ({name}): informe o CPF.")),
+            None if cpf_required => {
+                return Err(format!("Pessoa {n} ({name}): informe o CPF.").into())
+            }
             None => None,
         };
         out.push(Person { name, email, cpf });
@@ -315,7 +342,7 @@ enum Parsed {
     Bool(bool),
 }
 
-fn opt_str(value: Option<&Value>) -> Result<Option<String>, String> {
+fn opt_str(value: Option<&Value>) -> Result<Option<String>, Invalid> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -325,7 +352,7 @@ fn opt_str(value: Option<&Value>) -> Result<Option<String>, String> {
 }
 
 /// Checks one field's value against its kind; `None` when absent (the default applies).
-fn parse_field(f: &Field, value: Option<&Value>) -> Result<Option<Parsed>, String> {
+fn parse_field(f: &Field, value: Option<&Value>) -> Result<Option<Parsed>, Invalid> {
     Ok(Some(match f.kind {
         Kind::Url { required } => match opt_str(value)? {
             None if required => return Err("Campo obrigatório.".into()),
@@ -355,7 +382,7 @@ fn parse_field(f: &Field, value: Option<&Value>) -> Result<Option<Parsed>, Strin
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse::<u64>().ok()))
             {
                 Some(n) if (min..=max).contains(&n) => Parsed::Int(n),
-                _ => return Err(format!("Informe um número inteiro entre {min} e {max}.")),
+                _ => return Err(format!("Informe um número inteiro entre {min} e {max}.").into()),
             },
         },
         Kind::People { cpf_required } => match value {
@@ -369,7 +396,7 @@ fn parse_field(f: &Field, value: Option<&Value>) -> Result<Option<Parsed>, Strin
             }
             Some(_) => {
                 let names: Vec<String> = options.iter().map(|(o, _)| format!("\"{o}\"")).collect();
-                return Err(format!("Escolha {}.", names.join(" ou ")));
+                return Err(format!("Escolha {}.", names.join(" ou ")).into());
             }
         },
         Kind::Template => match opt_str(value)? {
@@ -460,7 +487,7 @@ pub fn parse(values: &Value, strict: bool) -> Result<Params, FieldErrors> {
             }
             Ok(None) => {}
             Err(m) => {
-                errors.insert(f.name.into(), Value::String(m));
+                errors.insert(f.name.into(), Value::String(m.0));
             }
         }
     }
@@ -610,6 +637,147 @@ mod tests {
         let mut v = base();
         v.as_object_mut().unwrap().insert("typo".into(), json!(1));
         assert!(parse(&v, false).is_ok());
+    }
+
+    /// Every field of the table: a valid value is accepted and normalised, an invalid one is
+    /// named in the errors, its default applies when absent, and describe shows it.
+    #[test]
+    fn every_field_is_checked_defaulted_and_described() {
+        let ca = std::env::temp_dir().join("tae-edu-config-test-ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let ca = ca.to_string_lossy().to_string();
+        // (field, valid value, its normalised value in `validate`, an invalid value)
+        let cases: Vec<(&str, Value, Value, Value)> = vec![
+            (
+                "auth_url",
+                json!("https://a.example/id/"),
+                json!("https://a.example/id"),
+                json!("ftp://a"),
+            ),
+            (
+                "api_url",
+                json!(" https://a.example "),
+                json!("https://a.example"),
+                json!(5),
+            ),
+            (
+                "web_login_url",
+                json!("http://localhost:9/x"),
+                json!("http://localhost:9/x"),
+                json!("http://10.1.1.1"),
+            ),
+            (
+                "service_user",
+                json!("Svc@Escola.EDU.br"),
+                json!("Svc@escola.edu.br"),
+                json!("svc"),
+            ),
+            (
+                "service_password",
+                json!("s3nha-forte"),
+                Value::Null,
+                json!(12),
+            ),
+            ("request_timeout_secs", json!("45"), json!(45), json!(0)),
+            ("max_concurrency", json!(64), json!(64), json!(65)),
+            (
+                "extra_signers",
+                json!([{"name": " X ", "email": "x@y.com", "cpf": "529.982.247-25"}]),
+                json!([{"name": "X", "email": "x@y.com", "cpf": "52998224725"}]),
+                json!([{"name": "X", "email": "x@y.com"}]),
+            ),
+            ("witness_count", json!(1), json!(1), json!(5)),
+            (
+                "witnesses",
+                json!([{"name": "W", "email": "w@y.com"}]),
+                json!([{"name": "W", "email": "w@y.com"}]),
+                json!([{"name": "W"}]),
+            ),
+            (
+                "validators",
+                json!([{"name": "V", "email": "v@y.com"}]),
+                json!([{"name": "V", "email": "v@y.com"}]),
+                json!("V"),
+            ),
+            (
+                "recipient_auth_type",
+                json!("email_code"),
+                json!("email_code"),
+                json!("telepatia"),
+            ),
+            ("reminder_interval_days", json!(30), json!(30), json!(31)),
+            ("expiry_days", json!(365), json!(365), json!(-1)),
+            (
+                "document_name_template",
+                json!(" {aluno} "),
+                json!("{aluno}"),
+                json!("{x}"),
+            ),
+            (
+                "refresh_status_on_view",
+                json!(true),
+                json!(true),
+                json!("sim"),
+            ),
+            ("max_file_mb", json!(1), json!(1), json!(101)),
+            ("ca_file", json!(ca), json!(ca), json!("/nao/existe.pem")),
+            ("lease_ttl_secs", json!(10), json!(10), json!(9)),
+        ];
+        let names: Vec<&str> = cases.iter().map(|c| c.0).collect();
+        assert_eq!(
+            names,
+            FIELDS.iter().map(|f| f.name).collect::<Vec<_>>(),
+            "one case per field, in the table's order"
+        );
+        let described = describe();
+        let defaults = serde_json::to_value(parse(&base(), true).unwrap()).unwrap();
+        for (name, valid, normalised, invalid) in &cases {
+            let f = field(name);
+            let d = described["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["name"] == *name)
+                .unwrap_or_else(|| panic!("{name} not described"));
+            assert_eq!(d["label"], f.label);
+            match f.kind {
+                Kind::Int { default, min, max } => {
+                    assert_eq!(
+                        (d["default"].clone(), d["min"].clone(), d["max"].clone()),
+                        (json!(default), json!(min), json!(max))
+                    );
+                    assert_eq!(defaults[*name], json!(default), "{name}");
+                }
+                Kind::Bool { default } => assert_eq!(defaults[*name], json!(default)),
+                Kind::Choice { default, .. } => assert_eq!(defaults[*name], json!(default)),
+                _ => {}
+            }
+            let mut v = base();
+            v[*name] = valid.clone();
+            if *name == "service_user" {
+                v["service_password"] = json!("s3nha-forte");
+            }
+            if *name == "witness_count" {
+                v["witnesses"] = json!([{"name": "W", "email": "w@y.com"}]);
+            }
+            if *name == "recipient_auth_type" {
+                v["witnesses"] = json!([]);
+            }
+            let p = parse(&v, true).unwrap_or_else(|e| panic!("{name} = {valid}: {e:?}"));
+            let out = serde_json::to_value(&p).unwrap();
+            if *name == "service_password" {
+                assert_eq!(p.service_password.as_deref(), Some("s3nha-forte"));
+                assert!(out.get("service_password").is_none(), "never echoed");
+            } else {
+                assert_eq!(out[*name], *normalised, "{name}");
+            }
+            let mut v = base();
+            v[*name] = invalid.clone();
+            let e = parse(&v, true).unwrap_err();
+            assert!(e.contains_key(*name), "{name} = {invalid}: {e:?}");
+        }
+        crate::redact::forget_secret("s3nha-forte");
+        let _ = std::fs::remove_file(&ca);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::records::{Contract, Record, RecordStatus};
 use crate::session::Session;
 use crate::tae::{DocStatus, Document, ErrorKind, TaeClient, TaeError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-pub use outcome::{FieldProblem, Outcome, OutcomeKind, Response};
+pub use outcome::{ContractError, Outcome, OutcomeKind, Response};
 pub use request::ExecuteRequest;
 use request::{InvokedFrom, OptionRequest};
 pub use run::Run;

@@ -131,33 +131,56 @@ impl Outcome {
     }
 }
 
-/// A contract's data is not usable (a field of the contract or of the process is missing or
-/// invalid): the contract fails naming the field.
+/// Why one contract failed (the per-contract error of the process layer): a Portuguese message
+/// for the end user, naming the field of the contract or the process when one is at fault.
 #[derive(Debug, Clone)]
-pub struct FieldProblem {
-    pub field: &'static str,
+pub struct ContractError {
+    pub field: Option<&'static str>,
     pub message: String,
 }
 
-impl FieldProblem {
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        FieldProblem {
-            field,
+impl ContractError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ContractError {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// A field of the contract (or of the process) is missing or invalid.
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        ContractError {
+            field: Some(field),
             message: message.into(),
         }
     }
 
     pub fn outcome(&self, item: &Item) -> Outcome {
-        let mut o = Outcome::failed(
-            item,
-            format!(
-                "{} (campo {}).",
-                self.message.trim_end_matches('.'),
-                self.field
-            ),
-        );
-        o.field = Some(self.field.to_string());
-        o
+        match self.field {
+            None => Outcome::failed(item, &self.message),
+            Some(field) => {
+                let mut o = Outcome::failed(
+                    item,
+                    format!("{} (campo {field}).", self.message.trim_end_matches('.')),
+                );
+                o.field = Some(field.to_string());
+                o
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ContractError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ContractError {}
+
+impl AsRef<str> for ContractError {
+    fn as_ref(&self) -> &str {
+        &self.message
     }
 }
 

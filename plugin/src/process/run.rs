@@ -4,6 +4,7 @@
 //! thread; every per-contract future borrows it.
 
 use super::claims::Claim;
+use super::ContractError;
 use crate::config::Params;
 use crate::hostcalls::{CurrentUser, HostApi};
 use crate::records::Record;
@@ -15,24 +16,6 @@ use std::rc::Rc;
 
 /// One recipient's lookup/registration, shared by every contract of the batch.
 type Registration = Rc<tokio::sync::OnceCell<Result<bool, TaeError>>>;
-
-/// A record write the host refused or failed: the contract's error, in Portuguese.
-#[derive(Debug, Clone)]
-pub struct RecordWriteError(pub String);
-
-impl std::fmt::Display for RecordWriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RecordWriteError {}
-
-impl AsRef<str> for RecordWriteError {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
 
 pub struct Run<'h> {
     pub host: HostApi<'h>,
@@ -87,13 +70,13 @@ impl<'h> Run<'h> {
     }
 
     /// Writes records through the host now (with the run's lease token when it has one).
-    fn put_now(&self, records: &[&Record]) -> Result<(), RecordWriteError> {
+    fn put_now(&self, records: &[&Record]) -> Result<(), ContractError> {
         let token = self.claim.borrow().lease_token().map(str::to_string);
         self.host
             .records_put(records, token.as_deref())
             .map_err(|e| {
                 log::error!("records.put failed: {}", e.detail);
-                RecordWriteError(format!(
+                ContractError::new(format!(
                     "não foi possível gravar o registro de integração no RM ({})",
                     e.message
                 ))
@@ -102,7 +85,7 @@ impl<'h> Run<'h> {
 
     /// Writes records through the host (in the batch's next group commit when a batch is
     /// running); answers once they are durable.
-    pub async fn put(&self, records: &[&Record]) -> Result<(), RecordWriteError> {
+    pub async fn put(&self, records: &[&Record]) -> Result<(), ContractError> {
         let queue = &self.put_queue;
         if !queue.active.get() {
             return self.put_now(records);
@@ -113,9 +96,8 @@ impl<'h> Run<'h> {
             .borrow_mut()
             .push((records.iter().map(|r| (*r).clone()).collect(), reply));
         answer.await.unwrap_or_else(|_| {
-            Err(RecordWriteError(
-                "não foi possível gravar o registro de integração no RM (gravação interrompida)"
-                    .into(),
+            Err(ContractError::new(
+                "não foi possível gravar o registro de integração no RM (gravação interrompida)",
             ))
         })
     }
@@ -183,7 +165,7 @@ impl<'h> Run<'h> {
     }
 }
 
-type PutReply = tokio::sync::oneshot::Sender<Result<(), RecordWriteError>>;
+type PutReply = tokio::sync::oneshot::Sender<Result<(), ContractError>>;
 
 /// Record writes of the contracts in flight, waiting for the batch's next group commit: when
 /// every contract in flight is waiting (on TAE or on its write), the batch writes all the

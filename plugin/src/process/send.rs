@@ -5,7 +5,7 @@
 //! record is skipped.
 
 use super::request::people;
-use super::{locate_document, FieldProblem, Item, Located, Outcome, OutcomeKind, Run};
+use super::{locate_document, ContractError, Item, Located, Outcome, OutcomeKind, Run};
 use crate::config::{self, Params, Person, RecipientAuthType};
 use crate::error::{PluginError, Status};
 use crate::hostcalls::HostApi;
@@ -64,12 +64,8 @@ impl SendParams {
 }
 
 fn check_template(t: &str) -> Result<String, PluginError> {
-    config::check_template(t).map_err(|m| {
-        bad(
-            format!("Modelo do nome do documento inválido: {m}"),
-            m.clone(),
-        )
-    })
+    config::check_template(t)
+        .map_err(|m| bad(format!("Modelo do nome do documento inválido: {m}"), m.0))
 }
 
 pub enum Source {
@@ -103,19 +99,21 @@ fn bad(message: impl Into<String>, detail: impl Into<String>) -> PluginError {
 
 /// Checks a PDF: not empty, starts with `%PDF-`, within the size limit. Answers a Portuguese
 /// reason.
-pub fn check_pdf(bytes: &[u8], max_bytes: u64) -> Result<(), String> {
+pub fn check_pdf(bytes: &[u8], max_bytes: u64) -> Result<(), ContractError> {
     if bytes.is_empty() {
-        return Err("o arquivo PDF está vazio".into());
+        return Err(ContractError::new("o arquivo PDF está vazio"));
     }
     if !bytes.starts_with(b"%PDF-") {
-        return Err("o arquivo não é um PDF válido (não começa com %PDF-)".into());
+        return Err(ContractError::new(
+            "o arquivo não é um PDF válido (não começa com %PDF-)",
+        ));
     }
     if bytes.len() as u64 > max_bytes {
-        return Err(format!(
+        return Err(ContractError::new(format!(
             "o PDF tem {:.1} MB, acima do limite de {} MB",
             bytes.len() as f64 / 1_048_576.0,
             max_bytes / 1_048_576
-        ));
+        )));
     }
     Ok(())
 }
@@ -143,7 +141,7 @@ impl SendPlan {
                     )
                 })?;
                 check_pdf(&bytes, max_bytes)
-                    .map_err(|m| bad(format!("Arquivo {path}: {m}."), m.clone()))?;
+                    .map_err(|m| bad(format!("Arquivo {path}: {m}."), m.message))?;
                 let file_name = std::path::Path::new(path)
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
@@ -261,29 +259,29 @@ impl Responsible {
 }
 
 /// The financial responsible, validated; else the field that is missing or invalid.
-pub fn financial_responsible(c: &Contract) -> Result<Responsible, FieldProblem> {
+pub fn financial_responsible(c: &Contract) -> Result<Responsible, ContractError> {
     let Some(fr) = &c.financial_responsible else {
-        return Err(FieldProblem::new(
+        return Err(ContractError::field(
             "financial_responsible",
             "o contrato não tem responsável financeiro cadastrado",
         ));
     };
     let name = fr.name.clone().unwrap_or_default().trim().to_string();
     if name.is_empty() {
-        return Err(FieldProblem::new(
+        return Err(ContractError::field(
             "financial_responsible.name",
             "o responsável financeiro não tem nome cadastrado",
         ));
     }
     let cpf = match fr.cpf.as_deref() {
         None => {
-            return Err(FieldProblem::new(
+            return Err(ContractError::field(
                 "financial_responsible.cpf",
                 format!("o responsável financeiro {name} não tem CPF cadastrado"),
             ))
         }
         Some(c) => normalize_cpf(c).ok_or_else(|| {
-            FieldProblem::new(
+            ContractError::field(
                 "financial_responsible.cpf",
                 format!("o CPF {c} do responsável financeiro {name} é inválido"),
             )
@@ -291,13 +289,13 @@ pub fn financial_responsible(c: &Contract) -> Result<Responsible, FieldProblem> 
     };
     let email = match fr.email.as_deref() {
         None => {
-            return Err(FieldProblem::new(
+            return Err(ContractError::field(
                 "financial_responsible.email",
                 format!("o responsável financeiro {name} não tem e-mail cadastrado"),
             ))
         }
         Some(e) => normalize_email(e).ok_or_else(|| {
-            FieldProblem::new(
+            ContractError::field(
                 "financial_responsible.email",
                 format!("o e-mail {e} do responsável financeiro {name} é inválido"),
             )
@@ -308,7 +306,7 @@ pub fn financial_responsible(c: &Contract) -> Result<Responsible, FieldProblem> 
 
 /// The financial responsible validated, not repeated among the other recipients, and the
 /// document's recipients in order.
-fn validate_recipients(c: &Contract, plan: &SendPlan) -> Result<Vec<Recipient>, FieldProblem> {
+fn validate_recipients(c: &Contract, plan: &SendPlan) -> Result<Vec<Recipient>, ContractError> {
     let fr = financial_responsible(c)?;
     if let Some(p) = plan
         .extra_signers
@@ -317,7 +315,7 @@ fn validate_recipients(c: &Contract, plan: &SendPlan) -> Result<Vec<Recipient>, 
         .chain(&plan.witnesses)
         .find(|p| same_email(&p.email, &fr.email))
     {
-        return Err(FieldProblem::new(
+        return Err(ContractError::field(
             "financial_responsible.email",
             format!(
                 "o e-mail {} do responsável financeiro é o mesmo de outro destinatário ({})",
@@ -660,7 +658,7 @@ async fn ensure_signers_registered(
     run: &Run<'_>,
     plan: &SendPlan,
     recips: &[Recipient],
-) -> Result<(), String> {
+) -> Result<(), ContractError> {
     if plan.auth_type != RecipientAuthType::Login {
         return Ok(());
     }
@@ -672,12 +670,12 @@ async fn ensure_signers_registered(
             } else {
                 "o destinatário"
             };
-            return Err(format!(
+            return Err(ContractError::new(format!(
                 "não foi possível cadastrar {who} {} ({}) no TOTVS Assinatura Eletrônica: {}.",
                 r.name,
                 r.email,
                 e.user_text()
-            ));
+            )));
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! within a bounded budget (see [`RetryPolicy`]).
 
 use super::error::{kind_from_message, ErrorKind, TaeError};
-use super::wire::{self, decode, DocStatus, Document, Profile, SearchPage, SearchRecord};
+use super::wire::{self, decode, Document, Profile, SearchPage, SearchRecord};
 use super::{api, Publication, RecipientAuth};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use parking_lot::RwLock;
@@ -96,25 +96,42 @@ pub struct TaeClient {
 }
 
 /// Builds a `reqwest::Client`: rustls (ring) with the platform roots plus the PEM CA file.
-pub fn build_http(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::Client, String> {
+/// A CA file that cannot be used is a `Certificate` error.
+pub fn build_http(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::Client, TaeError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let fail = |kind: ErrorKind, detail: String| TaeError::new(kind, None, String::new(), detail);
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
         .user_agent(concat!("tae-edu/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {path}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("invalid PEM in ca_file {path}: {e}"))?;
+        let pem = std::fs::read(path).map_err(|e| {
+            fail(
+                ErrorKind::Certificate,
+                format!("cannot read ca_file {path}: {e}"),
+            )
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            fail(
+                ErrorKind::Certificate,
+                format!("invalid PEM in ca_file {path}: {e}"),
+            )
+        })?;
         if certs.is_empty() {
-            return Err(format!("no certificate in ca_file {path}"));
+            return Err(fail(
+                ErrorKind::Certificate,
+                format!("no certificate in ca_file {path}"),
+            ));
         }
         builder = builder.tls_certs_merge(certs);
     }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder.build().map_err(|e| {
+        fail(
+            ErrorKind::Protocol,
+            format!("cannot build the HTTP client: {e}"),
+        )
+    })
 }
 
 /// TAE's error text from an envelope (`errors`, `messages`, `description`, `message`, `title`).
@@ -720,11 +737,6 @@ impl TaeClient {
             .map_err(|e| protocol("download", &format!("invalid base64: {e}")))?;
         Ok((bytes, answer.file_name))
     }
-}
-
-/// Whether a status is TAE's draft (for callers that compare).
-pub fn is_draft(s: DocStatus) -> bool {
-    s == DocStatus::Draft
 }
 
 /// `url?k=v&…` with the values percent-encoded.
