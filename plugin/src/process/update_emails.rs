@@ -10,7 +10,7 @@ use super::{Item, Outcome, OutcomeKind, Run};
 use crate::config::{Person, RecipientAuthType};
 use crate::error::PluginError;
 use crate::records::{Recipient, RecipientState, RecordStatus, Role};
-use crate::tae::{Document, ErrorKind, NewRecipient, TaeError};
+use crate::tae::{Action, Document, ErrorKind, NewRecipient, TaeError};
 use crate::validate::same_email;
 use serde::Deserialize;
 
@@ -101,7 +101,6 @@ pub async fn run(run: &Run<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         }
     };
     apply_document(&mut r, &doc, &by);
-    let in_document = document_emails(&doc);
     if !matches!(
         r.status,
         RecordStatus::Pendente | RecordStatus::AssinadoParcialmente
@@ -153,8 +152,10 @@ pub async fn run(run: &Run<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     let desired_validators = desired_for(Role::Validator, &plan.validators);
     let desired_witnesses = desired_for(Role::Witness, &plan.witnesses);
 
-    let mut new_list: Vec<Recipient> = Vec::new();
-    let mut changes: Vec<String> = Vec::new();
+    // First the plan, with no side effect: which slots keep their recipient and which are
+    // replaced. A new address already used by another recipient of the document refuses the
+    // whole contract before any change.
+    let mut planned: Vec<(Role, Vec<Planned>, Vec<Recipient>)> = Vec::new();
     let mut kept_signed: Vec<String> = Vec::new();
     for (role, desired) in [
         (Role::Signer, desired_signers),
@@ -167,32 +168,59 @@ pub async fn run(run: &Run<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
             .filter(|x| x.role == role)
             .cloned()
             .collect();
+        let mut slots = Vec::new();
         for (i, want) in desired.into_iter().enumerate() {
             let first = role == Role::Signer && i == 0;
-            match old.get(i) {
-                Some(o) if same_email(&o.email, &want.email) => new_list.push(o.clone()),
+            slots.push(match old.get(i) {
+                Some(o) if same_email(&o.email, &want.email) => Planned::Keep(o.clone()),
                 Some(o) if o.state == RecipientState::Signed => {
                     kept_signed.push(format!("{} ({}) já assinou", o.name, o.email));
-                    new_list.push(o.clone());
+                    Planned::Keep(o.clone())
                 }
-                old_one => {
-                    if let Err(o) =
-                        replace(run, item, id, &in_document, old_one, &want, first).await
-                    {
-                        // Keep what was done so far in the record.
-                        r.recipients = merge(new_list, &r.recipients, role, i);
-                        r.last_error = Some(o.message.clone());
-                        r.event(&by, "error", o.message.clone());
-                        let _ = run.put(&[&r]).await;
-                        return o.with_record(&r);
-                    }
-                    changes.push(match old_one {
-                        Some(o) => format!("{} {} → {}", role.label(), o.email, want.email),
-                        None => format!("{} {} adicionado", role.label(), want.email),
-                    });
-                    new_list.push(want);
+                old_one => Planned::Replace {
+                    old: old_one.cloned(),
+                    want,
+                    first,
+                },
+            });
+        }
+        planned.push((role, slots, old));
+    }
+    if let Some(message) = collision(&r.recipients, &doc, &planned) {
+        r.last_error = Some(message.clone());
+        r.event(
+            &by,
+            "error",
+            format!("atualização de e-mails recusada: {message}"),
+        );
+        let _ = run.put(&[&r]).await;
+        return Outcome::failed(item, message).with_record(&r);
+    }
+
+    let mut new_list: Vec<Recipient> = Vec::new();
+    let mut changes: Vec<String> = Vec::new();
+    for (role, slots, old) in planned {
+        for (i, slot) in slots.into_iter().enumerate() {
+            let (old_one, want, first) = match slot {
+                Planned::Keep(o) => {
+                    new_list.push(o);
+                    continue;
                 }
+                Planned::Replace { old, want, first } => (old, want, first),
+            };
+            if let Err(o) = replace(run, item, id, &doc, old_one.as_ref(), &want, first).await {
+                // Keep what was done so far in the record.
+                r.recipients = merge(new_list, &r.recipients, role, i);
+                r.last_error = Some(o.message.clone());
+                r.event(&by, "error", o.message.clone());
+                let _ = run.put(&[&r]).await;
+                return o.with_record(&r);
             }
+            changes.push(match &old_one {
+                Some(o) => format!("{} {} → {}", role.label(), o.email, want.email),
+                None => format!("{} {} adicionado", role.label(), want.email),
+            });
+            new_list.push(want);
         }
         // Recipients beyond the desired list are kept (never removed silently).
         let kept = new_list.iter().filter(|x| x.role == role).count();
@@ -259,9 +287,97 @@ fn merge(
     done
 }
 
-/// The e-mails (lower case) of every recipient of a document, acted or pending.
-fn document_emails(doc: &Document) -> Vec<String> {
-    doc.emails().map(str::to_lowercase).collect()
+/// One slot of a role after the update: kept, or replaced (added when there was no one).
+enum Planned {
+    Keep(Recipient),
+    Replace {
+        old: Option<Recipient>,
+        want: Recipient,
+        first: bool,
+    },
+}
+
+/// How a message names a recipient's place in the document.
+fn slot_name(role: Role, first: bool) -> &'static str {
+    match (role, first) {
+        (Role::Signer, true) => "responsável financeiro",
+        (Role::Signer, false) => "assinante",
+        (Role::Validator, _) => "validador",
+        (Role::Witness, _) => "testemunha",
+    }
+}
+
+fn action_name(a: Option<Action>) -> &'static str {
+    match a {
+        Some(Action::Sign) => "assinante",
+        Some(Action::Validate) => "validador",
+        Some(Action::Witness) => "testemunha",
+        None => "destinatário",
+    }
+}
+
+/// Whether the document has `email` as a recipient doing what `role` does.
+fn in_document_as(doc: &Document, email: &str, role: Role) -> bool {
+    doc.recipients()
+        .any(|d| same_email(&d.email, email) && d.action == Some(role.action()))
+}
+
+/// A new address that already belongs to another recipient of the document (case-insensitive):
+/// another recipient of the record (whatever the update does to it), another new address of
+/// this update, or a recipient of the document the record does not know in another role. The
+/// one exception is the recipient this update added in an earlier, interrupted run: in the
+/// document with the same role, known to no other slot of the record. Answers the message.
+fn collision(
+    current: &[Recipient],
+    doc: &Document,
+    planned: &[(Role, Vec<Planned>, Vec<Recipient>)],
+) -> Option<String> {
+    let replaces: Vec<(Role, &Option<Recipient>, &Recipient, bool)> = planned
+        .iter()
+        .flat_map(|(role, slots, _)| {
+            slots.iter().filter_map(move |s| match s {
+                Planned::Replace { old, want, first } => Some((*role, old, want, *first)),
+                Planned::Keep(_) => None,
+            })
+        })
+        .collect();
+    let first_signer = current.iter().position(|x| x.role == Role::Signer);
+    for (n, (role, old, want, first)) in replaces.iter().enumerate() {
+        let this = slot_name(*role, *first);
+        let refused = |other: &str, who: &str| {
+            Some(format!(
+                "o e-mail {} informado para o {this} já é do {other}{who} neste documento; nenhuma alteração foi feita. Informe outro e-mail ou altere primeiro o do {other}",
+                want.email
+            ))
+        };
+        let replaced = |x: &Recipient| old.as_ref().is_some_and(|o| std::ptr::eq(o, x) || o == x);
+        if let Some((idx, x)) = current
+            .iter()
+            .enumerate()
+            .find(|(_, x)| same_email(&x.email, &want.email) && !replaced(x))
+        {
+            let other = slot_name(x.role, Some(idx) == first_signer);
+            return refused(other, &format!(" {}", x.name));
+        }
+        if let Some((r2, _, _, f2)) = replaces
+            .iter()
+            .enumerate()
+            .find(|(m, (_, _, w, _))| *m != n && same_email(&w.email, &want.email))
+            .map(|(_, x)| x)
+        {
+            return refused(slot_name(*r2, *f2), "");
+        }
+        let unknown_to_record =
+            |d: &&crate::tae::DocRecipient| !current.iter().any(|x| same_email(&x.email, &d.email));
+        if let Some(d) = doc
+            .recipients()
+            .filter(unknown_to_record)
+            .find(|d| same_email(&d.email, &want.email) && d.action != Some(role.action()))
+        {
+            return refused(action_name(d.action), "");
+        }
+    }
+    None
 }
 
 /// Adds one recipient. Idempotent: a recipient already in the document (an earlier run, or an
@@ -271,6 +387,7 @@ async fn add_recipient(
     id: i64,
     body: &[NewRecipient],
     email: &str,
+    role: Role,
 ) -> Result<(), TaeError> {
     let auth = run.params.recipient_auth();
     let res = run
@@ -286,7 +403,7 @@ async fn add_recipient(
                 .tae
                 .call(|t| async move { run.tae.client.document(&t, id).await })
                 .await?;
-            if document_emails(&doc).contains(&email.to_lowercase()) {
+            if in_document_as(&doc, email, role) {
                 return Ok(());
             }
             tokio::time::sleep(e.wait_at_least(std::time::Duration::ZERO)).await;
@@ -304,14 +421,14 @@ async fn add_recipient(
 }
 
 /// Adds `want` (registered first with the login authentication type), then removes `old`.
-/// Steps already done in TAE (seen in `in_document`) are not repeated, so a rerun after a
-/// partial failure completes the replacement.
+/// Steps already done in TAE (seen in `doc`: the new address there with the same role, the old
+/// one gone) are not repeated, so a rerun after a partial failure completes the replacement.
 #[allow(clippy::too_many_arguments)]
 async fn replace(
     run: &Run<'_>,
     item: &Item,
     id: i64,
-    in_document: &[String],
+    doc: &Document,
     old: Option<&Recipient>,
     want: &Recipient,
     first: bool,
@@ -337,10 +454,11 @@ async fn replace(
         ));
     }
     let body = vec![new_recipient(want, first)];
-    let already = in_document.contains(&want.email.to_lowercase());
+    // Our own earlier add (collisions were refused before any change).
+    let already = in_document_as(doc, &want.email, want.role);
     if let Err(e) = match already {
         true => Ok(()),
-        false => add_recipient(run, id, &body, &want.email).await,
+        false => add_recipient(run, id, &body, &want.email, want.role).await,
     } {
         return Err(Outcome::tae_failed(
             item,
@@ -351,7 +469,7 @@ async fn replace(
             &e,
         ));
     }
-    if let Some(o) = old.filter(|o| in_document.contains(&o.email.to_lowercase())) {
+    if let Some(o) = old.filter(|o| doc.emails().any(|e| same_email(e, &o.email))) {
         let email = o.email.clone();
         if let Err(e) = run
             .tae

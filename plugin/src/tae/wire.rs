@@ -113,6 +113,19 @@ pub struct DocRecipient {
     /// When they acted (only for `assinantes`).
     #[serde(default, rename = "data")]
     pub acted_at: Option<String>,
+    /// What they do (`acao`), when TAE says and the code is known.
+    #[serde(default, rename = "acao", deserialize_with = "de_action")]
+    pub action: Option<Action>,
+}
+
+fn de_action<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Action>, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    Ok(v.as_ref().and_then(id_of).and_then(|c| match c {
+        api::ACAO_SIGN => Some(Action::Sign),
+        api::ACAO_VALIDATE => Some(Action::Validate),
+        api::ACAO_WITNESS => Some(Action::Witness),
+        _ => None,
+    }))
 }
 
 /// The author of a document: `autor: {email}` in search records; tae-sim also answers
@@ -156,10 +169,12 @@ fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result
 impl Document {
     /// Every recipient's e-mail, acted or pending.
     pub fn emails(&self) -> impl Iterator<Item = &str> {
-        self.assinantes
-            .iter()
-            .chain(&self.pendentes)
-            .map(|r| r.email.as_str())
+        self.recipients().map(|r| r.email.as_str())
+    }
+
+    /// Every recipient, acted or pending.
+    pub fn recipients(&self) -> impl Iterator<Item = &DocRecipient> {
+        self.assinantes.iter().chain(&self.pendentes)
     }
 
     /// The TAE user who created the document, when TAE says.
