@@ -480,6 +480,7 @@ where
             Step::Finished(Some(x)) => x,
         };
         done += 1;
+        run.observe(&outcome);
         let detail = json!({"contract_key": outcome.contract_key, "outcome": outcome.outcome, "message": outcome.message});
         if run
             .host

@@ -9,7 +9,7 @@ use crate::config::Params;
 use crate::hostcalls::{CurrentUser, HostApi};
 use crate::records::Record;
 use crate::session::Session;
-use crate::tae::TaeError;
+use crate::tae::{ErrorKind, TaeError};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -32,7 +32,12 @@ pub struct Run<'h> {
     registrations: RefCell<HashMap<String, Registration>>,
     /// Record writes waiting for the batch's next group commit ([`Run::put`]).
     put_queue: PutQueue,
+    /// Contracts whose last TAE call timed out (the circuit breaker).
+    timeouts: RefCell<std::collections::HashSet<String>>,
 }
+
+/// Distinct contracts with a timeout that stop the run.
+pub const TIMEOUTS_TO_STOP: usize = 3;
 
 impl<'h> Run<'h> {
     pub fn new(
@@ -52,13 +57,53 @@ impl<'h> Run<'h> {
             notices: RefCell::new(Vec::new()),
             registrations: RefCell::new(HashMap::new()),
             put_queue: PutQueue::default(),
+            timeouts: RefCell::new(Default::default()),
         }
     }
 
-    /// Why the run stops starting contracts, if it does: its own reason (TAE unreachable, ...)
-    /// or the session's (authentication lost, permission refused).
+    /// Why the run stops starting contracts, if it does: its own reason (timeouts, leases
+    /// lost, ...), the session's (authentication lost, permission refused), or TAE clearly
+    /// unreachable (the circuit breaker).
     pub fn stop_reason(&self) -> Option<String> {
-        self.stop.borrow().clone().or_else(|| self.tae.lost())
+        self.stop
+            .borrow()
+            .clone()
+            .or_else(|| self.tae.lost())
+            .or_else(|| self.unreachable_reason())
+    }
+
+    /// The breaker's reason when a TAE call ended on a refused connection or a protocol
+    /// mismatch (the client then stops every retry and wait of the run).
+    fn unreachable_reason(&self) -> Option<String> {
+        let url = &self.params.api_url;
+        match self.tae.client.unreachable()? {
+            ErrorKind::ConnectionRefused => Some(format!(
+                "o TOTVS Assinatura Eletrônica está inacessível — a conexão com {url} foi recusada (nada responde nesse endereço: confira a URL da API nos Parâmetros Globais e se o serviço está no ar); os contratos restantes não foram iniciados. Execute novamente quando o serviço voltar"
+            )),
+            _ => Some(format!(
+                "o endereço {url} não fala o protocolo esperado (https:// para um servidor http://, ou o contrário): confira a URL nos Parâmetros Globais; os contratos restantes não foram iniciados"
+            )),
+        }
+    }
+
+    /// Counts a finished contract for the circuit breaker: timeouts across
+    /// [`TIMEOUTS_TO_STOP`] distinct contracts stop the run (and every retry and wait of its
+    /// TAE client).
+    pub(super) fn observe(&self, outcome: &super::Outcome) {
+        if outcome.unreachable != Some(super::outcome::Unreachable::Timeout) {
+            return;
+        }
+        let n = {
+            let mut t = self.timeouts.borrow_mut();
+            t.insert(outcome.contract_key.clone());
+            t.len()
+        };
+        if n >= TIMEOUTS_TO_STOP {
+            self.stop(format!(
+                "o TOTVS Assinatura Eletrônica não respondeu dentro do tempo limite em {n} contratos; os contratos restantes não foram iniciados. Execute novamente mais tarde"
+            ));
+            self.tae.client.halt();
+        }
     }
 
     /// Stops starting contracts (the first reason wins).

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use parking_lot::RwLock;
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -91,8 +91,18 @@ pub struct TaeClient {
     http: reqwest::Client,
     auth_url: String,
     api_url: String,
-    /// Set when the run gave up on TAE (circuit breaker): no more retries or waits.
-    halted: Arc<AtomicBool>,
+    /// What this client saw of TAE's reachability, and whether the run gave up on it.
+    health: Arc<Health>,
+}
+
+/// The circuit breaker's view from inside the client: calls that ended (after their retries)
+/// because TAE could not be reached, and the halt that stops every retry and wait at once.
+#[derive(Default)]
+pub struct Health {
+    halted: AtomicBool,
+    refused: AtomicU32,
+    mismatch: AtomicU32,
+    wake: tokio::sync::Notify,
 }
 
 /// Builds a `reqwest::Client`: rustls (ring) with the platform roots plus the PEM CA file.
@@ -273,8 +283,40 @@ impl TaeClient {
             http,
             auth_url: auth_url.trim_end_matches('/').to_string(),
             api_url: api_url.trim_end_matches('/').to_string(),
-            halted: Arc::new(AtomicBool::new(false)),
+            health: Arc::new(Health::default()),
         }
+    }
+
+    /// Why TAE is clearly unusable, when a call ended on it: nothing listening at the address
+    /// (connection refused, after the call's retries) or the wrong protocol (https/http).
+    pub fn unreachable(&self) -> Option<ErrorKind> {
+        if self.health.refused.load(Ordering::SeqCst) > 0 {
+            Some(ErrorKind::ConnectionRefused)
+        } else if self.health.mismatch.load(Ordering::SeqCst) > 0 {
+            Some(ErrorKind::ProtocolMismatch)
+        } else {
+            None
+        }
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.health.halted.load(Ordering::SeqCst)
+    }
+
+    /// Notes a call's final error for the breaker; a refused connection halts the client.
+    fn ended(&self, err: TaeError) -> TaeError {
+        match err.kind {
+            ErrorKind::ConnectionRefused => {
+                self.health.refused.fetch_add(1, Ordering::SeqCst);
+                self.halt();
+            }
+            ErrorKind::ProtocolMismatch => {
+                self.health.mismatch.fetch_add(1, Ordering::SeqCst);
+                self.halt();
+            }
+            _ => {}
+        }
+        err
     }
 
     pub fn api_url(&self) -> &str {
@@ -284,7 +326,8 @@ impl TaeClient {
     /// Stops retrying and waiting: every call in flight answers its current failure at once
     /// (the run gave up on TAE).
     pub fn halt(&self) {
-        self.halted.store(true, Ordering::SeqCst);
+        self.health.halted.store(true, Ordering::SeqCst);
+        self.health.wake.notify_waiters();
     }
 
     fn api(&self, path: &str) -> String {
@@ -329,7 +372,7 @@ impl TaeClient {
                     let err = TaeError::new(kind, None, String::new(), detail);
                     if matches!(kind, ErrorKind::Certificate | ErrorKind::ProtocolMismatch) {
                         // Not an outage and not worth retrying.
-                        return Err(err);
+                        return Err(self.ended(err));
                     }
                     err
                 }
@@ -371,20 +414,29 @@ impl TaeClient {
             };
             let refused_before_processing = err.kind == ErrorKind::RateLimited;
             if !(idempotent || refused_before_processing)
-                || self.halted.load(Ordering::SeqCst)
+                || self.is_halted()
                 || attempt >= policy.attempts
             {
-                return Err(err);
+                return Err(self.ended(err));
             }
             let wait = retry_wait(attempt - 1, policy.base_delay, err.retry_after);
             if started.elapsed() + wait >= policy.budget {
-                return Err(err);
+                return Err(self.ended(err));
             }
             log::debug!("TAE {what}: transient failure ({err}); retrying in {wait:?}");
-            tokio::time::sleep(wait).await;
-            if self.halted.load(Ordering::SeqCst) {
+            // The wait ends early when the run gives up on TAE.
+            let halted = self.health.wake.notified();
+            tokio::pin!(halted);
+            halted.as_mut().enable();
+            if !self.is_halted() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = &mut halted => {}
+                }
+            }
+            if self.is_halted() {
                 err.detail.push_str(" (run stopped)");
-                return Err(err);
+                return Err(self.ended(err));
             }
         }
     }

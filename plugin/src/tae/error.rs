@@ -146,10 +146,9 @@ impl TaeError {
     /// A short Portuguese text for a per-contract message.
     pub fn user_text(&self) -> String {
         match self.kind {
-            ErrorKind::ConnectionRefused => format!(
-                "não foi possível conectar ao TOTVS Assinatura Eletrônica (conexão recusada: nada responde no endereço configurado; confira a URL da API nos Parâmetros Globais){}",
-                self.suffix()
-            ),
+            ErrorKind::ConnectionRefused => {
+                "conexão recusada — nada responde nesse endereço e porta; confira a URL nos Parâmetros Globais e se o serviço está no ar".into()
+            }
             ErrorKind::Timeout => {
                 "o TOTVS Assinatura Eletrônica não respondeu dentro do tempo limite".into()
             }
