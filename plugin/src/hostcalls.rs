@@ -230,12 +230,21 @@ impl<'h> HostApi<'h> {
         Ok((total.unwrap_or(records.len() as u64), records))
     }
 
-    pub fn records_put(&self, records: &[&Record]) -> Result<(), PluginError> {
+    /// `records.put`, with the run's lease token when the host granted leases (the host then
+    /// refuses the whole write if any of its contracts' leases was lost).
+    pub fn records_put(
+        &self,
+        records: &[&Record],
+        lease_token: Option<&str>,
+    ) -> Result<(), PluginError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.json("records.put", &json!({"records": records}))
-            .map(|_| ())
+        let request = match lease_token {
+            Some(t) => json!({"records": records, "lease_token": t}),
+            None => json!({"records": records}),
+        };
+        self.json("records.put", &request).map(|_| ())
     }
 
     pub fn records_store_file(

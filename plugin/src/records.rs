@@ -177,17 +177,17 @@ impl RecordStatus {
         }
     }
 
-    /// From TAE's `data.status`.
-    pub fn from_tae(code: i64) -> Option<RecordStatus> {
-        use crate::tae::api::*;
-        Some(match code {
-            STATUS_PENDING => RecordStatus::Pendente,
-            STATUS_PARTIALLY_SIGNED => RecordStatus::AssinadoParcialmente,
-            STATUS_FINALISED => RecordStatus::Finalizado,
-            STATUS_REJECTED => RecordStatus::Rejeitado,
-            STATUS_DRAFT => RecordStatus::Rascunho,
-            STATUS_CANCELLED => RecordStatus::Cancelado,
-            _ => return None,
+    /// From a TAE document's status (`None` for a status this plugin does not know).
+    pub fn from_tae(status: crate::tae::DocStatus) -> Option<RecordStatus> {
+        use crate::tae::DocStatus;
+        Some(match status {
+            DocStatus::Pending => RecordStatus::Pendente,
+            DocStatus::PartiallySigned => RecordStatus::AssinadoParcialmente,
+            DocStatus::Finalised => RecordStatus::Finalizado,
+            DocStatus::Rejected => RecordStatus::Rejeitado,
+            DocStatus::Draft => RecordStatus::Rascunho,
+            DocStatus::Cancelled => RecordStatus::Cancelado,
+            DocStatus::Other(_) => return None,
         })
     }
 }
@@ -201,12 +201,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn acao(self) -> i64 {
-        use crate::tae::api::*;
+    /// What the recipient does in TAE.
+    pub fn action(self) -> crate::tae::Action {
         match self {
-            Role::Signer => ACAO_SIGN,
-            Role::Validator => ACAO_VALIDATE,
-            Role::Witness => ACAO_WITNESS,
+            Role::Signer => crate::tae::Action::Sign,
+            Role::Validator => crate::tae::Action::Validate,
+            Role::Witness => crate::tae::Action::Witness,
         }
     }
 
@@ -234,8 +234,9 @@ pub struct Recipient {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpf: Option<String>,
+    /// The recipient's role. Records written by older versions also carry TAE's `acao` code;
+    /// it is ignored on reading and no longer written.
     pub role: Role,
-    pub acao: i64,
     pub state: RecipientState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acted_at: Option<String>,
@@ -375,6 +376,18 @@ mod tests {
     }
 
     #[test]
+    fn recipients_store_roles_and_old_acao_codes_are_read() {
+        let r: Recipient = serde_json::from_value(json!({
+            "email": "v@x.com", "name": "V", "role": "validator", "acao": 1, "state": "pending"
+        }))
+        .unwrap();
+        assert_eq!(r.role, Role::Validator);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["role"], "validator");
+        assert!(v.get("acao").is_none(), "{v}");
+    }
+
+    #[test]
     fn contract_lenient_fields() {
         let c: Contract = serde_json::from_value(json!({
             "key": "1;2026001;145", "codcontrato": 145, "student_name": "João Ávila",
@@ -392,7 +405,11 @@ mod tests {
         assert!(RecordStatus::Enviando.is_active());
         assert!(!RecordStatus::Finalizado.is_active());
         assert!(!RecordStatus::Falhou.is_active());
-        assert_eq!(RecordStatus::from_tae(2), Some(RecordStatus::Finalizado));
-        assert_eq!(RecordStatus::from_tae(3), None);
+        use crate::tae::DocStatus;
+        assert_eq!(
+            RecordStatus::from_tae(DocStatus::from_code(2)),
+            Some(RecordStatus::Finalizado)
+        );
+        assert_eq!(RecordStatus::from_tae(DocStatus::from_code(3)), None);
     }
 }

@@ -1,42 +1,18 @@
 //! Per-RM-session TAE authentication: the token cache entry, the authentication screen (or the
 //! service user for non-interactive hosts), re-authentication after expiry or a 401, the TAE
-//! permission check and the RM user's registration in TAE.
+//! permission check and the RM user's registration in TAE. What one run does with the session
+//! (its contracts, records, stop flag) lives in `process::run`; this module knows nothing of it.
 
 use crate::config::Params;
 use crate::error::PluginError;
 use crate::hostcalls::{CurrentUser, HostApi, Screen};
 use crate::state::State;
-use crate::tae::{api, ErrorKind, TaeClient, TaeError, Token};
-use serde_json::Value;
+use crate::tae::{ErrorKind, TaeClient, TaeError, Token};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
-use std::rc::Rc;
 use std::sync::Arc;
 
-/// What the TAE profile says the user may do (`None` in [`SessionEntry::permissions`] when the
-/// service does not report permissions: a 403 on a route is then the permission error).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Permissions {
-    pub send: bool,
-    pub delete: bool,
-    pub query: bool,
-    pub create_users: bool,
-}
-
-impl Permissions {
-    pub fn from_profile(profile: &Value) -> Option<Permissions> {
-        let admin = profile.get("isAdministrator").and_then(Value::as_bool) == Some(true);
-        let p = profile.get("permissoes")?.as_object()?;
-        let flag = |name: &str| admin || p.get(name).and_then(Value::as_bool).unwrap_or(false);
-        Some(Permissions {
-            send: flag(api::PERM_SEND),
-            delete: flag(api::PERM_DELETE),
-            query: flag(api::PERM_QUERY),
-            create_users: flag(api::PERM_CREATE_USERS),
-        })
-    }
-}
+pub use crate::tae::Permissions;
 
 /// A permission an option needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,21 +51,38 @@ pub struct SessionEntry {
     /// `None` = not read yet; `Some(None)` = the service does not report permissions.
     pub permissions: Option<Option<Permissions>>,
     pub rm_user_checked: bool,
+    /// Passwords typed in this session's authentication screens: masked in every log line while
+    /// the session lives, forgotten with it.
+    pub secrets: Vec<String>,
+}
+
+impl SessionEntry {
+    /// Forgets the token and the passwords of the session (it ends or is replaced).
+    pub fn forget_secrets(&self) {
+        crate::redact::forget_secret(&self.token.token);
+        for s in &self.secrets {
+            crate::redact::forget_secret(s);
+        }
+    }
 }
 
 /// Drops one session's token (`tae_edu_session_end`).
 pub fn end_session(session: &str) {
     if let Some(state) = crate::state::existing() {
         if let Some(entry) = state.sessions.lock().remove(session) {
-            crate::redact::forget_secret(&entry.token.token);
+            entry.forget_secrets();
         }
     }
 }
 
 const MAX_LOGIN_ATTEMPTS: usize = 3;
 
-/// One recipient's lookup/registration, shared by every contract of the batch.
-type Registration = Rc<tokio::sync::OnceCell<Result<bool, TaeError>>>;
+/// A successful login: the token, the e-mail used and the passwords typed on the way.
+pub struct Login {
+    pub token: Token,
+    pub email: String,
+    pub secrets: Vec<String>,
+}
 
 fn tae_unreachable(e: &TaeError) -> PluginError {
     PluginError::tae(
@@ -102,7 +95,7 @@ fn tae_unreachable(e: &TaeError) -> PluginError {
 }
 
 /// Logs in: the service user when the host has no interactive user, else the authentication
-/// screen (up to three tries on wrong credentials). Answers the token and the e-mail used.
+/// screen (up to three tries on wrong credentials).
 pub async fn login(
     host: HostApi<'_>,
     client: &TaeClient,
@@ -110,7 +103,7 @@ pub async fn login(
     session: &str,
     user: &CurrentUser,
     reason: &str,
-) -> Result<(Token, String), PluginError> {
+) -> Result<Login, PluginError> {
     if !user.interactive {
         let (Some(email), Some(password)) = (&params.service_user, &params.service_password) else {
             return Err(PluginError::auth_failed(
@@ -119,10 +112,12 @@ pub async fn login(
             ));
         };
         return match client.login(email, password).await {
-            Ok(t) => Ok((t, email.clone())),
-            Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Protocol | ErrorKind::Certificate) => {
-                Err(tae_unreachable(&e))
-            }
+            Ok(t) => Ok(Login {
+                token: t,
+                email: email.clone(),
+                secrets: Vec::new(),
+            }),
+            Err(e) if e.kind.is_unreachable() => Err(tae_unreachable(&e)),
             Err(e) => Err(PluginError::auth_failed(
                 "O TOTVS Assinatura Eletrônica recusou o usuário de serviço configurado nos Parâmetros Globais (e-mail ou senha inválidos).",
                 e.to_string(),
@@ -132,31 +127,50 @@ pub async fn login(
     let mut reason = reason.to_string();
     let mut message: Option<String> = None;
     let mut hint = user.email.clone();
+    let mut secrets: Vec<String> = Vec::new();
+    let forget = |secrets: &[String]| {
+        for s in secrets {
+            crate::redact::forget_secret(s);
+        }
+    };
     for _ in 0..MAX_LOGIN_ATTEMPTS {
-        let (email, password) =
-            match host.ui_authenticate(session, hint.as_deref(), &reason, message.as_deref())? {
-                Screen::Cancelled => {
-                    return Err(PluginError::cancelled(
+        let (email, password) = match host.ui_authenticate(
+            session,
+            hint.as_deref(),
+            &reason,
+            message.as_deref(),
+        )? {
+            Screen::Cancelled => {
+                forget(&secrets);
+                return Err(PluginError::cancelled(
                         "Autenticação no TOTVS Assinatura Eletrônica cancelada. Nenhum contrato foi processado.",
                         "ui.authenticate cancelled",
-                    ))
-                }
-                Screen::Confirmed(c) => c,
-            };
+                    ));
+            }
+            Screen::Confirmed(c) => c,
+        };
+        if !password.is_empty() {
+            secrets.push(password.clone());
+        }
         if email.is_empty() || password.is_empty() {
             reason = "retry".into();
             message = Some("Informe o e-mail e a senha do TOTVS Assinatura Eletrônica.".into());
             continue;
         }
         match client.login(&email, &password).await {
-            Ok(t) => return Ok((t, email)),
-            Err(e)
-                if matches!(
-                    e.kind,
-                    ErrorKind::Transient | ErrorKind::Protocol | ErrorKind::Certificate
-                ) =>
-            {
-                return Err(tae_unreachable(&e))
+            Ok(t) => {
+                // Refused passwords are forgotten now; the accepted one lives with the session.
+                secrets.retain(|s| s != &password);
+                forget(&secrets);
+                return Ok(Login {
+                    token: t,
+                    email,
+                    secrets: vec![password],
+                });
+            }
+            Err(e) if e.kind.is_unreachable() => {
+                forget(&secrets);
+                return Err(tae_unreachable(&e));
             }
             Err(e) => {
                 log::info!("TAE login refused for the session: {e}");
@@ -166,34 +180,31 @@ pub async fn login(
             }
         }
     }
+    forget(&secrets);
     Err(PluginError::auth_failed(
         "E-mail ou senha do TOTVS Assinatura Eletrônica inválidos. Nenhum contrato foi processado.",
         format!("login refused {MAX_LOGIN_ATTEMPTS} times"),
     ))
 }
 
-/// The authenticated context of one run: the session's token (refreshed once on a 401) and
-/// the host and client to use. Lives on the calling thread (not `Send`).
-pub struct Auth<'h> {
-    pub host: HostApi<'h>,
+/// One run's view of the RM session's TAE login: the token (refreshed once on a 401 through the
+/// screen or the service user), the permission check and the call wrapper. Lives on the calling
+/// thread (not `Send`).
+pub struct Session<'h> {
+    host: HostApi<'h>,
     pub client: TaeClient,
-    pub params: Params,
-    pub session: String,
-    pub user: CurrentUser,
+    params: Params,
+    session: String,
+    user: CurrentUser,
     state: Arc<State>,
     token: RefCell<Token>,
     generation: Cell<u64>,
     relogin: tokio::sync::Mutex<()>,
-    /// Set when the run must stop starting contracts (authentication lost, permission missing).
-    pub stop: RefCell<Option<String>>,
-    /// Messages for the end user about things done on the way (a registration).
-    pub notices: RefCell<Vec<String>>,
-    registrations: RefCell<HashMap<String, Registration>>,
-    /// Record writes waiting for the batch's next group commit (`process::put`).
-    pub put_queue: crate::process::PutQueue,
+    /// Why TAE can no longer be used by this run (authentication lost, permission refused).
+    lost: RefCell<Option<String>>,
 }
 
-impl<'h> Auth<'h> {
+impl<'h> Session<'h> {
     /// Uses the session's cached token, or logs in (reason "first" or "expired").
     pub async fn establish(
         host: HostApi<'h>,
@@ -202,7 +213,7 @@ impl<'h> Auth<'h> {
         client: TaeClient,
         session: &str,
         user: CurrentUser,
-    ) -> Result<Auth<'h>, PluginError> {
+    ) -> Result<Session<'h>, PluginError> {
         let valid = |e: &SessionEntry| e.api_url == client.api_url() && !e.token.is_expired();
         let cached = state.sessions.lock().get(session).cloned();
         // Two calls of one session at once (two threads) log in once: the second waits for
@@ -225,23 +236,24 @@ impl<'h> Auth<'h> {
                     "first"
                 };
                 if let Some(old) = other {
-                    crate::redact::forget_secret(&old.token.token);
+                    old.forget_secrets();
                 }
-                let (token, email) = login(host, &client, &params, session, &user, reason).await?;
+                let l = login(host, &client, &params, session, &user, reason).await?;
                 state.sessions.lock().insert(
                     session.to_string(),
                     SessionEntry {
-                        token: token.clone(),
-                        email,
+                        token: l.token.clone(),
+                        email: l.email,
                         api_url: client.api_url().to_string(),
                         permissions: None,
                         rm_user_checked: false,
+                        secrets: l.secrets,
                     },
                 );
-                token
+                l.token
             }
         };
-        Ok(Auth {
+        Ok(Session {
             host,
             client,
             params,
@@ -251,11 +263,13 @@ impl<'h> Auth<'h> {
             token: RefCell::new(token),
             generation: Cell::new(0),
             relogin: tokio::sync::Mutex::new(()),
-            stop: RefCell::new(None),
-            notices: RefCell::new(Vec::new()),
-            registrations: RefCell::new(HashMap::new()),
-            put_queue: Default::default(),
+            lost: RefCell::new(None),
         })
+    }
+
+    /// Why this run can no longer use TAE, if it cannot.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.borrow().clone()
     }
 
     fn entry_update(&self, f: impl FnOnce(&mut SessionEntry)) {
@@ -275,13 +289,13 @@ impl<'h> Auth<'h> {
         if self.generation.get() != seen {
             return Ok(());
         }
-        if let Some(msg) = self.stop.borrow().clone() {
-            return Err(TaeError {
-                kind: ErrorKind::Unauthorized,
-                http_status: Some(401),
-                message: msg,
-                detail: "authentication already lost in this run".into(),
-            });
+        if let Some(msg) = self.lost() {
+            return Err(TaeError::new(
+                ErrorKind::Unauthorized,
+                Some(401),
+                msg,
+                "authentication already lost in this run".into(),
+            ));
         }
         match login(
             self.host,
@@ -293,32 +307,38 @@ impl<'h> Auth<'h> {
         )
         .await
         {
-            Ok((token, email)) => {
-                let old = self.token.replace(token.clone());
+            Ok(l) => {
+                let old = self.token.replace(l.token.clone());
                 crate::redact::forget_secret(&old.token);
                 self.generation.set(seen + 1);
+                let mut orphan = Some(l.secrets);
                 self.entry_update(|e| {
-                    e.token = token;
-                    if !e.email.eq_ignore_ascii_case(&email) {
+                    e.token = l.token;
+                    if !e.email.eq_ignore_ascii_case(&l.email) {
                         // Another TAE user: their permissions are read again next time.
                         e.permissions = None;
                     }
-                    e.email = email;
+                    e.email = l.email;
+                    e.secrets.extend(orphan.take().unwrap_or_default());
                 });
-                if self.entry().is_none() {
-                    // The session was ended meanwhile: keep using the new token for this run only.
+                // The session was ended meanwhile: this run keeps the new token; its passwords
+                // are not kept.
+                for s in orphan.unwrap_or_default() {
+                    crate::redact::forget_secret(&s);
                 }
                 Ok(())
             }
             Err(pe) => {
-                *self.stop.borrow_mut() = Some(pe.message.clone());
-                self.state.sessions.lock().remove(&self.session);
-                Err(TaeError {
-                    kind: ErrorKind::Unauthorized,
-                    http_status: Some(401),
-                    message: pe.message,
-                    detail: pe.detail,
-                })
+                *self.lost.borrow_mut() = Some(pe.message.clone());
+                if let Some(e) = self.state.sessions.lock().remove(&self.session) {
+                    e.forget_secrets();
+                }
+                Err(TaeError::new(
+                    ErrorKind::Unauthorized,
+                    Some(401),
+                    pe.message,
+                    pe.detail,
+                ))
             }
         }
     }
@@ -351,14 +371,14 @@ impl<'h> Auth<'h> {
 
     /// Without permission flags in the profile, a 403 is the permission error of the run.
     fn note_forbidden(&self, e: &TaeError) {
-        if e.kind == ErrorKind::Forbidden && self.stop.borrow().is_none() {
+        if e.kind == ErrorKind::PermissionDenied && self.lost.borrow().is_none() {
             let msg = if e.message.is_empty() {
                 "O usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação."
                     .to_string()
             } else {
                 e.message.clone()
             };
-            *self.stop.borrow_mut() = Some(msg);
+            *self.lost.borrow_mut() = Some(msg);
         }
     }
 
@@ -371,7 +391,7 @@ impl<'h> Auth<'h> {
                     .call(|t| async move { self.client.profile(&t).await })
                     .await
                     .map_err(|e| self.run_error(&e))?;
-                let p = Permissions::from_profile(&profile);
+                let p = profile.permissions();
                 if p.is_none() {
                     log::warn!("TAE profile has no permission flags; a 403 will stop the run");
                 }
@@ -398,6 +418,11 @@ impl<'h> Auth<'h> {
         ))
     }
 
+    /// The TAE user this run acts as (the session's login e-mail).
+    pub fn tae_user(&self) -> Option<String> {
+        self.entry().map(|e| e.email)
+    }
+
     /// Converts a TAE failure that stops the whole run into its `PluginError`.
     pub fn run_error(&self, e: &TaeError) -> PluginError {
         match e.kind {
@@ -409,7 +434,7 @@ impl<'h> Auth<'h> {
                 },
                 e.to_string(),
             ),
-            ErrorKind::Forbidden => PluginError::permission(
+            ErrorKind::PermissionDenied => PluginError::permission(
                 format!(
                     "O usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação{}",
                     if e.message.is_empty() { ".".to_string() } else { format!(": {}", e.message) }
@@ -421,10 +446,11 @@ impl<'h> Auth<'h> {
     }
 
     /// The logged RM user must exist in TAE; if not, asks the CPF and registers them. Once per
-    /// session; skipped for non-interactive hosts (the service user acts).
-    pub async fn ensure_rm_user(&self) -> Result<(), PluginError> {
+    /// session; skipped for non-interactive hosts (the service user acts). Answers a notice for
+    /// the end user when a registration happened.
+    pub async fn ensure_rm_user(&self) -> Result<Option<String>, PluginError> {
         if !self.user.interactive || self.entry().is_some_and(|e| e.rm_user_checked) {
-            return Ok(());
+            return Ok(None);
         }
         let Some(email) = self
             .user
@@ -447,6 +473,7 @@ impl<'h> Auth<'h> {
             })
             .await
             .map_err(|e| self.run_error(&e))?;
+        let mut notice = None;
         if !exists {
             let mut message: Option<String> = Some(format!(
                 "O usuário {email} não está cadastrado no TOTVS Assinatura Eletrônica. Informe seu CPF para o cadastro."
@@ -487,60 +514,11 @@ impl<'h> Auth<'h> {
             })
             .await
             .map_err(|e| self.run_error(&e))?;
-            self.notices.borrow_mut().push(format!(
+            notice = Some(format!(
                 "O usuário {email} foi cadastrado no TOTVS Assinatura Eletrônica; confirme o e-mail enviado pelo TOTVS Assinatura Eletrônica."
             ));
         }
         self.entry_update(|e| e.rm_user_checked = true);
-        Ok(())
-    }
-
-    /// Makes sure a recipient exists in TAE (lookup, then registration), once per e-mail per
-    /// batch even when siblings run concurrently. Answers whether a registration happened.
-    pub async fn ensure_recipient(
-        &self,
-        email: &str,
-        name: &str,
-        cpf: &str,
-    ) -> Result<bool, TaeError> {
-        let key = email.trim().to_lowercase();
-        let cell = self
-            .registrations
-            .borrow_mut()
-            .entry(key)
-            .or_insert_with(|| Rc::new(tokio::sync::OnceCell::new()))
-            .clone();
-        cell.get_or_init(|| async {
-            let exists = self
-                .call(|t| async move { self.client.user_exists(&t, email).await })
-                .await?;
-            if exists {
-                return Ok(false);
-            }
-            self.call(|t| async move { self.client.register_user(&t, email, name, cpf).await })
-                .await?;
-            Ok(true)
-        })
-        .await
-        .clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn permissions_from_profile() {
-        let p = Permissions::from_profile(
-            &json!({"permissoes": {"enviarDocumentos": true, "consultarDocumentos": true}}),
-        )
-        .unwrap();
-        assert!(p.send && p.query && !p.delete && !p.create_users);
-        assert_eq!(Permissions::from_profile(&json!({"email": "x"})), None);
-        let admin =
-            Permissions::from_profile(&json!({"isAdministrator": true, "permissoes": {}})).unwrap();
-        assert!(admin.delete && admin.create_users);
+        Ok(notice)
     }
 }

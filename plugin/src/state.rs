@@ -53,7 +53,7 @@ pub fn shutdown() {
     let taken = SLOT.lock().take();
     if let Some(state) = taken {
         for (_, entry) in state.sessions.lock().drain() {
-            crate::redact::forget_secret(&entry.token.token);
+            entry.forget_secrets();
         }
         state.clients.lock().clear();
         if let Ok(state) = Arc::try_unwrap(state) {
@@ -112,7 +112,7 @@ impl State {
                     );
                     m
                 })
-                .with_detail(e)
+                .with_detail(e.detail)
             })?;
         clients.insert(key, client.clone());
         Ok(client)

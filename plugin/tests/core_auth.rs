@@ -457,3 +457,40 @@ fn two_threads_of_one_session_log_in_once() {
     assert_eq!(sim.state().counter("POST", tae_sim::api::LOGIN_V3), 1);
     sim.shutdown();
 }
+
+#[test]
+fn screen_passwords_leave_the_redaction_registry_when_their_session_ends() {
+    let sim = sim();
+    let email = "senha.unica@escola.example";
+    let password = "Senha-Unica-Desta-Sessao-7";
+    let wrong = "Senha-Errada-Desta-Sessao-3";
+    sim.state()
+        .create_user(tae_sim::state::NewUser {
+            email: email.into(),
+            password: Some(password.into()),
+            name: "Senha Única".into(),
+            cpf: cpf(77),
+            confirmed: Some(true),
+            permissions: None,
+            administrator: false,
+            company: None,
+        })
+        .unwrap();
+    let host = MockHost::new(&sim.base_url());
+    host.user.borrow_mut()["email"] = json!(email);
+    host.auth_script.borrow_mut().extend([
+        json!({"cancelled": false, "email": email, "password": wrong}),
+        json!({"cancelled": false, "email": email, "password": password}),
+    ]);
+    let keys = one_contract(&host);
+    let s = session("passwords");
+    api::execute(&host, option_request(&s, "check", &keys)).unwrap();
+    assert_eq!(host.auth_prompts.borrow().len(), 2);
+    // The refused password is forgotten at once; the accepted one is masked while the session
+    // lives, and forgotten when it ends.
+    assert_eq!(tae_edu::redact::redact(wrong), wrong);
+    assert_eq!(tae_edu::redact::redact(password), "***");
+    api::session_end(&s);
+    assert_eq!(tae_edu::redact::redact(password), password);
+    sim.shutdown();
+}

@@ -1,67 +1,99 @@
-//! Two `execute` runs in one process over the same contracts: the second waits until the first
-//! releases them and only then reads their records (else it would act on records from before
-//! the first one's send and send the contracts twice); and a signed contract is never sent again.
+//! Two `execute` runs in one process over the same contracts: the second never waits — the
+//! contracts the first holds are answered at once as `held`, naming who holds them — and a
+//! rerun after the first ended skips them (they were sent once); a signed contract is never
+//! sent again.
 
 mod common;
 
 use common::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 use tae_edu::api;
 use tae_sim::faults::{FaultConfig, Latency};
 
 #[test]
-fn a_second_run_over_the_same_contracts_waits_and_then_skips_them() {
+fn a_second_run_over_held_contracts_answers_at_once_and_a_rerun_skips_them() {
     let sim = sim();
     sim.state().set_faults(FaultConfig {
-        latency_ms: Some(Latency::Fixed(40)),
+        latency_ms: Some(Latency::Fixed(20)),
         ..FaultConfig::default()
     });
     let base = sim.base_url();
-    let started = Instant::now();
-    // Both runs share one records store, as two RM users of one host do.
+    // Both runs share one records store and one DataServer, as two RM users of one host do.
     let records = SharedRecords::default();
-    // The first run: 12 contracts, one at a time, 3-4 requests of 40 ms each.
+    let data_server = "EduContratoData#claims".to_string();
+    let (reached, reached_rx) = mpsc::channel::<u32>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    // The first run: 12 contracts, one at a time. After its first contract it pauses inside
+    // its progress callback (still holding all 12) until the second run has answered.
     let first = std::thread::spawn({
         let base = base.clone();
         let records = records.clone();
+        let data_server = data_server.clone();
         move || {
             let host = MockHost::new(&base);
             host.shared_records.replace(Some(records));
+            host.data_server.replace(data_server);
             host.set_param("max_concurrency", json!(1));
             host.add_contracts(12);
+            let go_rx = std::sync::Mutex::new(go_rx);
+            host.progress_hook.replace(Some(Box::new(move |done| {
+                if done == 1 {
+                    reached.send(done).unwrap();
+                    // Bounded: if the second run waited for this one, the test fails instead
+                    // of hanging.
+                    let released = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(60));
+                    assert!(released.is_ok(), "the second run never answered");
+                }
+            })));
             let keys = host.keys();
-            let r = api::execute(&host, send_request(&session("first"), &keys)).unwrap();
-            (r, started.elapsed())
+            api::execute(&host, send_request(&session("first"), &keys)).unwrap()
         }
     });
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(reached_rx.recv_timeout(Duration::from_secs(60)), Ok(1));
+    let documents_while_held = sim.state().documents().len();
     let host = MockHost::new(&base);
     host.add_contracts(12);
     let keys = host.keys();
-    let second_started = started.elapsed();
-    // The same records store: the plugin must read it only after the first run released.
     host.shared_records.replace(Some(records.clone()));
+    host.data_server.replace(data_server);
+    // Answered while the first run is paused: it cannot have waited for it.
     let second = api::execute(&host, send_request(&session("second"), &keys)).unwrap();
-    let second_ended = started.elapsed();
-    let (first, first_ended) = first.join().unwrap();
-    assert!(
-        first_ended > second_started,
-        "the first run must still be running when the second starts ({first_ended:?} vs {second_started:?})"
+    assert_eq!(outcomes(&second), ["held"; 12], "{second:#}");
+    assert_eq!(second["summary"]["held"], 12, "{second:#}");
+    for r in second["results"].as_array().unwrap() {
+        let m = r["message"].as_str().unwrap();
+        assert!(
+            m.contains("em processamento por outra execução") && m.contains("secretaria"),
+            "{m}"
+        );
+    }
+    assert_eq!(
+        sim.state().documents().len(),
+        documents_while_held,
+        "the second run sent nothing"
     );
     assert!(
-        second_ended >= first_ended,
-        "the second run waited for the first"
+        host.auth_prompts.borrow().is_empty(),
+        "nothing to do: no screen"
     );
+    go.send(()).unwrap();
+    let first = first.join().unwrap();
     assert_eq!(outcomes(&first), ["sent"; 12], "{first:#}");
-    assert_eq!(outcomes(&second), ["skipped"; 12], "{second:#}");
-    let published = sim
-        .state()
-        .documents()
+    // A rerun once the first ended takes the contracts and skips them: they were sent.
+    let rerun = api::execute(&host, send_request(&session("second"), &keys)).unwrap();
+    assert_eq!(outcomes(&rerun), ["skipped"; 12], "{rerun:#}");
+    // Exactly one document per contract in TAE, every one published.
+    let docs = sim.state().documents();
+    let mut names: Vec<String> = docs
         .iter()
-        .filter(|d| d["status"] != 5)
-        .count();
-    assert_eq!(published, 12, "exactly one published document per contract");
+        .map(|d| d["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!((docs.len(), names.len()), (12, 12), "{names:?}");
+    assert!(docs.iter().all(|d| d["status"] != 5), "a draft was left");
 }
 
 #[test]

@@ -139,23 +139,24 @@ fn demo_runs_end_to_end_and_leaves_a_consistent_state() {
     );
     // Every document has the responsible as signer and the coordination as validator.
     for r in &with_document {
-        let roles: Vec<(String, i64)> = r["recipients"]
+        // Records store roles (not TAE's `acao` codes).
+        let roles: Vec<(String, String)> = r["recipients"]
             .as_array()
             .unwrap()
             .iter()
             .map(|x| {
                 (
                     x["email"].as_str().unwrap_or("").to_string(),
-                    x["acao"].as_i64().unwrap_or(-1),
+                    x["role"].as_str().unwrap_or("").to_string(),
                 )
             })
             .collect();
         assert!(
-            roles.contains(&(DEMO_VALIDATOR_EMAIL.to_string(), 1)),
+            roles.contains(&(DEMO_VALIDATOR_EMAIL.to_string(), "validator".to_string())),
             "{roles:?}"
         );
         assert_eq!(
-            roles.iter().filter(|(_, a)| *a == 0).count(),
+            roles.iter().filter(|(_, a)| a == "signer").count(),
             1,
             "{roles:?}"
         );

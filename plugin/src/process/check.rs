@@ -2,22 +2,20 @@
 //! call first, one read per document when the service does not offer it), updates each record
 //! and marks finalised contracts "Assinado" in the host.
 
-use super::{put, tae_failed, Item, Outcome};
+use super::{Item, Outcome, OutcomeKind, Run};
 use crate::records::{RecipientState, Record, RecordStatus};
-use crate::session::Auth;
-use crate::tae::ErrorKind;
-use serde_json::Value;
+use crate::tae::{Document, ErrorKind};
 use std::collections::HashMap;
 
 /// Documents read in one call before the batch (`None`: the route is not offered or failed;
 /// each contract then reads its own).
-pub type Prefetched = Option<HashMap<i64, Value>>;
+pub type Prefetched = Option<HashMap<i64, Document>>;
 
 pub fn target(item: &Item) -> Option<&Record> {
     item.working_record().filter(|r| r.document_id.is_some())
 }
 
-pub async fn prefetch(auth: &Auth<'_>, items: &[Item]) -> Prefetched {
+pub async fn prefetch(run: &Run<'_>, items: &[Item]) -> Prefetched {
     let ids: Vec<i64> = items
         .iter()
         .filter_map(|i| target(i).and_then(|r| r.document_id))
@@ -25,18 +23,15 @@ pub async fn prefetch(auth: &Auth<'_>, items: &[Item]) -> Prefetched {
     if ids.len() < 2 {
         return None;
     }
-    match auth
+    match run
+        .tae
         .call(|t| {
             let ids = ids.clone();
-            async move { auth.client.documents_many(&t, &ids).await }
+            async move { run.tae.client.documents_many(&t, &ids).await }
         })
         .await
     {
-        Ok(Some(docs)) => Some(
-            docs.into_iter()
-                .filter_map(|d| Some((d.get("id").and_then(Value::as_i64)?, d)))
-                .collect(),
-        ),
+        Ok(Some(docs)) => Some(docs.into_iter().map(|d| (d.id, d)).collect()),
         Ok(None) => {
             log::info!("TAE does not offer the many-ids route; reading documents one by one");
             None
@@ -48,55 +43,31 @@ pub async fn prefetch(auth: &Auth<'_>, items: &[Item]) -> Prefetched {
     }
 }
 
-/// Applies a D3 document to a record: status, recipients' states, rejection reason. Answers
-/// whether the status changed.
-pub fn apply_document(r: &mut Record, doc: &Value, by: &str) -> bool {
+/// Applies a read document to a record: status, recipients' states, rejection reason.
+/// Answers whether the status changed.
+pub fn apply_document(r: &mut Record, doc: &Document, by: &str) -> bool {
     let before = r.status;
-    if let Some(st) = doc
-        .get("status")
-        .and_then(Value::as_i64)
-        .and_then(RecordStatus::from_tae)
-    {
+    if let Some(st) = RecordStatus::from_tae(doc.status) {
         r.set_status(st);
     }
-    let acted: Vec<(String, Option<String>)> = doc
-        .get("assinantes")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| {
-                    Some((
-                        s.get("email")?.as_str()?.to_lowercase(),
-                        s.get("data").and_then(Value::as_str).map(str::to_string),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let pending: Vec<String> = doc
-        .get("pendentes")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| Some(s.get("email")?.as_str()?.to_lowercase()))
-                .collect()
-        })
-        .unwrap_or_default();
     for rec in r.recipients.iter_mut() {
-        let email = rec.email.to_lowercase();
-        if let Some((_, at)) = acted.iter().find(|(e, _)| *e == email) {
+        if let Some(acted) = doc
+            .assinantes
+            .iter()
+            .find(|s| s.email.eq_ignore_ascii_case(&rec.email))
+        {
             rec.state = RecipientState::Signed;
-            rec.acted_at = at.clone();
-        } else if pending.contains(&email) {
+            rec.acted_at = acted.acted_at.clone();
+        } else if doc
+            .pendentes
+            .iter()
+            .any(|s| s.email.eq_ignore_ascii_case(&rec.email))
+        {
             rec.state = RecipientState::Pending;
         }
     }
     if r.status == RecordStatus::Rejeitado {
-        r.rejection_reason = doc
-            .get("motivoRejeicao")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or(r.rejection_reason.take());
+        r.rejection_reason = doc.motivo_rejeicao.clone().or(r.rejection_reason.take());
     }
     r.last_check_at = Some(crate::records::now());
     let changed = before != r.status;
@@ -110,17 +81,17 @@ pub fn apply_document(r: &mut Record, doc: &Value, by: &str) -> bool {
     changed
 }
 
-pub fn outcome_for(status: RecordStatus) -> &'static str {
+pub fn outcome_for(status: RecordStatus) -> OutcomeKind {
     match status {
-        RecordStatus::Finalizado => "signed",
-        RecordStatus::AssinadoParcialmente => "partially_signed",
-        RecordStatus::Rejeitado => "rejected",
-        RecordStatus::Cancelado => "cancelled",
-        _ => "pending",
+        RecordStatus::Finalizado => OutcomeKind::Signed,
+        RecordStatus::AssinadoParcialmente => OutcomeKind::PartiallySigned,
+        RecordStatus::Rejeitado => OutcomeKind::Rejected,
+        RecordStatus::Cancelado => OutcomeKind::Cancelled,
+        _ => OutcomeKind::Pending,
     }
 }
 
-pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outcome {
+pub async fn run(run: &Run<'_>, prefetched: &Prefetched, item: &Item) -> Outcome {
     let Some(rec) = target(item) else {
         let msg = match item.records.first() {
             None if item.contract.is_none() && item.target_record.is_some() => {
@@ -133,16 +104,21 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
                 r.status.label()
             ),
         };
-        return Outcome::new(item, "skipped", format!("{}: {msg}", item.label()));
+        return Outcome::new(
+            item,
+            OutcomeKind::Skipped,
+            format!("{}: {msg}", item.label()),
+        );
     };
     let mut r = rec.clone();
     let id = r.document_id.unwrap_or_default();
-    let by = auth.user.who();
+    let by = run.user.who();
     let doc = match prefetched.as_ref().and_then(|m| m.get(&id)) {
         Some(d) => d.clone(),
         None => {
-            match auth
-                .call(|t| async move { auth.client.document(&t, id).await })
+            match run
+                .tae
+                .call(|t| async move { run.tae.client.document(&t, id).await })
                 .await
             {
                 Ok(d) => d,
@@ -154,11 +130,11 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
                         "error",
                         format!("check: documento {id} não encontrado no TAE"),
                     );
-                    let _ = put(auth, &[&r]).await;
+                    let _ = run.put(&[&r]).await;
                     return Outcome::failed(item, format!("o documento nº {id} não foi encontrado no TOTVS Assinatura Eletrônica.")).with_record(&r);
                 }
                 Err(e) => {
-                    return tae_failed(
+                    return Outcome::tae_failed(
                         item,
                         &format!("não foi possível consultar o documento nº {id}"),
                         &e,
@@ -179,7 +155,7 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
             format!("situação no TAE: {}", r.status.label()),
         );
     }
-    if let Err(m) = put(auth, &[&r]).await {
+    if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     let signed: Vec<&str> = r
@@ -197,7 +173,7 @@ pub async fn run(auth: &Auth<'_>, prefetched: &Prefetched, item: &Item) -> Outco
     let label = item.label();
     let message = match r.status {
         RecordStatus::Finalizado => {
-            if let Err(e) = auth.host.set_contract_signed(&r.record_key, &by) {
+            if let Err(e) = run.host.set_contract_signed(&r.record_key, &by) {
                 return Outcome::failed(item, format!("documento nº {id} finalizado, mas não foi possível marcar o contrato como Assinado no RM ({}).", e.message)).with_record(&r);
             }
             format!("{label}: documento nº {id} finalizado; contrato marcado como Assinado.")

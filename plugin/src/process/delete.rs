@@ -2,23 +2,21 @@
 //! route); a finalised one is refused. The record keeps its history, with who and when.
 
 use super::check::apply_document;
-use super::{locate_document, put, tae_failed, Item, Outcome};
+use super::{locate_document, Item, Located, Outcome, OutcomeKind, Run};
 use crate::records::RecordStatus;
-use crate::session::Auth;
-use crate::tae::{api, ErrorKind};
-use serde_json::Value;
+use crate::tae::DocStatus;
 
-pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
+pub async fn run(run: &Run<'_>, item: &Item) -> Outcome {
     let label = item.label();
     let Some(rec) = item.working_record() else {
         return Outcome::new(
             item,
-            "skipped",
+            OutcomeKind::Skipped,
             format!("{label}: não há documento ativo para excluir."),
         );
     };
     let mut r = rec.clone();
-    let by = auth.user.who();
+    let by = run.user.who();
     match r.status {
         RecordStatus::Finalizado => {
             return Outcome::failed(
@@ -33,7 +31,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
         RecordStatus::Cancelado | RecordStatus::Falhou => {
             return Outcome::new(
                 item,
-                "skipped",
+                OutcomeKind::Skipped,
                 format!(
                     "{label}: o documento já está {}.",
                     r.status.label().to_lowercase()
@@ -44,13 +42,19 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
         _ => {}
     }
     // Where is it in TAE, and in which state?
-    let located = match locate_document(auth, &r).await {
+    let located = match locate_document(run, &r).await {
         Ok(l) => l,
         Err(e) => {
-            return tae_failed(item, "não foi possível consultar o documento", &e).with_record(&r)
+            return Outcome::tae_failed(item, "não foi possível consultar o documento", &e)
+                .with_record(&r)
         }
     };
-    let Some((id, status, doc)) = located else {
+    let Some(Located {
+        id,
+        status,
+        document,
+    }) = located
+    else {
         // Nothing reached TAE: the interrupted send is closed in the record only.
         r.set_status(RecordStatus::Cancelado);
         r.deleted_by = Some(by.clone());
@@ -60,57 +64,58 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
             "cancelled",
             "nenhum documento encontrado no TAE; registro encerrado",
         );
-        if let Err(m) = put(auth, &[&r]).await {
+        if let Err(m) = run.put(&[&r]).await {
             return Outcome::failed(item, m).with_record(&r);
         }
-        return Outcome::new(item, "deleted", format!("{label}: o envio não havia chegado ao TOTVS Assinatura Eletrônica; registro encerrado.")).with_record(&r);
+        return Outcome::new(item, OutcomeKind::Deleted, format!("{label}: o envio não havia chegado ao TOTVS Assinatura Eletrônica; registro encerrado.")).with_record(&r);
     };
     r.document_id = Some(id);
-    if !doc.is_null() {
-        apply_document(&mut r, &doc, &by);
+    if let Some(doc) = &document {
+        apply_document(&mut r, doc, &by);
     }
-    if status == api::STATUS_FINALISED {
+    if status == DocStatus::Finalised {
         r.set_status(RecordStatus::Finalizado);
         r.event(&by, "error", "exclusão recusada: documento finalizado");
-        let _ = put(auth, &[&r]).await;
+        let _ = run.put(&[&r]).await;
         return Outcome::failed(
             item,
             format!("o documento nº {id} está finalizado (assinado) e não pode ser excluído."),
         )
         .with_record(&r);
     }
-    if status != api::STATUS_CANCELLED {
-        let res = auth
-            .call(|t| async move { auth.client.cancel(&t, id).await })
+    if status != DocStatus::Cancelled {
+        let res = run
+            .tae
+            .call(|t| async move { run.tae.client.cancel(&t, id).await })
             .await;
         if let Err(e) = res {
             // Ambiguous or refused: read the state before deciding.
-            let now = auth
-                .call(|t| async move { auth.client.document(&t, id).await })
+            let now = run
+                .tae
+                .call(|t| async move { run.tae.client.document(&t, id).await })
                 .await;
-            let st = now
-                .as_ref()
-                .ok()
-                .and_then(|d| d.get("status"))
-                .and_then(Value::as_i64);
+            let st = now.as_ref().ok().map(|d| d.status);
             match st {
-                Some(api::STATUS_CANCELLED) => {}
-                Some(api::STATUS_FINALISED) => {
+                Some(DocStatus::Cancelled) => {}
+                Some(DocStatus::Finalised) => {
                     r.set_status(RecordStatus::Finalizado);
                     r.event(&by, "error", "exclusão recusada: documento finalizado");
-                    let _ = put(auth, &[&r]).await;
+                    let _ = run.put(&[&r]).await;
                     return Outcome::failed(item, format!("o documento nº {id} está finalizado (assinado) e não pode ser excluído.")).with_record(&r);
                 }
-                _ if e.kind == ErrorKind::Transient => {
-                    // Not cancelled yet: one more attempt now that the state is known.
-                    if let Err(e2) = auth
-                        .call(|t| async move { auth.client.cancel(&t, id).await })
+                _ if e.kind.is_transient() => {
+                    // Not cancelled yet: one more attempt now that the state is known (never
+                    // sooner than TAE's Retry-After).
+                    tokio::time::sleep(e.wait_at_least(std::time::Duration::ZERO)).await;
+                    if let Err(e2) = run
+                        .tae
+                        .call(|t| async move { run.tae.client.cancel(&t, id).await })
                         .await
                     {
                         r.last_error = Some(e2.user_text());
                         r.event(&by, "error", format!("cancel: {e2}"));
-                        let _ = put(auth, &[&r]).await;
-                        return tae_failed(
+                        let _ = run.put(&[&r]).await;
+                        return Outcome::tae_failed(
                             item,
                             &format!("não foi possível excluir o documento nº {id}"),
                             &e2,
@@ -121,8 +126,8 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
                 _ => {
                     r.last_error = Some(e.user_text());
                     r.event(&by, "error", format!("cancel: {e}"));
-                    let _ = put(auth, &[&r]).await;
-                    return tae_failed(
+                    let _ = run.put(&[&r]).await;
+                    return Outcome::tae_failed(
                         item,
                         &format!("não foi possível excluir o documento nº {id}"),
                         &e,
@@ -141,7 +146,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
         "cancelled",
         format!("documento {id} excluído (cancelado) no TAE"),
     );
-    if let Err(m) = put(auth, &[&r]).await {
+    if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(
             item,
             format!("documento nº {id} excluído no TOTVS Assinatura Eletrônica, mas {m}"),
@@ -150,7 +155,7 @@ pub async fn run(auth: &Auth<'_>, item: &Item) -> Outcome {
     }
     Outcome::new(
         item,
-        "deleted",
+        OutcomeKind::Deleted,
         format!("{label}: documento nº {id} excluído do TOTVS Assinatura Eletrônica."),
     )
     .with_record(&r)

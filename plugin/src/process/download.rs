@@ -1,10 +1,30 @@
 //! Download of a sent document (by default the signed PDF with its manifest) into the host,
 //! attached to the integration record.
 
-use super::{put, tae_failed, Item, Outcome};
-use crate::session::Auth;
+use super::{Item, Outcome, OutcomeKind, Run};
+use serde::Deserialize;
 
-pub async fn run(auth: &Auth<'_>, kind: u8, item: &Item) -> Outcome {
+/// `download` params: `{"kind": 1|2|3|4}` (default 2, signed with manifest).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadParams {
+    #[serde(default)]
+    kind: Option<u8>,
+}
+
+impl DownloadParams {
+    pub fn kind(&self) -> Result<u8, crate::error::PluginError> {
+        match self.kind {
+            None => Ok(2),
+            Some(k @ 1..=4) => Ok(k),
+            Some(_) => Err(crate::error::PluginError::invalid_request(
+                "params.kind must be 1, 2, 3 or 4",
+            )),
+        }
+    }
+}
+
+pub async fn run(run: &Run<'_>, kind: u8, item: &Item) -> Outcome {
     let Some(rec) = item
         .working_record()
         .filter(|r| r.document_id.is_some())
@@ -12,20 +32,21 @@ pub async fn run(auth: &Auth<'_>, kind: u8, item: &Item) -> Outcome {
     else {
         return Outcome::new(
             item,
-            "skipped",
+            OutcomeKind::Skipped,
             format!("{}: não há documento enviado para baixar.", item.label()),
         );
     };
     let mut r = rec.clone();
     let id = r.document_id.unwrap_or_default();
-    let by = auth.user.who();
-    let (bytes, name) = match auth
-        .call(|t| async move { auth.client.download(&t, id, kind).await })
+    let by = run.user.who();
+    let (bytes, name) = match run
+        .tae
+        .call(|t| async move { run.tae.client.download(&t, id, kind).await })
         .await
     {
         Ok(x) => x,
         Err(e) => {
-            return tae_failed(
+            return Outcome::tae_failed(
                 item,
                 &format!("não foi possível baixar o documento nº {id}"),
                 &e,
@@ -39,7 +60,7 @@ pub async fn run(auth: &Auth<'_>, kind: u8, item: &Item) -> Outcome {
             if kind == 4 { "zip" } else { "pdf" }
         )
     });
-    let path = match auth.host.records_store_file(&r.id, &file_name, &bytes) {
+    let path = match run.host.records_store_file(&r.id, &file_name, &bytes) {
         Ok(p) => p,
         Err(e) => {
             return Outcome::failed(
@@ -63,12 +84,12 @@ pub async fn run(auth: &Auth<'_>, kind: u8, item: &Item) -> Outcome {
                 .unwrap_or_default()
         ),
     );
-    if let Err(m) = put(auth, &[&r]).await {
+    if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     Outcome::new(
         item,
-        "downloaded",
+        OutcomeKind::Downloaded,
         format!("{}: documento nº {id} baixado ({file_name}).", item.label()),
     )
     .with_record(&r)

@@ -4,26 +4,69 @@
 //! "pendente"). A record stuck mid-send is reconciled with TAE first; a contract with an active
 //! record is skipped.
 
-use super::{locate_document, put, tae_failed, Item, Outcome};
+use super::request::people;
+use super::{locate_document, ContractError, Item, Located, Outcome, OutcomeKind, Run};
 use crate::config::{self, Params, Person, RecipientAuthType};
 use crate::error::{PluginError, Status};
 use crate::hostcalls::HostApi;
 use crate::records::{Contract, Recipient, RecipientState, Record, RecordStatus, Role};
-use crate::session::Auth;
-use crate::tae::{api, ErrorKind, TaeError};
+use crate::tae::{DocStatus, ErrorKind, NewRecipient, Publication, TaeError};
 use crate::validate::{normalize_cpf, normalize_email, same_email};
-use serde_json::{json, Value};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-pub const PARAM_KEYS: &[&str] = &[
-    "source",
-    "validators",
-    "witnesses",
-    "extra_signers",
-    "document_name_template",
-    "subject",
-    "body",
-];
+/// `send` params (`docs/abi.md`, "execute").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendParams {
+    #[serde(default)]
+    source: Option<SourceParam>,
+    #[serde(default)]
+    validators: Option<Vec<Person>>,
+    #[serde(default)]
+    witnesses: Option<Vec<Person>>,
+    #[serde(default)]
+    extra_signers: Option<Vec<Person>>,
+    #[serde(default)]
+    document_name_template: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+/// Where the PDF comes from.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum SourceParam {
+    File { path: String },
+    Report { report_code: String },
+}
+
+impl SendParams {
+    /// The checks the types cannot make, before any host call: the source is given, the
+    /// people lists and the template are valid.
+    pub fn check(&self) -> Result<(), PluginError> {
+        if self.source.is_none() {
+            return Err(bad(
+                "Informe a origem do documento (arquivo PDF ou relatório).",
+                "params.source is missing",
+            ));
+        }
+        people("extra_signers", &self.extra_signers, true)?;
+        people("validators", &self.validators, false)?;
+        people("witnesses", &self.witnesses, false)?;
+        if let Some(t) = &self.document_name_template {
+            check_template(t)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_template(t: &str) -> Result<String, PluginError> {
+    config::check_template(t)
+        .map_err(|m| bad(format!("Modelo do nome do documento inválido: {m}"), m.0))
+}
 
 pub enum Source {
     /// The file chosen in the process, read once for the batch.
@@ -56,110 +99,83 @@ fn bad(message: impl Into<String>, detail: impl Into<String>) -> PluginError {
 
 /// Checks a PDF: not empty, starts with `%PDF-`, within the size limit. Answers a Portuguese
 /// reason.
-pub fn check_pdf(bytes: &[u8], max_bytes: u64) -> Result<(), String> {
+pub fn check_pdf(bytes: &[u8], max_bytes: u64) -> Result<(), ContractError> {
     if bytes.is_empty() {
-        return Err("o arquivo PDF está vazio".into());
+        return Err(ContractError::new("o arquivo PDF está vazio"));
     }
     if !bytes.starts_with(b"%PDF-") {
-        return Err("o arquivo não é um PDF válido (não começa com %PDF-)".into());
+        return Err(ContractError::new(
+            "o arquivo não é um PDF válido (não começa com %PDF-)",
+        ));
     }
     if bytes.len() as u64 > max_bytes {
-        return Err(format!(
+        return Err(ContractError::new(format!(
             "o PDF tem {:.1} MB, acima do limite de {} MB",
             bytes.len() as f64 / 1_048_576.0,
             max_bytes / 1_048_576
-        ));
-    }
-    Ok(())
-}
-
-/// The request's shape, before any host call: the source, the people lists, the template.
-pub fn precheck(p: &Value) -> Result<(), PluginError> {
-    match p.get("source") {
-        Some(s) => match (s.get("kind").and_then(Value::as_str), s.as_object()) {
-            (Some("file"), Some(o)) if o.len() == 2 && s.get("path").is_some_and(Value::is_string) => {}
-            (Some("report"), Some(o))
-                if o.len() == 2 && s.get("report_code").is_some_and(Value::is_string) => {}
-            _ => {
-                return Err(PluginError::invalid_request(
-                    "params.source must be {\"kind\":\"file\",\"path\"} or {\"kind\":\"report\",\"report_code\"}",
-                ))
-            }
-        },
-        None => {
-            return Err(bad(
-                "Informe a origem do documento (arquivo PDF ou relatório).",
-                "params.source is missing",
-            ))
-        }
-    }
-    for (name, cpf_required) in [
-        ("extra_signers", true),
-        ("validators", false),
-        ("witnesses", false),
-    ] {
-        super::people_param(p, name, cpf_required)?;
-    }
-    if let Some(t) = p.get("document_name_template") {
-        let t = t.as_str().ok_or_else(|| {
-            PluginError::invalid_request("params.document_name_template must be a string")
-        })?;
-        config::check_template(t).map_err(|m| {
-            bad(
-                format!("Modelo do nome do documento inválido: {m}"),
-                m.clone(),
-            )
-        })?;
-    }
-    for name in ["subject", "body"] {
-        if p.get(name).is_some_and(|v| !v.is_string() && !v.is_null()) {
-            return Err(PluginError::invalid_request(format!(
-                "params.{name} must be a string"
-            )));
-        }
+        )));
     }
     Ok(())
 }
 
 impl SendPlan {
-    pub fn new(host: HostApi<'_>, params: &Params, p: &Value) -> Result<SendPlan, PluginError> {
+    pub fn new(
+        host: HostApi<'_>,
+        params: &Params,
+        p: &SendParams,
+    ) -> Result<SendPlan, PluginError> {
         let max_bytes = params.max_file_mb * 1024 * 1024;
-        let source = match p.get("source") {
-            Some(s) => match (s.get("kind").and_then(Value::as_str), s.as_object()) {
-                (Some("file"), Some(o)) if o.len() == 2 => {
-                    let path = s.get("path").and_then(Value::as_str).unwrap_or("").trim();
-                    if path.is_empty() {
-                        return Err(bad("Informe o arquivo PDF a enviar.", "params.source.path is empty"));
-                    }
-                    let bytes = host.file_read(path).map_err(|e| {
-                        bad(format!("Não foi possível ler o arquivo {path}: {}", e.message), e.to_string())
-                    })?;
-                    check_pdf(&bytes, max_bytes).map_err(|m| bad(format!("Arquivo {path}: {m}."), m.clone()))?;
-                    let file_name = std::path::Path::new(path)
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_else(|| "contrato.pdf".into());
-                    Source::File { bytes: bytes::Bytes::from(bytes), file_name }
+        let source = match &p.source {
+            Some(SourceParam::File { path }) => {
+                let path = path.trim();
+                if path.is_empty() {
+                    return Err(bad(
+                        "Informe o arquivo PDF a enviar.",
+                        "params.source.path is empty",
+                    ));
                 }
-                (Some("report"), Some(o)) if o.len() == 2 => {
-                    let code = s.get("report_code").and_then(Value::as_str).unwrap_or("").trim();
-                    if code.is_empty() {
-                        return Err(bad("Informe o relatório que gera o contrato.", "params.source.report_code is empty"));
-                    }
-                    Source::Report { report_code: code.to_string() }
+                let bytes = host.file_read(path).map_err(|e| {
+                    bad(
+                        format!("Não foi possível ler o arquivo {path}: {}", e.message),
+                        e.to_string(),
+                    )
+                })?;
+                check_pdf(&bytes, max_bytes)
+                    .map_err(|m| bad(format!("Arquivo {path}: {m}."), m.message))?;
+                let file_name = std::path::Path::new(path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "contrato.pdf".into());
+                Source::File {
+                    bytes: bytes::Bytes::from(bytes),
+                    file_name,
                 }
-                _ => return Err(PluginError::invalid_request(
-                    "params.source must be {\"kind\":\"file\",\"path\"} or {\"kind\":\"report\",\"report_code\"}",
-                )),
-            },
-            None => return Err(bad("Informe a origem do documento (arquivo PDF ou relatório).", "params.source is missing")),
+            }
+            Some(SourceParam::Report { report_code }) => {
+                let code = report_code.trim();
+                if code.is_empty() {
+                    return Err(bad(
+                        "Informe o relatório que gera o contrato.",
+                        "params.source.report_code is empty",
+                    ));
+                }
+                Source::Report {
+                    report_code: code.to_string(),
+                }
+            }
+            None => {
+                return Err(bad(
+                    "Informe a origem do documento (arquivo PDF ou relatório).",
+                    "params.source is missing",
+                ))
+            }
         };
-        let extra_signers = super::people_param(p, "extra_signers", true)?
+        let extra_signers = people("extra_signers", &p.extra_signers, true)?
             .unwrap_or_else(|| params.extra_signers.clone());
-        let validators = super::people_param(p, "validators", false)?
+        let validators = people("validators", &p.validators, false)?
             .unwrap_or_else(|| params.validators.clone());
         let witnesses =
-            super::people_param(p, "witnesses", false)?.unwrap_or_else(|| params.witnesses.clone());
+            people("witnesses", &p.witnesses, false)?.unwrap_or_else(|| params.witnesses.clone());
         if witnesses.len() < params.witness_count {
             return Err(bad(
                 format!(
@@ -194,18 +210,12 @@ impl SendPlan {
             }
             all.push(&person.email);
         }
-        let template = match p.get("document_name_template").and_then(Value::as_str) {
-            Some(t) => config::check_template(t).map_err(|m| {
-                bad(
-                    format!("Modelo do nome do documento inválido: {m}"),
-                    m.clone(),
-                )
-            })?,
+        let template = match &p.document_name_template {
+            Some(t) => check_template(t)?,
             None => params.document_name_template.clone(),
         };
-        let text = |name: &str| {
-            p.get(name)
-                .and_then(Value::as_str)
+        let text = |v: &Option<String>| {
+            v.as_deref()
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
@@ -216,8 +226,8 @@ impl SendPlan {
             validators,
             witnesses,
             template,
-            subject: text("subject"),
-            body: text("body"),
+            subject: text(&p.subject),
+            body: text(&p.body),
             auth_type: params.recipient_auth_type,
             expiry_days: params.expiry_days,
             reminder_days: params.reminder_interval_days,
@@ -226,38 +236,52 @@ impl SendPlan {
     }
 }
 
-/// The financial responsible, validated: (name, cpf digits, email).
-#[allow(clippy::result_large_err)]
-pub fn financial_responsible(
-    item: &Item,
-    c: &Contract,
-) -> Result<(String, String, String), Outcome> {
+/// The financial responsible of a contract, validated.
+#[derive(Clone, Debug)]
+pub struct Responsible {
+    pub name: String,
+    /// 11 digits.
+    pub cpf: String,
+    pub email: String,
+}
+
+impl Responsible {
+    pub fn recipient(&self) -> Recipient {
+        Recipient {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            cpf: Some(self.cpf.clone()),
+            role: Role::Signer,
+            state: RecipientState::Pending,
+            acted_at: None,
+        }
+    }
+}
+
+/// The financial responsible, validated; else the field that is missing or invalid.
+pub fn financial_responsible(c: &Contract) -> Result<Responsible, ContractError> {
     let Some(fr) = &c.financial_responsible else {
-        return Err(Outcome::failed_field(
-            item,
+        return Err(ContractError::field(
             "financial_responsible",
             "o contrato não tem responsável financeiro cadastrado",
         ));
     };
     let name = fr.name.clone().unwrap_or_default().trim().to_string();
     if name.is_empty() {
-        return Err(Outcome::failed_field(
-            item,
+        return Err(ContractError::field(
             "financial_responsible.name",
             "o responsável financeiro não tem nome cadastrado",
         ));
     }
     let cpf = match fr.cpf.as_deref() {
         None => {
-            return Err(Outcome::failed_field(
-                item,
+            return Err(ContractError::field(
                 "financial_responsible.cpf",
                 format!("o responsável financeiro {name} não tem CPF cadastrado"),
             ))
         }
         Some(c) => normalize_cpf(c).ok_or_else(|| {
-            Outcome::failed_field(
-                item,
+            ContractError::field(
                 "financial_responsible.cpf",
                 format!("o CPF {c} do responsável financeiro {name} é inválido"),
             )
@@ -265,63 +289,55 @@ pub fn financial_responsible(
     };
     let email = match fr.email.as_deref() {
         None => {
-            return Err(Outcome::failed_field(
-                item,
+            return Err(ContractError::field(
                 "financial_responsible.email",
                 format!("o responsável financeiro {name} não tem e-mail cadastrado"),
             ))
         }
         Some(e) => normalize_email(e).ok_or_else(|| {
-            Outcome::failed_field(
-                item,
+            ContractError::field(
                 "financial_responsible.email",
                 format!("o e-mail {e} do responsável financeiro {name} é inválido"),
             )
         })?,
     };
-    Ok((name, cpf, email))
+    Ok(Responsible { name, cpf, email })
 }
 
 /// The financial responsible validated, not repeated among the other recipients, and the
 /// document's recipients in order.
-#[allow(clippy::result_large_err)]
-fn validate_recipients(
-    item: &Item,
-    c: &Contract,
-    plan: &SendPlan,
-) -> Result<Vec<Recipient>, Outcome> {
-    let fr = financial_responsible(item, c)?;
+fn validate_recipients(c: &Contract, plan: &SendPlan) -> Result<Vec<Recipient>, ContractError> {
+    let fr = financial_responsible(c)?;
     if let Some(p) = plan
         .extra_signers
         .iter()
         .chain(&plan.validators)
         .chain(&plan.witnesses)
-        .find(|p| same_email(&p.email, &fr.2))
+        .find(|p| same_email(&p.email, &fr.email))
     {
-        return Err(Outcome::failed_field(
-            item,
+        return Err(ContractError::field(
             "financial_responsible.email",
             format!(
                 "o e-mail {} do responsável financeiro é o mesmo de outro destinatário ({})",
-                fr.2, p.name
+                fr.email, p.name
             ),
         ));
     }
     Ok(recipients(
-        (&fr.0, &fr.1, &fr.2),
+        &fr,
         &plan.extra_signers,
         &plan.validators,
         &plan.witnesses,
     ))
 }
 
-fn recipient(p: &Person, role: Role) -> Recipient {
+/// A person of the process or of the parameters as a recipient of `role`.
+pub fn person_recipient(p: &Person, role: Role) -> Recipient {
     Recipient {
         email: p.email.clone(),
         name: p.name.clone(),
         cpf: p.cpf.clone(),
         role,
-        acao: role.acao(),
         state: RecipientState::Pending,
         acted_at: None,
     }
@@ -330,70 +346,59 @@ fn recipient(p: &Person, role: Role) -> Recipient {
 /// The recipients of a contract's document: the financial responsible first, then extra
 /// signers, validators and witnesses.
 pub fn recipients(
-    fr: (&str, &str, &str),
+    fr: &Responsible,
     extra: &[Person],
     validators: &[Person],
     witnesses: &[Person],
 ) -> Vec<Recipient> {
-    let mut out = vec![Recipient {
-        email: fr.2.to_string(),
-        name: fr.0.to_string(),
-        cpf: Some(fr.1.to_string()),
-        role: Role::Signer,
-        acao: Role::Signer.acao(),
-        state: RecipientState::Pending,
-        acted_at: None,
-    }];
-    out.extend(extra.iter().map(|p| recipient(p, Role::Signer)));
-    out.extend(validators.iter().map(|p| recipient(p, Role::Validator)));
-    out.extend(witnesses.iter().map(|p| recipient(p, Role::Witness)));
+    let mut out = vec![fr.recipient()];
+    out.extend(extra.iter().map(|p| person_recipient(p, Role::Signer)));
+    out.extend(
+        validators
+            .iter()
+            .map(|p| person_recipient(p, Role::Validator)),
+    );
+    out.extend(witnesses.iter().map(|p| person_recipient(p, Role::Witness)));
     out
 }
 
-/// One recipient as TAE's publication body wants it.
-pub fn tae_recipient(r: &Recipient, first: bool, auth_type: RecipientAuthType) -> Value {
-    let role_label = match (r.role, first) {
-        (Role::Signer, true) => "Responsável financeiro",
-        (Role::Signer, false) => "Assinante",
-        (Role::Validator, _) => "Validador",
-        (Role::Witness, _) => "Testemunha",
-    };
-    let mut v = json!({
-        "email": r.email, "acao": r.acao, "workflow": 0, "papelAssinante": role_label,
-        "nomeCompleto": r.name, "notificaEnvio": true, "tipoEnvioDocumento": api::SEND_BY_EMAIL,
-        "tipoAutenticacao": match auth_type { RecipientAuthType::Login => api::AUTH_LOGIN, RecipientAuthType::EmailCode => api::AUTH_EMAIL_CODE },
-    });
-    if let Some(cpf) = &r.cpf {
-        v["tipoIdentificacao"] = json!(api::IDENT_CPF);
-        v["identificacao"] = json!(cpf);
+/// A record's recipient as TAE takes it; `first` is the contract's financial responsible.
+pub fn new_recipient(r: &Recipient, first: bool) -> NewRecipient {
+    NewRecipient {
+        email: r.email.clone(),
+        name: r.name.clone(),
+        cpf: r.cpf.clone(),
+        action: r.role.action(),
+        financial_responsible: first && r.role == Role::Signer,
     }
-    if auth_type == RecipientAuthType::EmailCode {
-        v["tipoEnvioCodigo"] = json!(api::SEND_BY_EMAIL);
-    }
-    v
 }
 
-fn publication_body(plan: &SendPlan, id: i64, name: &str, recipients: &[Recipient]) -> Value {
-    let expiry = (plan.expiry_days > 0).then(|| {
-        (chrono::Utc::now() + chrono::Duration::days(plan.expiry_days as i64))
-            .format("%Y-%m-%dT23:59:59")
-            .to_string()
-    });
-    json!({
-        "idDocumento": id,
-        "utilizaWorkflow": false,
-        "responsavelAssinaDocumento": false,
-        "destinatarios": recipients.iter().enumerate().map(|(i, r)| tae_recipient(r, i == 0, plan.auth_type)).collect::<Vec<_>>(),
-        "observadores": [],
-        "publicacaoOpcoes": {
-            "dataExpiracao": expiry,
-            "assuntoMensagem": plan.subject.clone().unwrap_or_else(|| format!("{name} para assinatura")),
-            "corpoMensagem": plan.body.clone().unwrap_or_else(|| format!("Olá! O documento \"{name}\" está disponível para sua assinatura eletrônica.")),
-            "permiteRejeitarDocumento": true,
-            "intervaloLembrete": plan.reminder_days,
-            "solicitaAssinaturaManuscrita": false
-        }
-    })
+fn publication(plan: &SendPlan, id: i64, name: &str, recipients: &[Recipient]) -> Publication {
+    Publication {
+        document_id: id,
+        recipients: recipients
+            .iter()
+            .enumerate()
+            .map(|(i, r)| new_recipient(r, i == 0))
+            .collect(),
+        auth: match plan.auth_type {
+            RecipientAuthType::Login => crate::tae::RecipientAuth::Login,
+            RecipientAuthType::EmailCode => crate::tae::RecipientAuth::EmailCode,
+        },
+        expires: (plan.expiry_days > 0).then(|| {
+            (chrono::Utc::now() + chrono::Duration::days(plan.expiry_days as i64))
+                .format("%Y-%m-%dT23:59:59")
+                .to_string()
+        }),
+        subject: plan
+            .subject
+            .clone()
+            .unwrap_or_else(|| format!("{name} para assinatura")),
+        body: plan.body.clone().unwrap_or_else(|| {
+            format!("Olá! O documento \"{name}\" está disponível para sua assinatura eletrônica.")
+        }),
+        reminder_days: plan.reminder_days,
+    }
 }
 
 fn file_name_for(c: &Contract, plan: &SendPlan) -> String {
@@ -424,47 +429,49 @@ fn file_name_for(c: &Contract, plan: &SendPlan) -> String {
 }
 
 /// Publishes a draft; on an ambiguous failure (or "already published") reads the document
-/// first and publishes again only while it is still a draft. Answers TAE's resulting status.
-async fn publish_checked(auth: &Auth<'_>, body: &Value, id: i64) -> Result<i64, TaeError> {
-    const PUBLISH_ATTEMPTS: usize = 3;
+/// first and publishes again only while it is still a draft, never sooner than TAE's
+/// `Retry-After`. Answers TAE's resulting status.
+async fn publish_checked(
+    run: &Run<'_>,
+    publication: &Publication,
+    id: i64,
+) -> Result<DocStatus, TaeError> {
+    const PUBLISH_ATTEMPTS: u32 = 3;
+    let tae = &run.tae;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let err = match auth
-            .call(|t| async move { auth.client.publish(&t, body).await })
+        let err = match tae
+            .call(|t| async move { tae.client.publish(&t, publication).await })
             .await
         {
-            Ok(()) => return Ok(api::STATUS_PENDING),
+            Ok(()) => return Ok(DocStatus::Pending),
             Err(e) => e,
         };
-        let ambiguous = matches!(err.kind, ErrorKind::Transient | ErrorKind::Protocol)
-            || (err.kind == ErrorKind::Rejected
-                && err.message.to_lowercase().contains("publicado"));
-        if !ambiguous {
+        if !(err.kind.is_ambiguous() || err.kind == ErrorKind::AlreadyPublished) {
             return Err(err);
         }
         // The publish may have gone through: read the document before publishing again.
         log::warn!("publish of document {id} ambiguous ({err}); reading its state");
-        let doc = auth
-            .call(|t| async move { auth.client.document(&t, id).await })
+        let doc = tae
+            .call(|t| async move { tae.client.document(&t, id).await })
             .await?;
-        let status = doc.get("status").and_then(Value::as_i64).unwrap_or(-1);
-        if status != api::STATUS_DRAFT {
-            return Ok(status);
+        if doc.status != DocStatus::Draft {
+            return Ok(doc.status);
         }
         if attempt >= PUBLISH_ATTEMPTS {
             return Err(err);
         }
         let policy = crate::tae::client::retry_policy();
-        tokio::time::sleep(policy.base_delay * attempt as u32).await;
+        tokio::time::sleep(err.wait_at_least(policy.base_delay * attempt)).await;
     }
 }
 
-pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
+pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     let Some(c) = &item.contract else {
         return Outcome::failed(item, "contrato não encontrado no RM.");
     };
-    let by = auth.user.who();
+    let by = run.user.who();
     // A contract already signed is never sent for signature again.
     if let Some(r) = item
         .records
@@ -477,7 +484,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
             .unwrap_or_default();
         return Outcome::new(
             item,
-            "skipped",
+            OutcomeKind::Skipped,
             format!(
                 "{}: o contrato já foi assinado (documento{doc} finalizado no TOTVS Assinatura Eletrônica); não foi reenviado.",
                 item.label()
@@ -495,7 +502,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                 .unwrap_or_default();
             return Outcome::new(
                 item,
-                "skipped",
+                OutcomeKind::Skipped,
                 format!(
                     "{}: já possui documento ativo{doc} no TOTVS Assinatura Eletrônica (situação {}); não foi reenviado.",
                     item.label(),
@@ -506,21 +513,21 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         }
     }
     // Validated lazily: adopting an already published document needs no recipient data.
-    let validated = validate_recipients(item, c, plan);
+    let validated = validate_recipients(c, plan).map_err(|p| p.outcome(item));
     let name = config::render_template(&plan.template, &c.template_values());
 
     // Reconcile a record left mid-send by an earlier run.
     let mut rec: Option<Record> = None;
     if let Some(stuck) = active {
         let mut r = stuck.clone();
-        match locate_document(auth, &r).await {
+        match locate_document(run, &r).await {
             Err(e) => {
-                return tae_failed(item, "não foi possível conferir o envio anterior", &e)
+                return Outcome::tae_failed(item, "não foi possível conferir o envio anterior", &e)
                     .with_record(&r)
             }
-            Ok(Some((id, status, _))) => {
+            Ok(Some(Located { id, status, .. })) => {
                 r.document_id = Some(id);
-                if status == api::STATUS_DRAFT {
+                if status == DocStatus::Draft {
                     let recips = match &validated {
                         Ok(v) => v.clone(),
                         Err(o) => return o.clone().with_record(&r),
@@ -528,13 +535,13 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                     r.recipients = recips.clone();
                     r.set_status(RecordStatus::Rascunho);
                     r.event(&by, "reconciled", format!("envio anterior interrompido: rascunho {id} encontrado no TAE; publicando"));
-                    if let Err(m) = put(auth, &[&r]).await {
+                    if let Err(m) = run.put(&[&r]).await {
                         return Outcome::failed(item, m).with_record(&r);
                     }
-                    if let Err(m) = ensure_signers_registered(auth, plan, &recips).await {
+                    if let Err(m) = ensure_signers_registered(run, plan, &recips).await {
                         return Outcome::failed(item, m).with_record(&r);
                     }
-                    return finish_publish(auth, plan, item, r, &name, &by).await;
+                    return finish_publish(run, plan, item, r, &name, &by).await;
                 }
                 let new_status = RecordStatus::from_tae(status).unwrap_or(RecordStatus::Pendente);
                 r.set_status(new_status);
@@ -543,12 +550,12 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                     r.sent_by = Some(by.clone());
                 }
                 r.event(&by, "reconciled", format!("envio anterior interrompido: documento {id} já publicado no TAE foi adotado (situação {})", new_status.label()));
-                if let Err(m) = put(auth, &[&r]).await {
+                if let Err(m) = run.put(&[&r]).await {
                     return Outcome::failed(item, m).with_record(&r);
                 }
                 return Outcome::new(
                     item,
-                    "sent",
+                    OutcomeKind::Sent,
                     format!("{}: o envio anterior havia sido interrompido; o documento nº {id} já publicado no TOTVS Assinatura Eletrônica foi adotado (não foi reenviado).", item.label()),
                 )
                 .with_record(&r);
@@ -574,7 +581,7 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     // The PDF.
     let pdf: bytes::Bytes = match &plan.source {
         Source::File { bytes, .. } => bytes.clone(),
-        Source::Report { report_code } => match auth.host.report_render(report_code, &c.key) {
+        Source::Report { report_code } => match run.host.report_render(report_code, &c.key) {
             Ok(b) => {
                 if let Err(m) = check_pdf(&b, plan.max_bytes) {
                     return Outcome::failed(
@@ -603,32 +610,33 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     r.recipients = recips;
     r.last_error = None;
     // Recorded before any remote call of the send.
-    if let Err(m) = put(auth, &[&r]).await {
+    if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m);
     }
-    if let Err(m) = ensure_signers_registered(auth, plan, &r.recipients).await {
+    if let Err(m) = ensure_signers_registered(run, plan, &r.recipients).await {
         let o = Outcome::failed(item, m);
         r.set_status(RecordStatus::Falhou);
         r.last_error = Some(o.message.clone());
         r.event(&by, "error", o.message.clone());
-        let _ = put(auth, &[&r]).await;
+        let _ = run.put(&[&r]).await;
         return o.with_record(&r);
     }
     let file_name = r.file_name.clone();
-    let uploaded = auth
+    let uploaded = run
+        .tae
         .call(|t| {
             let (name, file_name, pdf) = (name.clone(), file_name.clone(), pdf.clone());
-            async move { auth.client.upload(&t, &name, &file_name, &pdf).await }
+            async move { run.tae.client.upload(&t, &name, &file_name, &pdf).await }
         })
         .await;
     let id = match uploaded {
         Ok(id) => id,
         Err(e) => {
-            let o = tae_failed(item, "o envio do PDF falhou", &e);
+            let o = Outcome::tae_failed(item, "o envio do PDF falhou", &e);
             r.set_status(RecordStatus::Falhou);
             r.last_error = Some(o.message.clone());
             r.event(&by, "error", format!("upload: {e}"));
-            let _ = put(auth, &[&r]).await;
+            let _ = run.put(&[&r]).await;
             return o.with_record(&r);
         }
     };
@@ -639,42 +647,42 @@ pub async fn run(auth: &Auth<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         "uploaded",
         format!("rascunho {id} criado ({} bytes)", r.file_size),
     );
-    if let Err(m) = put(auth, &[&r]).await {
+    if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
-    finish_publish(auth, plan, item, r, &name, &by).await
+    finish_publish(run, plan, item, r, &name, &by).await
 }
 
 /// Registers, with the "login" authentication type, every signer with a CPF that TAE lacks.
 async fn ensure_signers_registered(
-    auth: &Auth<'_>,
+    run: &Run<'_>,
     plan: &SendPlan,
     recips: &[Recipient],
-) -> Result<(), String> {
+) -> Result<(), ContractError> {
     if plan.auth_type != RecipientAuthType::Login {
         return Ok(());
     }
     for (i, r) in recips.iter().enumerate() {
         let Some(cpf) = &r.cpf else { continue };
-        if let Err(e) = auth.ensure_recipient(&r.email, &r.name, cpf).await {
+        if let Err(e) = run.ensure_recipient(&r.email, &r.name, cpf).await {
             let who = if i == 0 {
                 "o responsável financeiro"
             } else {
                 "o destinatário"
             };
-            return Err(format!(
+            return Err(ContractError::new(format!(
                 "não foi possível cadastrar {who} {} ({}) no TOTVS Assinatura Eletrônica: {}.",
                 r.name,
                 r.email,
                 e.user_text()
-            ));
+            )));
         }
     }
     Ok(())
 }
 
 async fn finish_publish(
-    auth: &Auth<'_>,
+    run: &Run<'_>,
     plan: &SendPlan,
     item: &Item,
     mut r: Record,
@@ -682,8 +690,8 @@ async fn finish_publish(
     by: &str,
 ) -> Outcome {
     let id = r.document_id.unwrap_or_default();
-    let body = publication_body(plan, id, name, &r.recipients);
-    match publish_checked(auth, &body, id).await {
+    let publication = publication(plan, id, name, &r.recipients);
+    match publish_checked(run, &publication, id).await {
         Ok(status) => {
             let st = RecordStatus::from_tae(status).unwrap_or(RecordStatus::Pendente);
             r.set_status(if st == RecordStatus::Rascunho {
@@ -702,14 +710,14 @@ async fn finish_publish(
                     r.recipients.len()
                 ),
             );
-            if let Err(m) = put(auth, &[&r]).await {
+            if let Err(m) = run.put(&[&r]).await {
                 // The document is published; the next run reconciles the record by its id.
                 return Outcome::failed(item, format!("documento nº {id} publicado, mas {m}"))
                     .with_record(&r);
             }
             Outcome::new(
                 item,
-                "sent",
+                OutcomeKind::Sent,
                 format!(
                     "{}: documento nº {id} enviado para assinatura de {} ({}).",
                     item.label(),
@@ -721,14 +729,14 @@ async fn finish_publish(
         }
         Err(e) => {
             // Stays "rascunho" with its id: a rerun publishes this draft instead of uploading again.
-            let o = tae_failed(
+            let o = Outcome::tae_failed(
                 item,
                 &format!("a publicação do documento nº {id} falhou"),
                 &e,
             );
             r.last_error = Some(o.message.clone());
             r.event(by, "error", format!("publish: {e}"));
-            let _ = put(auth, &[&r]).await;
+            let _ = run.put(&[&r]).await;
             o.with_record(&r)
         }
     }
@@ -758,14 +766,35 @@ mod tests {
             email: "w@x.com".into(),
             cpf: Some("52998224725".into()),
         }];
-        let r = recipients(("Maria", "12345678909", "m@x.com"), &[], &v, &w);
-        assert_eq!(r.iter().map(|r| r.acao).collect::<Vec<_>>(), vec![0, 1, 2]);
-        let t = tae_recipient(&r[0], true, RecipientAuthType::EmailCode);
+        let fr = Responsible {
+            name: "Maria".into(),
+            cpf: "12345678909".into(),
+            email: "m@x.com".into(),
+        };
+        let r = recipients(&fr, &[], &v, &w);
+        assert_eq!(
+            r.iter().map(|r| r.role).collect::<Vec<_>>(),
+            vec![Role::Signer, Role::Validator, Role::Witness]
+        );
+        let body = |r: &Recipient, first: bool, auth: crate::tae::RecipientAuth| {
+            serde_json::to_value(crate::tae::wire::RecipientBody::new(
+                &new_recipient(r, first),
+                auth,
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            r.iter()
+                .map(|x| body(x, false, crate::tae::RecipientAuth::Login)["acao"].clone())
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        let t = body(&r[0], true, crate::tae::RecipientAuth::EmailCode);
         assert_eq!(t["papelAssinante"], "Responsável financeiro");
         assert_eq!(t["tipoAutenticacao"], 2);
         assert_eq!(t["tipoEnvioCodigo"], 1);
         assert_eq!(t["identificacao"], "12345678909");
-        let t = tae_recipient(&r[1], false, RecipientAuthType::Login);
+        let t = body(&r[1], false, crate::tae::RecipientAuth::Login);
         assert!(t.get("identificacao").is_none());
         assert_eq!(t["acao"], 1);
     }

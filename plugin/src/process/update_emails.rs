@@ -4,17 +4,33 @@
 //! come from the process. Unchanged recipients are untouched; finalised documents are refused.
 
 use super::check::apply_document;
-use super::send::{financial_responsible, tae_recipient};
-use super::{put, tae_failed, Item, Outcome};
+use super::request::people;
+use super::send::{financial_responsible, new_recipient, person_recipient};
+use super::{Item, Outcome, OutcomeKind, Run};
 use crate::config::{Person, RecipientAuthType};
 use crate::error::PluginError;
 use crate::records::{Recipient, RecipientState, RecordStatus, Role};
-use crate::session::Auth;
-use crate::tae::{ErrorKind, TaeError};
+use crate::tae::{Action, Document, ErrorKind, NewRecipient, TaeError};
 use crate::validate::same_email;
-use serde_json::Value;
+use serde::Deserialize;
 
-pub const PARAM_KEYS: &[&str] = &["validators", "witnesses", "extra_signers"];
+/// `update_emails` params (`docs/abi.md`, "execute").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateParams {
+    #[serde(default)]
+    validators: Option<Vec<Person>>,
+    #[serde(default)]
+    witnesses: Option<Vec<Person>>,
+    #[serde(default)]
+    extra_signers: Option<Vec<Person>>,
+}
+
+impl UpdateParams {
+    pub fn check(&self) -> Result<(), PluginError> {
+        UpdatePlan::new(self).map(|_| ())
+    }
+}
 
 pub struct UpdatePlan {
     pub extra_signers: Option<Vec<Person>>,
@@ -23,38 +39,26 @@ pub struct UpdatePlan {
 }
 
 impl UpdatePlan {
-    pub fn new(p: &Value) -> Result<UpdatePlan, PluginError> {
+    pub fn new(p: &UpdateParams) -> Result<UpdatePlan, PluginError> {
         Ok(UpdatePlan {
-            extra_signers: super::people_param(p, "extra_signers", true)?,
-            validators: super::people_param(p, "validators", false)?,
-            witnesses: super::people_param(p, "witnesses", false)?,
+            extra_signers: people("extra_signers", &p.extra_signers, true)?,
+            validators: people("validators", &p.validators, false)?,
+            witnesses: people("witnesses", &p.witnesses, false)?,
         })
     }
 }
 
-fn person_recipient(p: &Person, role: Role) -> Recipient {
-    Recipient {
-        email: p.email.clone(),
-        name: p.name.clone(),
-        cpf: p.cpf.clone(),
-        role,
-        acao: role.acao(),
-        state: RecipientState::Pending,
-        acted_at: None,
-    }
-}
-
-pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
+pub async fn run(run: &Run<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     let label = item.label();
     let Some(rec) = item.working_record() else {
         return Outcome::new(
             item,
-            "skipped",
+            OutcomeKind::Skipped,
             format!("{label}: não há documento enviado para atualizar."),
         );
     };
     let mut r = rec.clone();
-    let by = auth.user.who();
+    let by = run.user.who();
     match r.status {
         RecordStatus::Pendente | RecordStatus::AssinadoParcialmente => {}
         RecordStatus::Finalizado => {
@@ -63,19 +67,20 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         RecordStatus::Enviando | RecordStatus::Rascunho => {
             return Outcome::failed(item, "o envio deste documento não foi concluído; execute \"Enviar documento\" novamente antes de atualizar e-mails.").with_record(&r)
         }
-        s => return Outcome::new(item, "skipped", format!("{label}: o documento está {}; nada a atualizar.", s.label().to_lowercase())).with_record(&r),
+        s => return Outcome::new(item, OutcomeKind::Skipped, format!("{label}: o documento está {}; nada a atualizar.", s.label().to_lowercase())).with_record(&r),
     }
     let Some(contract) = &item.contract else {
         return Outcome::failed(item, "contrato não encontrado no RM.").with_record(&r);
     };
-    let fr = match financial_responsible(item, contract) {
+    let fr = match financial_responsible(contract) {
         Ok(fr) => fr,
-        Err(o) => return o.with_record(&r),
+        Err(p) => return p.outcome(item).with_record(&r),
     };
     let id = r.document_id.unwrap_or_default();
     // Current state in TAE (refuses finalised documents, tells who already signed).
-    let doc = match auth
-        .call(|t| async move { auth.client.document(&t, id).await })
+    let doc = match run
+        .tae
+        .call(|t| async move { run.tae.client.document(&t, id).await })
         .await
     {
         Ok(d) => d,
@@ -87,7 +92,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
             .with_record(&r)
         }
         Err(e) => {
-            return tae_failed(
+            return Outcome::tae_failed(
                 item,
                 &format!("não foi possível consultar o documento nº {id}"),
                 &e,
@@ -96,12 +101,11 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         }
     };
     apply_document(&mut r, &doc, &by);
-    let in_document = document_emails(&doc);
     if !matches!(
         r.status,
         RecordStatus::Pendente | RecordStatus::AssinadoParcialmente
     ) {
-        let _ = put(auth, &[&r]).await;
+        let _ = run.put(&[&r]).await;
         let o = if r.status == RecordStatus::Finalizado {
             Outcome::failed(
                 item,
@@ -110,7 +114,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         } else {
             Outcome::new(
                 item,
-                "skipped",
+                OutcomeKind::Skipped,
                 format!(
                     "{label}: o documento nº {id} está {}; nada a atualizar.",
                     r.status.label().to_lowercase()
@@ -127,15 +131,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         .filter(|x| x.role == Role::Signer)
         .cloned()
         .collect();
-    let mut desired_signers = vec![Recipient {
-        email: fr.2.clone(),
-        name: fr.0.clone(),
-        cpf: Some(fr.1.clone()),
-        role: Role::Signer,
-        acao: Role::Signer.acao(),
-        state: RecipientState::Pending,
-        acted_at: None,
-    }];
+    let mut desired_signers = vec![fr.recipient()];
     match &plan.extra_signers {
         Some(list) => {
             desired_signers.extend(list.iter().map(|p| person_recipient(p, Role::Signer)))
@@ -156,8 +152,10 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     let desired_validators = desired_for(Role::Validator, &plan.validators);
     let desired_witnesses = desired_for(Role::Witness, &plan.witnesses);
 
-    let mut new_list: Vec<Recipient> = Vec::new();
-    let mut changes: Vec<String> = Vec::new();
+    // First the plan, with no side effect: which slots keep their recipient and which are
+    // replaced. A new address already used by another recipient of the document refuses the
+    // whole contract before any change.
+    let mut planned: Vec<(Role, Vec<Planned>, Vec<Recipient>)> = Vec::new();
     let mut kept_signed: Vec<String> = Vec::new();
     for (role, desired) in [
         (Role::Signer, desired_signers),
@@ -170,32 +168,59 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
             .filter(|x| x.role == role)
             .cloned()
             .collect();
+        let mut slots = Vec::new();
         for (i, want) in desired.into_iter().enumerate() {
             let first = role == Role::Signer && i == 0;
-            match old.get(i) {
-                Some(o) if same_email(&o.email, &want.email) => new_list.push(o.clone()),
+            slots.push(match old.get(i) {
+                Some(o) if same_email(&o.email, &want.email) => Planned::Keep(o.clone()),
                 Some(o) if o.state == RecipientState::Signed => {
                     kept_signed.push(format!("{} ({}) já assinou", o.name, o.email));
-                    new_list.push(o.clone());
+                    Planned::Keep(o.clone())
                 }
-                old_one => {
-                    if let Err(o) =
-                        replace(auth, item, id, &in_document, old_one, &want, first).await
-                    {
-                        // Keep what was done so far in the record.
-                        r.recipients = merge(new_list, &r.recipients, role, i);
-                        r.last_error = Some(o.message.clone());
-                        r.event(&by, "error", o.message.clone());
-                        let _ = put(auth, &[&r]).await;
-                        return o.with_record(&r);
-                    }
-                    changes.push(match old_one {
-                        Some(o) => format!("{} {} → {}", role.label(), o.email, want.email),
-                        None => format!("{} {} adicionado", role.label(), want.email),
-                    });
-                    new_list.push(want);
+                old_one => Planned::Replace {
+                    old: old_one.cloned(),
+                    want,
+                    first,
+                },
+            });
+        }
+        planned.push((role, slots, old));
+    }
+    if let Some(message) = collision(&r.recipients, &doc, &planned) {
+        r.last_error = Some(message.clone());
+        r.event(
+            &by,
+            "error",
+            format!("atualização de e-mails recusada: {message}"),
+        );
+        let _ = run.put(&[&r]).await;
+        return Outcome::failed(item, message).with_record(&r);
+    }
+
+    let mut new_list: Vec<Recipient> = Vec::new();
+    let mut changes: Vec<String> = Vec::new();
+    for (role, slots, old) in planned {
+        for (i, slot) in slots.into_iter().enumerate() {
+            let (old_one, want, first) = match slot {
+                Planned::Keep(o) => {
+                    new_list.push(o);
+                    continue;
                 }
+                Planned::Replace { old, want, first } => (old, want, first),
+            };
+            if let Err(o) = replace(run, item, id, &doc, old_one.as_ref(), &want, first).await {
+                // Keep what was done so far in the record.
+                r.recipients = merge(new_list, &r.recipients, role, i);
+                r.last_error = Some(o.message.clone());
+                r.event(&by, "error", o.message.clone());
+                let _ = run.put(&[&r]).await;
+                return o.with_record(&r);
             }
+            changes.push(match &old_one {
+                Some(o) => format!("{} {} → {}", role.label(), o.email, want.email),
+                None => format!("{} {} adicionado", role.label(), want.email),
+            });
+            new_list.push(want);
         }
         // Recipients beyond the desired list are kept (never removed silently).
         let kept = new_list.iter().filter(|x| x.role == role).count();
@@ -203,7 +228,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     }
     if changes.is_empty() {
         r.event(&by, "checked", "atualização de e-mails: nenhuma alteração");
-        let _ = put(auth, &[&r]).await;
+        let _ = run.put(&[&r]).await;
         let extra = if kept_signed.is_empty() {
             String::new()
         } else {
@@ -211,7 +236,7 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
         };
         return Outcome::new(
             item,
-            "skipped",
+            OutcomeKind::Skipped,
             format!("{label}: nenhum e-mail alterado{extra}."),
         )
         .with_record(&r);
@@ -221,12 +246,12 @@ pub async fn run(auth: &Auth<'_>, plan: &UpdatePlan, item: &Item) -> Outcome {
     for c in &changes {
         r.event(&by, "recipient_replaced", c.clone());
     }
-    if let Err(m) = put(auth, &[&r]).await {
+    if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
     Outcome::new(
         item,
-        "updated",
+        OutcomeKind::Updated,
         format!(
             "{label}: {} destinatário(s) atualizado(s) no documento nº {id}: {}.",
             changes.len(),
@@ -262,54 +287,132 @@ fn merge(
     done
 }
 
-/// Adds `want` (registered first with the login authentication type), then removes `old`.
-/// The e-mails (lower case) of every recipient of a D3 document, acted or pending.
-fn document_emails(doc: &Value) -> Vec<String> {
-    ["assinantes", "pendentes"]
+/// One slot of a role after the update: kept, or replaced (added when there was no one).
+enum Planned {
+    Keep(Recipient),
+    Replace {
+        old: Option<Recipient>,
+        want: Recipient,
+        first: bool,
+    },
+}
+
+/// How a message names a recipient's place in the document.
+fn slot_name(role: Role, first: bool) -> &'static str {
+    match (role, first) {
+        (Role::Signer, true) => "responsável financeiro",
+        (Role::Signer, false) => "assinante",
+        (Role::Validator, _) => "validador",
+        (Role::Witness, _) => "testemunha",
+    }
+}
+
+fn action_name(a: Option<Action>) -> &'static str {
+    match a {
+        Some(Action::Sign) => "assinante",
+        Some(Action::Validate) => "validador",
+        Some(Action::Witness) => "testemunha",
+        None => "destinatário",
+    }
+}
+
+/// Whether the document has `email` as a recipient doing what `role` does.
+fn in_document_as(doc: &Document, email: &str, role: Role) -> bool {
+    doc.recipients()
+        .any(|d| same_email(&d.email, email) && d.action == Some(role.action()))
+}
+
+/// A new address that already belongs to another recipient of the document (case-insensitive):
+/// another recipient of the record (whatever the update does to it), another new address of
+/// this update, or a recipient of the document the record does not know in another role. The
+/// one exception is the recipient this update added in an earlier, interrupted run: in the
+/// document with the same role, known to no other slot of the record. Answers the message.
+fn collision(
+    current: &[Recipient],
+    doc: &Document,
+    planned: &[(Role, Vec<Planned>, Vec<Recipient>)],
+) -> Option<String> {
+    let replaces: Vec<(Role, &Option<Recipient>, &Recipient, bool)> = planned
         .iter()
-        .filter_map(|k| doc.get(*k).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|r| r.get("email").and_then(Value::as_str))
-        .map(str::to_lowercase)
-        .collect()
+        .flat_map(|(role, slots, _)| {
+            slots.iter().filter_map(move |s| match s {
+                Planned::Replace { old, want, first } => Some((*role, old, want, *first)),
+                Planned::Keep(_) => None,
+            })
+        })
+        .collect();
+    let first_signer = current.iter().position(|x| x.role == Role::Signer);
+    for (n, (role, old, want, first)) in replaces.iter().enumerate() {
+        let this = slot_name(*role, *first);
+        let refused = |other: &str, who: &str| {
+            Some(format!(
+                "o e-mail {} informado para o {this} já é do {other}{who} neste documento; nenhuma alteração foi feita. Informe outro e-mail ou altere primeiro o do {other}",
+                want.email
+            ))
+        };
+        let replaced = |x: &Recipient| old.as_ref().is_some_and(|o| std::ptr::eq(o, x) || o == x);
+        if let Some((idx, x)) = current
+            .iter()
+            .enumerate()
+            .find(|(_, x)| same_email(&x.email, &want.email) && !replaced(x))
+        {
+            let other = slot_name(x.role, Some(idx) == first_signer);
+            return refused(other, &format!(" {}", x.name));
+        }
+        if let Some((r2, _, _, f2)) = replaces
+            .iter()
+            .enumerate()
+            .find(|(m, (_, _, w, _))| *m != n && same_email(&w.email, &want.email))
+            .map(|(_, x)| x)
+        {
+            return refused(slot_name(*r2, *f2), "");
+        }
+        let unknown_to_record =
+            |d: &&crate::tae::DocRecipient| !current.iter().any(|x| same_email(&x.email, &d.email));
+        if let Some(d) = doc
+            .recipients()
+            .filter(unknown_to_record)
+            .find(|d| same_email(&d.email, &want.email) && d.action != Some(role.action()))
+        {
+            return refused(action_name(d.action), "");
+        }
+    }
+    None
 }
 
 /// Adds one recipient. Idempotent: a recipient already in the document (an earlier run, or an
 /// ambiguous failure that went through) counts as added.
 async fn add_recipient(
-    auth: &Auth<'_>,
+    run: &Run<'_>,
     id: i64,
-    body: &[Value],
+    body: &[NewRecipient],
     email: &str,
+    role: Role,
 ) -> Result<(), TaeError> {
-    let res = auth
-        .call(|t| async move { auth.client.add_recipients(&t, id, body).await })
+    let auth = run.params.recipient_auth();
+    let res = run
+        .tae
+        .call(|t| async move { run.tae.client.add_recipients(&t, id, body, auth).await })
         .await;
     match res {
         Ok(()) => Ok(()),
-        Err(e)
-            if e.kind == ErrorKind::Rejected && e.message.to_lowercase().contains("repetido") =>
-        {
-            Ok(())
-        }
-        Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Protocol) => {
+        Err(e) if e.kind == ErrorKind::DuplicateRecipient => Ok(()),
+        Err(e) if e.kind.is_ambiguous() => {
             // Did it go through? Read before adding again.
-            let doc = auth
-                .call(|t| async move { auth.client.document(&t, id).await })
+            let doc = run
+                .tae
+                .call(|t| async move { run.tae.client.document(&t, id).await })
                 .await?;
-            if document_emails(&doc).contains(&email.to_lowercase()) {
+            if in_document_as(&doc, email, role) {
                 return Ok(());
             }
-            match auth
-                .call(|t| async move { auth.client.add_recipients(&t, id, body).await })
+            tokio::time::sleep(e.wait_at_least(std::time::Duration::ZERO)).await;
+            match run
+                .tae
+                .call(|t| async move { run.tae.client.add_recipients(&t, id, body, auth).await })
                 .await
             {
-                Err(e2)
-                    if e2.kind == ErrorKind::Rejected
-                        && e2.message.to_lowercase().contains("repetido") =>
-                {
-                    Ok(())
-                }
+                Err(e2) if e2.kind == ErrorKind::DuplicateRecipient => Ok(()),
                 other => other,
             }
         }
@@ -318,22 +421,22 @@ async fn add_recipient(
 }
 
 /// Adds `want` (registered first with the login authentication type), then removes `old`.
-/// Steps already done in TAE (seen in `in_document`) are not repeated, so a rerun after a
-/// partial failure completes the replacement.
+/// Steps already done in TAE (seen in `doc`: the new address there with the same role, the old
+/// one gone) are not repeated, so a rerun after a partial failure completes the replacement.
 #[allow(clippy::too_many_arguments)]
 async fn replace(
-    auth: &Auth<'_>,
+    run: &Run<'_>,
     item: &Item,
     id: i64,
-    in_document: &[String],
+    doc: &Document,
     old: Option<&Recipient>,
     want: &Recipient,
     first: bool,
 ) -> Result<(), Outcome> {
-    if auth.params.recipient_auth_type == RecipientAuthType::Login {
+    if run.params.recipient_auth_type == RecipientAuthType::Login {
         if let Some(cpf) = &want.cpf {
-            if let Err(e) = auth.ensure_recipient(&want.email, &want.name, cpf).await {
-                return Err(tae_failed(
+            if let Err(e) = run.ensure_recipient(&want.email, &want.name, cpf).await {
+                return Err(Outcome::tae_failed(
                     item,
                     &format!(
                         "não foi possível cadastrar {} no TOTVS Assinatura Eletrônica",
@@ -344,19 +447,20 @@ async fn replace(
             }
         }
     }
-    if auth.params.recipient_auth_type == RecipientAuthType::EmailCode && want.cpf.is_none() {
+    if run.params.recipient_auth_type == RecipientAuthType::EmailCode && want.cpf.is_none() {
         return Err(Outcome::failed(
             item,
             crate::config::email_code_needs_cpf(&want.name),
         ));
     }
-    let body = vec![tae_recipient(want, first, auth.params.recipient_auth_type)];
-    let already = in_document.contains(&want.email.to_lowercase());
+    let body = vec![new_recipient(want, first)];
+    // Our own earlier add (collisions were refused before any change).
+    let already = in_document_as(doc, &want.email, want.role);
     if let Err(e) = match already {
         true => Ok(()),
-        false => add_recipient(auth, id, &body, &want.email).await,
+        false => add_recipient(run, id, &body, &want.email, want.role).await,
     } {
-        return Err(tae_failed(
+        return Err(Outcome::tae_failed(
             item,
             &format!(
                 "não foi possível incluir {} no documento nº {id}",
@@ -365,17 +469,18 @@ async fn replace(
             &e,
         ));
     }
-    if let Some(o) = old.filter(|o| in_document.contains(&o.email.to_lowercase())) {
+    if let Some(o) = old.filter(|o| doc.emails().any(|e| same_email(e, &o.email))) {
         let email = o.email.clone();
-        if let Err(e) = auth
+        if let Err(e) = run
+            .tae
             .call(|t| {
                 let email = email.clone();
-                async move { auth.client.remove_recipient(&t, id, &email).await }
+                async move { run.tae.client.remove_recipient(&t, id, &email).await }
             })
             .await
         {
             if e.kind != ErrorKind::NotFound {
-                return Err(tae_failed(
+                return Err(Outcome::tae_failed(
                     item,
                     &format!(
                         "{} foi incluído, mas não foi possível remover {} do documento nº {id}",

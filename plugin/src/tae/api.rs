@@ -1,5 +1,6 @@
 //! Every path, field name and enum value of the TAE REST API used by the plugin, in one place
-//! (`/work/shared/TAE-API.md`). A correction to the API description is a one-line change here.
+//! (`docs/tae-api.md` describes each with its confidence). A correction to the API description is
+//! a one-line change here.
 
 /// A1: login (`{userName, password}` → `{token, expirationDate}`), relative to `auth_url`.
 pub const LOGIN: &str = "/v3/auth/login";

@@ -2,12 +2,15 @@
 //! `data` or a [`TaeError`], transient failures retried with exponential backoff and jitter
 //! within a bounded budget (see [`RetryPolicy`]).
 
-use super::api;
+use super::error::{kind_from_message, ErrorKind, TaeError};
+use super::wire::{self, decode, Document, Profile, SearchPage, SearchRecord};
+use super::{api, Publication, RecipientAuth};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use parking_lot::RwLock;
 use reqwest::{Method, RequestBuilder};
-use serde_json::{json, Value};
-use std::sync::LazyLock;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// Bounded retry budget of one call. Tests shorten it with [`set_retry_policy`].
@@ -58,93 +61,6 @@ pub fn retry_policy() -> RetryPolicy {
     *RETRY.read()
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// 401: the token is missing, invalid or expired.
-    Unauthorized,
-    /// 403: a permission is missing.
-    Forbidden,
-    /// The document (or route) does not exist.
-    NotFound,
-    /// 400 or another business refusal (`success: false`), with TAE's message.
-    Rejected,
-    /// Connection errors, timeouts, 5xx, 429: still failing after the retry budget (or not
-    /// retried because the call is not idempotent — its outcome is then unknown).
-    Transient,
-    /// An answer the client could not understand.
-    Protocol,
-    /// The server's TLS certificate is not trusted (or does not match its name).
-    Certificate,
-}
-
-/// A failed TAE call. `message` is TAE's own text (Portuguese) when it sent one.
-#[derive(Clone, Debug)]
-pub struct TaeError {
-    pub kind: ErrorKind,
-    pub http_status: Option<u16>,
-    pub message: String,
-    pub detail: String,
-}
-
-impl std::fmt::Display for TaeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.kind)?;
-        if let Some(s) = self.http_status {
-            write!(f, " (HTTP {s})")?;
-        }
-        if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
-        }
-        if !self.detail.is_empty() {
-            write!(f, " [{}]", self.detail)?;
-        }
-        Ok(())
-    }
-}
-
-impl TaeError {
-    fn new(kind: ErrorKind, status: Option<u16>, message: String, detail: String) -> Self {
-        TaeError {
-            kind,
-            http_status: status,
-            message,
-            detail: crate::redact::redact(&detail),
-        }
-    }
-
-    /// A short Portuguese text for a per-contract message.
-    pub fn user_text(&self) -> String {
-        match self.kind {
-            ErrorKind::Transient => format!(
-                "o TOTVS Assinatura Eletrônica não respondeu a tempo ou está indisponível{}",
-                if self.message.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", self.message)
-                }
-            ),
-            ErrorKind::Unauthorized => "a sessão no TOTVS Assinatura Eletrônica expirou".into(),
-            ErrorKind::Forbidden if self.message.is_empty() => {
-                "o usuário do TOTVS Assinatura Eletrônica não tem permissão para esta operação"
-                    .into()
-            }
-            ErrorKind::Certificate => {
-                "o certificado de segurança (TLS) do servidor não é confiável; confira o endereço ou informe o arquivo de certificados da autoridade certificadora (ca_file) nos Parâmetros Globais".into()
-            }
-            ErrorKind::Protocol => {
-                "o TOTVS Assinatura Eletrônica respondeu de forma inesperada".into()
-            }
-            _ if self.message.is_empty() => {
-                "o TOTVS Assinatura Eletrônica recusou a operação".into()
-            }
-            _ => format!(
-                "o TOTVS Assinatura Eletrônica recusou a operação: {}",
-                self.message.trim_end_matches('.')
-            ),
-        }
-    }
-}
-
 /// A TAE session token (a JWE, opaque) and its expiry.
 #[derive(Clone, Debug)]
 pub struct Token {
@@ -175,30 +91,60 @@ pub struct TaeClient {
     http: reqwest::Client,
     auth_url: String,
     api_url: String,
+    /// What this client saw of TAE's reachability, and whether the run gave up on it.
+    health: Arc<Health>,
+}
+
+/// The circuit breaker's view from inside the client: calls that ended (after their retries)
+/// because TAE could not be reached, and the halt that stops every retry and wait at once.
+#[derive(Default)]
+pub struct Health {
+    halted: AtomicBool,
+    refused: AtomicU32,
+    mismatch: AtomicU32,
+    wake: tokio::sync::Notify,
 }
 
 /// Builds a `reqwest::Client`: rustls (ring) with the platform roots plus the PEM CA file.
-pub fn build_http(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::Client, String> {
+/// A CA file that cannot be used is a `Certificate` error.
+pub fn build_http(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::Client, TaeError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let fail = |kind: ErrorKind, detail: String| TaeError::new(kind, None, String::new(), detail);
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
         .user_agent(concat!("tae-edu/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {path}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("invalid PEM in ca_file {path}: {e}"))?;
+        let pem = std::fs::read(path).map_err(|e| {
+            fail(
+                ErrorKind::Certificate,
+                format!("cannot read ca_file {path}: {e}"),
+            )
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            fail(
+                ErrorKind::Certificate,
+                format!("invalid PEM in ca_file {path}: {e}"),
+            )
+        })?;
         if certs.is_empty() {
-            return Err(format!("no certificate in ca_file {path}"));
+            return Err(fail(
+                ErrorKind::Certificate,
+                format!("no certificate in ca_file {path}"),
+            ));
         }
         builder = builder.tls_certs_merge(certs);
     }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder.build().map_err(|e| {
+        fail(
+            ErrorKind::Protocol,
+            format!("cannot build the HTTP client: {e}"),
+        )
+    })
 }
 
+/// TAE's error text from an envelope (`errors`, `messages`, `description`, `message`, `title`).
 fn error_message(body: &Value) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(errors) = body.get("errors").and_then(Value::as_array) {
@@ -235,15 +181,30 @@ fn error_message(body: &Value) -> String {
     parts.join(" ")
 }
 
-/// A TLS verification failure, from the text of the error chain (rustls/webpki wording).
-fn is_certificate_error(detail: &str) -> bool {
+/// The kind of a transport failure, from reqwest's flags and the text of its error chain
+/// (hyper, rustls and webpki wording).
+fn transport_kind(e: &reqwest::Error, detail: &str) -> ErrorKind {
     let d = detail.to_lowercase();
-    d.contains("certificate") || d.contains("unknownissuer") || d.contains("notvalidforname")
-}
-
-fn looks_not_found(msg: &str) -> bool {
-    let m = msg.to_lowercase();
-    m.contains("não encontrad") || m.contains("nao encontrad") || m.contains("not found")
+    if d.contains("certificate") || d.contains("unknownissuer") || d.contains("notvalidforname") {
+        return ErrorKind::Certificate;
+    }
+    if d.contains("invalidcontenttype")
+        || d.contains("corrupt message")
+        || d.contains("wrong version number")
+        || d.contains("invalid http version")
+        || d.contains("http/0.9")
+    {
+        return ErrorKind::ProtocolMismatch;
+    }
+    if e.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    if e.is_connect()
+        && (d.contains("refused") || d.contains("dns error") || d.contains("failed to lookup"))
+    {
+        return ErrorKind::ConnectionRefused;
+    }
+    ErrorKind::Unavailable
 }
 
 fn backoff(attempt: u32, base: Duration) -> Duration {
@@ -252,17 +213,121 @@ fn backoff(attempt: u32, base: Duration) -> Duration {
     capped.mul_f64(0.5 + fastrand::f64())
 }
 
+/// The wait before the next attempt: the backoff, never less than TAE's `Retry-After`.
+pub fn retry_wait(attempt: u32, base: Duration, retry_after: Option<Duration>) -> Duration {
+    let b = backoff(attempt, base);
+    retry_after.map_or(b, |r| r.max(b))
+}
+
+/// Decodes an answer's bytes (HTTP status 2xx) into its envelope's `data`: a bare JSON value is
+/// answered as is; `success:false` is a [`TaeError`] of the kind TAE's text tells.
+pub(crate) fn decode_answer(what: &str, status: u16, raw: &[u8]) -> Result<Value, TaeError> {
+    if raw.is_empty() {
+        return Ok(Value::Null);
+    }
+    let body: Value = serde_json::from_slice(raw)
+        .map_err(|_| protocol(what, &format!("HTTP {status} with a non-JSON body")))?;
+    let ok = body
+        .get("success")
+        .or_else(|| body.get("succeeded"))
+        .and_then(Value::as_bool);
+    match ok {
+        Some(false) => {
+            let msg = error_message(&body);
+            Err(TaeError::new(
+                kind_from_message(&msg),
+                Some(status),
+                msg,
+                format!("{what}: success=false"),
+            ))
+        }
+        Some(true) => Ok(match body {
+            Value::Object(mut m) => m.remove("data").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }),
+        // Not an envelope (a bare value): answer it as is.
+        None => Ok(body),
+    }
+}
+
+/// The kind of an HTTP error status with TAE's message.
+fn status_kind(status: u16, msg: &str) -> ErrorKind {
+    match status {
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::PermissionDenied,
+        404 | 405 => ErrorKind::NotFound,
+        429 => ErrorKind::RateLimited,
+        500..=599 => ErrorKind::Unavailable,
+        _ => kind_from_message(msg),
+    }
+}
+
+fn parse_retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    // An HTTP date.
+    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+}
+
 impl TaeClient {
     pub fn new(http: reqwest::Client, auth_url: &str, api_url: &str) -> Self {
         TaeClient {
             http,
             auth_url: auth_url.trim_end_matches('/').to_string(),
             api_url: api_url.trim_end_matches('/').to_string(),
+            health: Arc::new(Health::default()),
         }
+    }
+
+    /// Why TAE is clearly unusable, when a call ended on it: nothing listening at the address
+    /// (connection refused, after the call's retries) or the wrong protocol (https/http).
+    pub fn unreachable(&self) -> Option<ErrorKind> {
+        if self.health.refused.load(Ordering::SeqCst) > 0 {
+            Some(ErrorKind::ConnectionRefused)
+        } else if self.health.mismatch.load(Ordering::SeqCst) > 0 {
+            Some(ErrorKind::ProtocolMismatch)
+        } else {
+            None
+        }
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.health.halted.load(Ordering::SeqCst)
+    }
+
+    /// Notes a call's final error for the breaker; a refused connection halts the client.
+    fn ended(&self, err: TaeError) -> TaeError {
+        match err.kind {
+            ErrorKind::ConnectionRefused => {
+                self.health.refused.fetch_add(1, Ordering::SeqCst);
+                self.halt();
+            }
+            ErrorKind::ProtocolMismatch => {
+                self.health.mismatch.fetch_add(1, Ordering::SeqCst);
+                self.halt();
+            }
+            _ => {}
+        }
+        err
     }
 
     pub fn api_url(&self) -> &str {
         &self.api_url
+    }
+
+    /// Stops retrying and waiting: every call in flight answers its current failure at once
+    /// (the run gave up on TAE).
+    pub fn halt(&self) {
+        self.health.halted.store(true, Ordering::SeqCst);
+        self.health.wake.notify_waiters();
     }
 
     fn api(&self, path: &str) -> String {
@@ -287,8 +352,9 @@ impl TaeClient {
     /// Sends a request (rebuilt by `build` on each attempt) and decodes the envelope into
     /// `data`. `idempotent` calls are retried on any transient failure; others only on 429
     /// (refused before processing) — a connection error or 5xx of a non-idempotent call is
-    /// answered as `Transient` at once so that the caller checks the remote state.
-    pub async fn send(
+    /// answered at once so that the caller checks the remote state. A `Retry-After` is a floor
+    /// on the wait before the next attempt, and it travels in the error when no attempt is left.
+    async fn send(
         &self,
         what: &str,
         idempotent: bool,
@@ -299,172 +365,123 @@ impl TaeClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let (err, retry_after) = match build().send().await {
+            let mut err = match build().send().await {
                 Err(e) => {
                     let detail = format!("{what}: {}", without_url(&e));
-                    if is_certificate_error(&detail) {
-                        // Not an outage and not worth retrying: the server is not trusted.
-                        return Err(TaeError::new(
-                            ErrorKind::Certificate,
-                            None,
-                            String::new(),
-                            detail,
-                        ));
+                    let kind = transport_kind(&e, &detail);
+                    let err = TaeError::new(kind, None, String::new(), detail);
+                    if matches!(kind, ErrorKind::Certificate | ErrorKind::ProtocolMismatch) {
+                        // Not an outage and not worth retrying.
+                        return Err(self.ended(err));
                     }
-                    (
-                        TaeError::new(ErrorKind::Transient, None, String::new(), detail),
-                        None,
-                    )
+                    err
                 }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|s| s.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let bytes = match resp.bytes().await {
-                        Ok(b) => b,
+                    let retry_after = parse_retry_after(&resp);
+                    match resp.bytes().await {
                         Err(e) => {
                             let detail = format!("{what}: reading the answer: {}", without_url(&e));
-                            let err = TaeError::new(
-                                ErrorKind::Transient,
+                            let mut err = TaeError::new(
+                                transport_kind(&e, &detail),
                                 Some(status),
                                 String::new(),
                                 detail,
                             );
-                            if !idempotent || !self.may_retry(&policy, started, attempt, None) {
+                            err.retry_after = retry_after;
+                            err
+                        }
+                        Ok(bytes) if (200..=299).contains(&status) => {
+                            return decode_answer(what, status, &bytes)
+                        }
+                        Ok(bytes) => {
+                            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                            let msg = error_message(&body);
+                            let mut err = TaeError::new(
+                                status_kind(status, &msg),
+                                Some(status),
+                                msg,
+                                format!("{what}: HTTP {status}"),
+                            );
+                            err.retry_after = retry_after;
+                            if !err.kind.is_transient() {
                                 return Err(err);
                             }
-                            tokio::time::sleep(backoff(attempt - 1, policy.base_delay)).await;
-                            continue;
-                        }
-                    };
-                    let body: Value = if bytes.is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-                    };
-                    let msg = error_message(&body);
-                    match status {
-                        200..=299 => return decode_success(what, status, body, &bytes),
-                        429 => (
-                            TaeError::new(
-                                ErrorKind::Transient,
-                                Some(status),
-                                msg,
-                                format!("{what}: HTTP 429"),
-                            ),
-                            retry_after.or(Some(Duration::ZERO)),
-                        ),
-                        500..=599 => (
-                            TaeError::new(
-                                ErrorKind::Transient,
-                                Some(status),
-                                msg,
-                                format!("{what}: HTTP {status}"),
-                            ),
-                            retry_after,
-                        ),
-                        401 => {
-                            return Err(TaeError::new(
-                                ErrorKind::Unauthorized,
-                                Some(status),
-                                msg,
-                                format!("{what}: HTTP 401"),
-                            ))
-                        }
-                        403 => {
-                            return Err(TaeError::new(
-                                ErrorKind::Forbidden,
-                                Some(status),
-                                msg,
-                                format!("{what}: HTTP 403"),
-                            ))
-                        }
-                        404 | 405 => {
-                            return Err(TaeError::new(
-                                ErrorKind::NotFound,
-                                Some(status),
-                                msg,
-                                format!("{what}: HTTP {status}"),
-                            ))
-                        }
-                        _ => {
-                            let kind = if looks_not_found(&msg) {
-                                ErrorKind::NotFound
-                            } else {
-                                ErrorKind::Rejected
-                            };
-                            return Err(TaeError::new(
-                                kind,
-                                Some(status),
-                                msg,
-                                format!("{what}: HTTP {status}"),
-                            ));
+                            err
                         }
                     }
                 }
             };
-            let is_429 = err.http_status == Some(429);
-            if !(idempotent || is_429) || !self.may_retry(&policy, started, attempt, retry_after) {
-                return Err(err);
+            let refused_before_processing = err.kind == ErrorKind::RateLimited;
+            if !(idempotent || refused_before_processing)
+                || self.is_halted()
+                || attempt >= policy.attempts
+            {
+                return Err(self.ended(err));
             }
-            let wait = match retry_after {
-                Some(d) if !d.is_zero() => d,
-                _ => backoff(attempt - 1, policy.base_delay),
-            };
+            let wait = retry_wait(attempt - 1, policy.base_delay, err.retry_after);
+            if started.elapsed() + wait >= policy.budget {
+                return Err(self.ended(err));
+            }
             log::debug!("TAE {what}: transient failure ({err}); retrying in {wait:?}");
-            tokio::time::sleep(wait).await;
+            // The wait ends early when the run gives up on TAE.
+            let halted = self.health.wake.notified();
+            tokio::pin!(halted);
+            halted.as_mut().enable();
+            if !self.is_halted() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = &mut halted => {}
+                }
+            }
+            if self.is_halted() {
+                err.detail.push_str(" (run stopped)");
+                return Err(self.ended(err));
+            }
         }
-    }
-
-    fn may_retry(
-        &self,
-        p: &RetryPolicy,
-        started: Instant,
-        attempt: u32,
-        wait: Option<Duration>,
-    ) -> bool {
-        attempt < p.attempts && started.elapsed() + wait.unwrap_or(Duration::ZERO) < p.budget
     }
 
     /// A1: logs in; answers the token and its expiry.
     pub async fn login(&self, email: &str, password: &str) -> Result<Token, TaeError> {
         let url = self.auth(api::LOGIN);
-        let body = json!({"userName": email, "password": password});
+        let body = wire::LoginRequest {
+            user_name: email,
+            password,
+        };
         let data = self
             .send("login", true, &|| {
                 self.request(Method::POST, &url, None).json(&body)
             })
             .await?;
-        let token = data
-            .get("token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| protocol("login", "no token in the answer"))?
-            .to_string();
-        crate::redact::register_secret(&token);
-        if let Some(rt) = data.get("refreshToken").and_then(Value::as_str) {
+        let answer: wire::LoginAnswer = decode("login", data)?;
+        if answer.token.is_empty() {
+            return Err(protocol("login", "empty token in the answer"));
+        }
+        crate::redact::register_secret(&answer.token);
+        if let Some(rt) = &answer.refresh_token {
             crate::redact::register_secret(rt);
         }
-        let expires_at = data
-            .get("expirationDate")
-            .and_then(Value::as_str)
+        let expires_at = answer
+            .expiration_date
+            .as_deref()
             .and_then(parse_tae_time)
             // RM documents a 12-hour login when the service does not say.
             .unwrap_or_else(|| Utc::now() + chrono::Duration::hours(12));
-        Ok(Token { token, expires_at })
+        Ok(Token {
+            token: answer.token,
+            expires_at,
+        })
     }
 
-    /// A2: the caller's profile (`data`).
-    pub async fn profile(&self, token: &str) -> Result<Value, TaeError> {
+    /// A2: the caller's profile.
+    pub async fn profile(&self, token: &str) -> Result<Profile, TaeError> {
         let url = self.auth(api::PROFILE);
-        self.send("profile", true, &|| {
-            self.request(Method::GET, &url, Some(token))
-        })
-        .await
+        let data = self
+            .send("profile", true, &|| {
+                self.request(Method::GET, &url, Some(token))
+            })
+            .await?;
+        decode("profile", data)
     }
 
     /// A4: is there a TAE user with exactly this e-mail (case-insensitive)?
@@ -476,14 +493,14 @@ impl TaeClient {
                 self.request(Method::GET, &url, Some(token))
             })
             .await?;
-        let items = data
-            .as_array()
-            .or_else(|| data.get("items").and_then(Value::as_array))
-            .cloned()
-            .unwrap_or_default();
-        Ok(items.iter().any(|u| {
-            u.get("email")
-                .and_then(Value::as_str)
+        let list: wire::UserList = if data.is_null() {
+            wire::UserList::List(Vec::new())
+        } else {
+            decode("user lookup", data)?
+        };
+        Ok(list.items().iter().any(|u| {
+            u.email
+                .as_deref()
                 .is_some_and(|e| crate::validate::same_email(e, email))
         }))
     }
@@ -508,12 +525,18 @@ impl TaeClient {
             fastrand::u32(1000..9999)
         );
         crate::redact::register_secret(&password);
-        let body = json!({
-            "email": email, "password": password, "fullName": full_name, "cpf": cpf,
-            "userType": api::USER_TYPE_SIGNER, "changePassword": true,
-            "cnpjLicensedCompany": Value::Null, "phoneNumber": Value::Null,
-            "position": Value::Null, "acceptedTerm": false
-        });
+        let body = wire::RegisterRequest {
+            email,
+            password: &password,
+            full_name,
+            cpf,
+            user_type: api::USER_TYPE_SIGNER,
+            change_password: true,
+            cnpj_licensed_company: None,
+            phone_number: None,
+            position: None,
+            accepted_term: false,
+        };
         let res = self
             // Retrying is safe: a registration that went through answers "already exists",
             // which counts as success.
@@ -524,20 +547,12 @@ impl TaeClient {
         crate::redact::forget_secret(&password);
         match res {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.kind == ErrorKind::Rejected && {
-                    let m = e.message.to_lowercase();
-                    m.contains("já")
-                        && (m.contains("cadastr") || m.contains("existe") || m.contains("registr"))
-                } =>
-            {
-                Ok(())
-            }
+            Err(e) if e.kind == ErrorKind::AlreadyRegistered => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    /// D1: uploads a PDF as a draft; answers the new document id.
+    /// D1: uploads a PDF as a draft named `name` (TAE's `NomeEnvelope`); answers the new id.
     pub async fn upload(
         &self,
         token: &str,
@@ -563,24 +578,22 @@ impl TaeClient {
                     .multipart(form)
             })
             .await?;
-        as_id(&data)
-            .or_else(|| data.get("idDocumento").and_then(as_id))
-            .or_else(|| data.get("id").and_then(as_id))
-            .ok_or_else(|| protocol("upload", "no document id in the answer"))
+        Ok(decode::<wire::UploadAnswer>("upload", data)?.0)
     }
 
     /// D2: publishes a draft. Not retried on ambiguous failures: the caller reads D3 first.
-    pub async fn publish(&self, token: &str, body: &Value) -> Result<(), TaeError> {
+    pub async fn publish(&self, token: &str, publication: &Publication) -> Result<(), TaeError> {
         let url = self.api(api::PUBLISH);
+        let body = wire::PublicationBody::new(publication);
         self.send("publish", false, &|| {
-            self.request(Method::POST, &url, Some(token)).json(body)
+            self.request(Method::POST, &url, Some(token)).json(&body)
         })
         .await
         .map(|_| ())
     }
 
-    /// D3: one publication (`data`).
-    pub async fn document(&self, token: &str, id: i64) -> Result<Value, TaeError> {
+    /// D3: one publication.
+    pub async fn document(&self, token: &str, id: i64) -> Result<Document, TaeError> {
         let url = format!("{}/{id}", self.api(api::PUBLICATION_V2));
         let data = self
             .send("read document", true, &|| {
@@ -595,42 +608,68 @@ impl TaeClient {
                 format!("document {id}: empty data"),
             ));
         }
-        Ok(data)
+        decode("read document", data)
+    }
+
+    /// D4: one page of the documents the filter selects.
+    async fn search_page(
+        &self,
+        token: &str,
+        body: &(impl serde::Serialize + Sync),
+        page: usize,
+        page_size: usize,
+    ) -> Result<SearchPage, TaeError> {
+        let url = self.api(api::SEARCH);
+        let page_s = page.to_string();
+        let size_s = page_size.to_string();
+        let page_url = with_query(
+            &url,
+            &[
+                (api::Q_PAGE, page_s.as_str()),
+                (api::Q_PAGE_SIZE, size_s.as_str()),
+            ],
+        );
+        let data = self
+            .send("search documents", true, &|| {
+                self.request(Method::POST, &page_url, Some(token))
+                    .json(body)
+            })
+            .await?;
+        if data.is_null() {
+            return Ok(SearchPage {
+                total: Some(0),
+                registro: Vec::new(),
+            });
+        }
+        decode("search documents", data)
     }
 
     /// D4: the company's documents with this name (all pages, client-side filtered too).
-    pub async fn search_by_name(&self, token: &str, name: &str) -> Result<Vec<Value>, TaeError> {
-        let url = self.api(api::SEARCH);
+    pub async fn search_by_name(
+        &self,
+        token: &str,
+        name: &str,
+    ) -> Result<Vec<SearchRecord>, TaeError> {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ByName<'a> {
+            pesquisar_em_toda_empresa: bool,
+            nome_documento: &'a str,
+        }
+        let body = ByName {
+            pesquisar_em_toda_empresa: true,
+            nome_documento: name,
+        };
         let mut out = Vec::new();
         let page_size = 100usize;
         for page in 1..=50usize {
-            let body = json!({"pesquisarEmTodaEmpresa": true, "nomeDocumento": name});
-            let page_s = page.to_string();
-            let size_s = page_size.to_string();
-            let page_url = with_query(
-                &url,
-                &[
-                    (api::Q_PAGE, page_s.as_str()),
-                    (api::Q_PAGE_SIZE, size_s.as_str()),
-                ],
-            );
-            let data = self
-                .send("search documents", true, &|| {
-                    self.request(Method::POST, &page_url, Some(token))
-                        .json(&body)
-                })
-                .await?;
-            let items = data
-                .get("registro")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let total = data.get("total").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let n = items.len();
+            let data = self.search_page(token, &body, page, page_size).await?;
+            let n = data.registro.len();
+            let total = data.total.unwrap_or(0) as usize;
             out.extend(
-                items
+                data.registro
                     .into_iter()
-                    .filter(|d| d.get("nomeDocumento").and_then(Value::as_str) == Some(name)),
+                    .filter(|d| d.nome_documento.as_deref() == Some(name)),
             );
             if n < page_size || page * page_size >= total {
                 break;
@@ -644,18 +683,18 @@ impl TaeClient {
         &self,
         token: &str,
         ids: &[i64],
-    ) -> Result<Option<Vec<Value>>, TaeError> {
+    ) -> Result<Option<Vec<Document>>, TaeError> {
         let url = self.api(api::MANY_DOCUMENTS);
         let mut out = Vec::new();
         for chunk in ids.chunks(api::MANY_IDS_MAX) {
-            let body = json!(chunk);
             match self
                 .send("read many documents", true, &|| {
-                    self.request(Method::POST, &url, Some(token)).json(&body)
+                    self.request(Method::POST, &url, Some(token)).json(chunk)
                 })
                 .await
             {
-                Ok(data) => out.extend(data.as_array().cloned().unwrap_or_default()),
+                Ok(Value::Null) => {}
+                Ok(data) => out.extend(decode::<Vec<Document>>("read many documents", data)?),
                 Err(e)
                     if e.kind == ErrorKind::NotFound
                         && matches!(e.http_status, Some(404) | Some(405)) =>
@@ -673,10 +712,17 @@ impl TaeClient {
         &self,
         token: &str,
         id: i64,
-        recipients: &[Value],
+        recipients: &[super::NewRecipient],
+        auth: RecipientAuth,
     ) -> Result<(), TaeError> {
         let url = self.api(api::ADD_RECIPIENTS);
-        let body = json!({"idDocumento": id, "destinatarios": recipients});
+        let body = wire::AddRecipientsBody {
+            id_documento: id,
+            destinatarios: recipients
+                .iter()
+                .map(|r| wire::RecipientBody::new(r, auth))
+                .collect(),
+        };
         self.send("add recipients", false, &|| {
             self.request(Method::POST, &url, Some(token)).json(&body)
         })
@@ -692,7 +738,10 @@ impl TaeClient {
         email: &str,
     ) -> Result<(), TaeError> {
         let url = self.api(api::REMOVE_RECIPIENT);
-        let body = json!({"idDocumento": id, "emailDestinatario": email});
+        let body = wire::RemoveRecipientBody {
+            id_documento: id,
+            email_destinatario: email,
+        };
         self.send("remove recipient", true, &|| {
             self.request(Method::DELETE, &url, Some(token)).json(&body)
         })
@@ -734,18 +783,11 @@ impl TaeClient {
                 self.request(Method::GET, &url, Some(token))
             })
             .await?;
-        let b64 = data
-            .get("fileBytes")
-            .and_then(Value::as_str)
-            .ok_or_else(|| protocol("download", "no fileBytes in the answer"))?;
+        let answer: wire::DownloadAnswer = decode("download", data)?;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
+            .decode(answer.file_bytes.trim())
             .map_err(|e| protocol("download", &format!("invalid base64: {e}")))?;
-        let name = data
-            .get("fileName")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        Ok((bytes, name))
+        Ok((bytes, answer.file_name))
     }
 }
 
@@ -759,11 +801,6 @@ fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
         out.extend(url::form_urlencoded::byte_serialize(v.as_bytes()));
     }
     out
-}
-
-fn as_id(v: &Value) -> Option<i64> {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 fn protocol(what: &str, detail: &str) -> TaeError {
@@ -798,44 +835,10 @@ fn without_url(e: &reqwest::Error) -> String {
     kind
 }
 
-fn decode_success(what: &str, status: u16, body: Value, raw: &[u8]) -> Result<Value, TaeError> {
-    if body.is_null() {
-        if raw.is_empty() {
-            return Ok(Value::Null);
-        }
-        return Err(protocol(
-            what,
-            &format!("HTTP {status} with a non-JSON body"),
-        ));
-    }
-    let ok = body
-        .get("success")
-        .or_else(|| body.get("succeeded"))
-        .and_then(Value::as_bool);
-    match ok {
-        Some(false) => {
-            let msg = error_message(&body);
-            let kind = if looks_not_found(&msg) {
-                ErrorKind::NotFound
-            } else {
-                ErrorKind::Rejected
-            };
-            Err(TaeError::new(
-                kind,
-                Some(status),
-                msg,
-                format!("{what}: success=false"),
-            ))
-        }
-        Some(true) => Ok(body.get("data").cloned().unwrap_or(Value::Null)),
-        // Not an envelope (a bare value): answer it as is.
-        None => Ok(body),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn times() {
@@ -848,23 +851,45 @@ mod tests {
 
     #[test]
     fn envelopes() {
-        let v = decode_success("x", 200, json!({"success": true, "data": 5}), b"1").unwrap();
+        let b = |v: Value| v.to_string().into_bytes();
+        let v = decode_answer("x", 200, &b(json!({"success": true, "data": 5}))).unwrap();
         assert_eq!(v, json!(5));
-        let e = decode_success(
+        let e = decode_answer(
             "x",
             200,
-            json!({"success": false, "errors": ["Documento não encontrado."]}),
-            b"1",
+            &b(json!({"success": false, "errors": ["Documento não encontrado."]})),
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotFound);
-        let e = decode_success("x", 200, json!({"succeeded": false, "description": "", "messages": [{"description": "Senha inválida"}]}), b"1").unwrap_err();
+        let e = decode_answer("x", 200, &b(json!({"succeeded": false, "description": "", "messages": [{"description": "Senha inválida"}]}))).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Rejected);
         assert_eq!(e.message, "Senha inválida");
+        assert_eq!(decode_answer("x", 204, b"").unwrap(), Value::Null);
         assert_eq!(
-            decode_success("x", 204, Value::Null, b"").unwrap(),
-            Value::Null
+            decode_answer("x", 200, b"<html>").unwrap_err().kind,
+            ErrorKind::Protocol
         );
+    }
+
+    #[test]
+    fn statuses_classify_before_text() {
+        assert_eq!(
+            status_kind(401, "Documento não encontrado"),
+            ErrorKind::Unauthorized
+        );
+        assert_eq!(status_kind(403, ""), ErrorKind::PermissionDenied);
+        assert_eq!(status_kind(404, ""), ErrorKind::NotFound);
+        assert_eq!(status_kind(429, ""), ErrorKind::RateLimited);
+        assert_eq!(status_kind(503, ""), ErrorKind::Unavailable);
+        assert_eq!(
+            status_kind(400, "Documento já publicado."),
+            ErrorKind::AlreadyPublished
+        );
+        assert_eq!(
+            status_kind(400, "Existe destinatário repetido"),
+            ErrorKind::DuplicateRecipient
+        );
+        assert_eq!(status_kind(400, "qualquer"), ErrorKind::Rejected);
     }
 
     #[test]
@@ -872,5 +897,18 @@ mod tests {
         let b = Duration::from_millis(100);
         assert!(backoff(0, b) <= Duration::from_millis(150));
         assert!(backoff(10, b) <= Duration::from_millis(7500));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_of_every_wait() {
+        let base = Duration::from_millis(250);
+        for attempt in 0..8 {
+            for _ in 0..50 {
+                let w = retry_wait(attempt, base, Some(Duration::from_secs(1)));
+                assert!(w >= Duration::from_secs(1), "{w:?}");
+                let w = retry_wait(attempt, base, Some(Duration::from_secs(7)));
+                assert!(w >= Duration::from_secs(7), "{w:?}");
+            }
+        }
     }
 }

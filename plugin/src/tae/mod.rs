@@ -1,7 +1,15 @@
-//! The TAE REST client: routes ([`api`]) and the HTTP client with envelopes, errors and retries
-//! ([`client`]).
+//! The TAE REST client: routes ([`api`]), wire types ([`wire`]), error kinds ([`error`]) and the
+//! HTTP client with envelopes and retries ([`client`]). Nothing outside this module sees TAE's
+//! JSON or its numeric codes.
 
 pub mod api;
 pub mod client;
+pub mod error;
+pub mod wire;
 
-pub use client::{ErrorKind, RetryPolicy, TaeClient, TaeError, Token};
+pub use client::{RetryPolicy, TaeClient, Token};
+pub use error::{ErrorKind, TaeError};
+pub use wire::{
+    Action, DocRecipient, DocStatus, Document, NewRecipient, Permissions, Profile, Publication,
+    RecipientAuth, SearchRecord,
+};

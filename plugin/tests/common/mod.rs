@@ -42,7 +42,19 @@ pub struct MockHost {
     /// A records store shared with other hosts (two RM users of one host, on two threads):
     /// `records.put` writes through to it and `records.get` reads it first.
     pub shared_records: RefCell<Option<SharedRecords>>,
+    /// The DataServer this host answers for its contracts: unique per host, so that tests
+    /// running in parallel in one process never hold each other's contracts (runs over the
+    /// same DataServer and keys exclude each other, as two RM users of one host do). Tests of
+    /// that exclusion give two hosts the same one.
+    pub data_server: RefCell<String>,
+    /// Called on every progress report, on the plugin's calling thread (tests use it to pause
+    /// a run at a known point).
+    pub progress_hook: RefCell<Option<ProgressHook>>,
 }
+
+static NEXT_HOST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+pub type ProgressHook = Box<dyn Fn(u32)>;
 
 pub type SharedRecords = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Value>>>;
 
@@ -117,6 +129,11 @@ impl MockHost {
             fail_puts_from: Cell::new(None),
             transcript: RefCell::new(Vec::new()),
             shared_records: RefCell::new(None),
+            progress_hook: RefCell::new(None),
+            data_server: RefCell::new(format!(
+                "EduContratoData#{}",
+                NEXT_HOST.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
         }
     }
 
@@ -134,6 +151,13 @@ impl MockHost {
                 Some(&format!("resp{i}@familia.example")),
             ));
         }
+    }
+
+    /// A contract as this host answers it: with the host's DataServer.
+    fn with_data_server(&self, c: &Value) -> Value {
+        let mut c = c.clone();
+        c["data_server"] = json!(*self.data_server.borrow());
+        c
     }
 
     pub fn keys(&self) -> Vec<String> {
@@ -247,7 +271,7 @@ impl Host for MockHost {
                 let found: Vec<Value> = all
                     .iter()
                     .filter(|c| keys.iter().any(|k| c["key"] == k.as_str()))
-                    .cloned()
+                    .map(|c| self.with_data_server(c))
                     .collect();
                 let missing: Vec<&String> = keys
                     .iter()
@@ -266,7 +290,7 @@ impl Host for MockHost {
                             .iter()
                             .all(|k| f.get(*k).is_none_or(|v| &c[*k] == v))
                     })
-                    .cloned()
+                    .map(|c| self.with_data_server(c))
                     .collect();
                 self.answer(json!({"contracts": found}))
             }
@@ -374,6 +398,9 @@ impl Host for MockHost {
         self.progress
             .borrow_mut()
             .push((done, total, detail_json.to_string()));
+        if let Some(hook) = self.progress_hook.borrow().as_ref() {
+            hook(done);
+        }
         self.cancel_at.get().is_some_and(|c| done >= c)
     }
 }

@@ -1,0 +1,224 @@
+//! The context of one `execute` run: the host, the parameters, the TAE session, the contracts
+//! it holds (the claim), the stop flag, the notices for the end user, the recipients registered
+//! so far and the record writes waiting for the batch's next group commit. Lives on the calling
+//! thread; every per-contract future borrows it.
+
+use super::claims::Claim;
+use super::ContractError;
+use crate::config::Params;
+use crate::hostcalls::{CurrentUser, HostApi};
+use crate::records::Record;
+use crate::session::Session;
+use crate::tae::{ErrorKind, TaeError};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// One recipient's lookup/registration, shared by every contract of the batch.
+type Registration = Rc<tokio::sync::OnceCell<Result<bool, TaeError>>>;
+
+pub struct Run<'h> {
+    pub host: HostApi<'h>,
+    pub params: Params,
+    pub tae: Session<'h>,
+    pub user: CurrentUser,
+    /// The contracts this run holds (in this process and, when the host offers leases, in the
+    /// host's database).
+    pub claim: RefCell<Claim>,
+    /// Set when the run must stop starting contracts (TAE unreachable, leases lost).
+    stop: RefCell<Option<String>>,
+    /// Messages for the end user about things done on the way (a registration).
+    pub notices: RefCell<Vec<String>>,
+    registrations: RefCell<HashMap<String, Registration>>,
+    /// Record writes waiting for the batch's next group commit ([`Run::put`]).
+    put_queue: PutQueue,
+    /// Contracts whose last TAE call timed out (the circuit breaker).
+    timeouts: RefCell<std::collections::HashSet<String>>,
+}
+
+/// Distinct contracts with a timeout that stop the run.
+pub const TIMEOUTS_TO_STOP: usize = 3;
+
+impl<'h> Run<'h> {
+    pub fn new(
+        host: HostApi<'h>,
+        params: Params,
+        tae: Session<'h>,
+        user: CurrentUser,
+        claim: Claim,
+    ) -> Run<'h> {
+        Run {
+            host,
+            params,
+            tae,
+            user,
+            claim: RefCell::new(claim),
+            stop: RefCell::new(None),
+            notices: RefCell::new(Vec::new()),
+            registrations: RefCell::new(HashMap::new()),
+            put_queue: PutQueue::default(),
+            timeouts: RefCell::new(Default::default()),
+        }
+    }
+
+    /// Why the run stops starting contracts, if it does: its own reason (timeouts, leases
+    /// lost, ...), the session's (authentication lost, permission refused), or TAE clearly
+    /// unreachable (the circuit breaker).
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop
+            .borrow()
+            .clone()
+            .or_else(|| self.tae.lost())
+            .or_else(|| self.unreachable_reason())
+    }
+
+    /// The breaker's reason when a TAE call ended on a refused connection or a protocol
+    /// mismatch (the client then stops every retry and wait of the run).
+    fn unreachable_reason(&self) -> Option<String> {
+        let url = &self.params.api_url;
+        match self.tae.client.unreachable()? {
+            ErrorKind::ConnectionRefused => Some(format!(
+                "o TOTVS Assinatura Eletrônica está inacessível — a conexão com {url} foi recusada (nada responde nesse endereço: confira a URL da API nos Parâmetros Globais e se o serviço está no ar); os contratos restantes não foram iniciados. Execute novamente quando o serviço voltar"
+            )),
+            _ => Some(format!(
+                "o endereço {url} não fala o protocolo esperado (https:// para um servidor http://, ou o contrário): confira a URL nos Parâmetros Globais; os contratos restantes não foram iniciados"
+            )),
+        }
+    }
+
+    /// Counts a finished contract for the circuit breaker: timeouts across
+    /// [`TIMEOUTS_TO_STOP`] distinct contracts stop the run (and every retry and wait of its
+    /// TAE client).
+    pub(super) fn observe(&self, outcome: &super::Outcome) {
+        if outcome.unreachable != Some(super::outcome::Unreachable::Timeout) {
+            return;
+        }
+        let n = {
+            let mut t = self.timeouts.borrow_mut();
+            t.insert(outcome.contract_key.clone());
+            t.len()
+        };
+        if n >= TIMEOUTS_TO_STOP {
+            self.stop(format!(
+                "o TOTVS Assinatura Eletrônica não respondeu dentro do tempo limite em {n} contratos; os contratos restantes não foram iniciados. Execute novamente mais tarde"
+            ));
+            self.tae.client.halt();
+        }
+    }
+
+    /// Stops starting contracts (the first reason wins).
+    pub fn stop(&self, reason: String) {
+        let mut s = self.stop.borrow_mut();
+        if s.is_none() {
+            *s = Some(reason);
+        }
+    }
+
+    /// Writes records through the host now (with the run's lease token when it has one).
+    fn put_now(&self, records: &[&Record]) -> Result<(), ContractError> {
+        let token = self.claim.borrow().lease_token().map(str::to_string);
+        self.host
+            .records_put(records, token.as_deref())
+            .map_err(|e| {
+                log::error!("records.put failed: {}", e.detail);
+                ContractError::new(format!(
+                    "não foi possível gravar o registro de integração no RM ({})",
+                    e.message
+                ))
+            })
+    }
+
+    /// Writes records through the host (in the batch's next group commit when a batch is
+    /// running); answers once they are durable.
+    pub async fn put(&self, records: &[&Record]) -> Result<(), ContractError> {
+        let queue = &self.put_queue;
+        if !queue.active.get() {
+            return self.put_now(records);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        queue
+            .pending
+            .borrow_mut()
+            .push((records.iter().map(|r| (*r).clone()).collect(), reply));
+        answer.await.unwrap_or_else(|_| {
+            Err(ContractError::new(
+                "não foi possível gravar o registro de integração no RM (gravação interrompida)",
+            ))
+        })
+    }
+
+    /// Group commits on while a batch drives the contracts.
+    pub(super) fn batching(&self, on: bool) {
+        self.put_queue.active.set(on);
+    }
+
+    pub(super) fn writes_waiting(&self) -> bool {
+        !self.put_queue.pending.borrow().is_empty()
+    }
+
+    /// Writes every queued record in one host call. If that fails, each contract's records
+    /// are written on their own, so one bad record fails only its own contract.
+    pub(super) fn flush_writes(&self) {
+        let pending = std::mem::take(&mut *self.put_queue.pending.borrow_mut());
+        if pending.is_empty() {
+            return;
+        }
+        if pending.len() > 1 {
+            let all: Vec<&Record> = pending.iter().flat_map(|(recs, _)| recs.iter()).collect();
+            if self.put_now(&all).is_ok() {
+                for (_, reply) in pending {
+                    let _ = reply.send(Ok(()));
+                }
+                return;
+            }
+        }
+        for (recs, reply) in pending {
+            let refs: Vec<&Record> = recs.iter().collect();
+            let _ = reply.send(self.put_now(&refs));
+        }
+    }
+
+    /// Makes sure a recipient exists in TAE (lookup, then registration), once per e-mail per
+    /// batch even when siblings run concurrently. Answers whether a registration happened.
+    pub async fn ensure_recipient(
+        &self,
+        email: &str,
+        name: &str,
+        cpf: &str,
+    ) -> Result<bool, TaeError> {
+        let key = email.trim().to_lowercase();
+        let cell = self
+            .registrations
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| Rc::new(tokio::sync::OnceCell::new()))
+            .clone();
+        let tae = &self.tae;
+        cell.get_or_init(|| async {
+            let exists = tae
+                .call(|t| async move { tae.client.user_exists(&t, email).await })
+                .await?;
+            if exists {
+                return Ok(false);
+            }
+            tae.call(|t| async move { tae.client.register_user(&t, email, name, cpf).await })
+                .await?;
+            Ok(true)
+        })
+        .await
+        .clone()
+    }
+}
+
+type PutReply = tokio::sync::oneshot::Sender<Result<(), ContractError>>;
+
+/// Record writes of the contracts in flight, waiting for the batch's next group commit: when
+/// every contract in flight is waiting (on TAE or on its write), the batch writes all the
+/// queued records in one `records.put` (one host transaction) and then lets each contract go
+/// on. A write still completes before the contract's next remote call, as with one write each.
+#[derive(Default)]
+struct PutQueue {
+    /// Set while the batch drives the contracts (else `put` writes at once).
+    active: Cell<bool>,
+    pending: RefCell<Vec<(Vec<Record>, PutReply)>>,
+}
