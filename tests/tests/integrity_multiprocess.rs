@@ -292,10 +292,11 @@ fn sigkill_mid_batch_then_another_process_takes_over_once_the_leases_expire() {
         .filter(|r| ["enviando", "rascunho"].contains(&r["status"].as_str().unwrap_or("")))
         .count();
 
-    // Reruns from other processes, one after the other, until one finds nothing held. While
-    // the dead run's leases live (at least 2/3 of the ttl after its last renewal, i.e. after
-    // the kill), a rerun sends nothing and never waits.
-    let live_until = killed_at + Duration::from_secs(LEASE_TTL_SECS) * 2 / 3;
+    // Reruns from other processes, one after the other, until one finds nothing held. The
+    // dead run renewed its leases at least every ttl/3, so they live at least 2/3 of the ttl
+    // after the kill; a rerun that ends within half the ttl (some slack for the renewal's
+    // timing) sends nothing and never waits.
+    let live_until = killed_at + Duration::from_secs(LEASE_TTL_SECS) / 2;
     let give_up = killed_at + Duration::from_secs(LEASE_TTL_SECS + 30);
     let mut reruns = Vec::new();
     let takeover = loop {
