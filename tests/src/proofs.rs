@@ -245,6 +245,16 @@ impl HostProcess {
         self.result.is_some()
     }
 
+    /// Sends a signal by name (`"STOP"`, `"CONT"`) with the system's `kill` command (Unix).
+    pub fn signal(&self, name: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{name} {} failed", self.child.id());
+    }
+
     /// SIGKILL (on Unix), then reaps the child. Answers false when it had already exited.
     pub fn sigkill(mut self) -> bool {
         let running = matches!(self.child.try_wait(), Ok(None));

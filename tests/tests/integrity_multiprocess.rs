@@ -235,6 +235,57 @@ fn three_processes_over_one_database_send_each_contract_once() {
     ));
 }
 
+/// Reruns from other processes, one after the other, until one finds nothing held; answers
+/// when (after `gone`) the run that held the contracts stopped counting, and a line per rerun.
+/// That run renewed its leases at least every ttl/3, so they live at least 2/3 of the ttl after
+/// it was gone; a rerun that ends within half the ttl (slack for the renewal's timing) must
+/// send nothing, and none ever waits.
+fn take_over(school: &School, gone: Instant, name: &str) -> (Duration, Vec<String>) {
+    let live_until = gone + Duration::from_secs(LEASE_TTL_SECS) / 2;
+    let give_up = gone + Duration::from_secs(LEASE_TTL_SECS + 30);
+    let mut reruns = Vec::new();
+    loop {
+        let uploads_before = school.uploads();
+        let spawned = Instant::now();
+        let run = school.run(
+            &format!("{name}-{}", reruns.len()),
+            &school.send_spec(&format!("rm-{name}-{}", reruns.len())),
+        );
+        let ended = Instant::now();
+        check_outcomes(&run, &school.keys, &["sent", "skipped", "held"]);
+        let counts = run.counts();
+        let held = counts.get("held").copied().unwrap_or(0);
+        reruns.push(format!(
+            "+{}ms:{:?}",
+            spawned.duration_since(gone).as_millis(),
+            counts
+        ));
+        if ended < live_until {
+            assert_eq!(
+                counts.get("sent"),
+                None,
+                "a rerun while the other run's leases live sends nothing: {counts:?}"
+            );
+            assert_eq!(
+                school.uploads(),
+                uploads_before,
+                "nothing uploaded while held"
+            );
+        }
+        if held == 0 {
+            return (spawned.duration_since(gone), reruns);
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the contracts were still held {} s after their run was gone (ttl {LEASE_TTL_SECS} s): {reruns:?}",
+            gone.elapsed().as_secs()
+        );
+        // Poll again in a second: the condition is the database clock passing the leases'
+        // expiry, observed through the next rerun.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 #[test]
 fn sigkill_mid_batch_then_another_process_takes_over_once_the_leases_expire() {
     let n = size("TAE_EDU_MULTI_CONTRACTS", 300, 1000);
@@ -292,53 +343,7 @@ fn sigkill_mid_batch_then_another_process_takes_over_once_the_leases_expire() {
         .filter(|r| ["enviando", "rascunho"].contains(&r["status"].as_str().unwrap_or("")))
         .count();
 
-    // Reruns from other processes, one after the other, until one finds nothing held. The
-    // dead run renewed its leases at least every ttl/3, so they live at least 2/3 of the ttl
-    // after the kill; a rerun that ends within half the ttl (some slack for the renewal's
-    // timing) sends nothing and never waits.
-    let live_until = killed_at + Duration::from_secs(LEASE_TTL_SECS) / 2;
-    let give_up = killed_at + Duration::from_secs(LEASE_TTL_SECS + 30);
-    let mut reruns = Vec::new();
-    let takeover = loop {
-        let uploads_before = school.uploads();
-        let spawned = Instant::now();
-        let run = school.run(
-            &format!("rerun-{}", reruns.len()),
-            &school.send_spec(&format!("rm-takeover-{}", reruns.len())),
-        );
-        let ended = Instant::now();
-        check_outcomes(&run, &school.keys, &["sent", "skipped", "held"]);
-        let counts = run.counts();
-        let held = counts.get("held").copied().unwrap_or(0);
-        reruns.push(format!(
-            "+{}ms:{:?}",
-            spawned.duration_since(killed_at).as_millis(),
-            counts
-        ));
-        if ended < live_until {
-            assert_eq!(
-                counts.get("sent"),
-                None,
-                "a rerun while the dead run's leases live sends nothing: {counts:?}"
-            );
-            assert_eq!(
-                school.uploads(),
-                uploads_before,
-                "nothing uploaded while held"
-            );
-        }
-        if held == 0 {
-            break spawned.duration_since(killed_at);
-        }
-        assert!(
-            Instant::now() < give_up,
-            "the dead run's contracts were still held {} s after the kill (ttl {LEASE_TTL_SECS} s): {reruns:?}",
-            killed_at.elapsed().as_secs()
-        );
-        // Poll again in a second: the condition is the database clock passing the leases'
-        // expiry, observed through the next rerun.
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let (takeover, reruns) = take_over(&school, killed_at, "takeover");
     let a = assert_one_document_each(&school, "after the takeover");
     let before = school.uploads();
     let last = school.run("final", &school.send_spec("rm-final"));
@@ -456,5 +461,79 @@ fn scheduled_check_alongside_two_interactive_sends() {
         send.counts(),
         check.counts(),
         audit.duplicates.len()
+    ));
+}
+
+/// A run presumed dead: the process doing the work is frozen (SIGSTOP) mid-batch, long enough
+/// for its leases to expire; other processes take its contracts over and complete them; then
+/// it wakes (SIGCONT) and goes on. Fencing: nothing it does after waking changes a record or
+/// TAE — every record write it tries carries its lost lease and is refused — and each contract
+/// still has exactly one live document.
+#[test]
+fn a_frozen_run_woken_after_the_takeover_changes_nothing() {
+    let n = size("TAE_EDU_MULTI_CONTRACTS", 300, 1000) / 3;
+    let school = School::new(n, 20);
+    let mut frozen = school.spawn("congelado", &school.send_spec("rm-frozen"));
+    let freeze_after = (n / 5).max(3);
+    assert!(
+        frozen.pump_until(Instant::now() + Duration::from_secs(120), |p| {
+            p.progress_with("sent") >= freeze_after
+        }),
+        "the run sent {freeze_after} contracts"
+    );
+    assert!(!frozen.finished(), "frozen mid-batch");
+    frozen.signal("STOP");
+    let frozen_at = Instant::now();
+    let sent_before_freeze = frozen.progress_with("sent");
+    let (takeover, reruns) = take_over(&school, frozen_at, "takeover");
+    let a = assert_one_document_each(&school, "after the takeover");
+
+    // What the woken run must leave alone.
+    let records_before = open_db(&school.db_path).all_records().unwrap();
+    let state_changing = [
+        ("POST", tae_sim::api::UPLOAD),
+        ("POST", tae_sim::api::PUBLISH_V1),
+        ("POST", tae_sim::api::PUBLISH_V2),
+        ("POST", tae_sim::api::CANCEL),
+        ("POST", tae_sim::api::ADD_RECIPIENTS),
+        ("DELETE", tae_sim::api::REMOVE_RECIPIENT),
+    ];
+    let counts_of = |school: &School| -> Vec<u64> {
+        state_changing
+            .iter()
+            .map(|(m, r)| school.sim.state().counter(m, r))
+            .collect()
+    };
+    let tae_before = counts_of(&school);
+    let documents_before = school.sim.state().documents().len();
+    frozen.signal("CONT");
+    let woken = frozen.finish(RUN_TIMEOUT);
+    assert_eq!(woken.status, 0, "{}", woken.response);
+    let records_after = open_db(&school.db_path).all_records().unwrap();
+    let changed: Vec<String> = records_after
+        .iter()
+        .filter(|r| !records_before.contains(r))
+        .map(|r| format!("{} {} {}", r["record_key"], r["id"], r["status"]))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "records written by the run presumed dead: {}",
+        integrity::few(&changed)
+    );
+    assert_eq!(
+        counts_of(&school),
+        tae_before,
+        "the woken run uploaded, published or changed nothing in TAE ({state_changing:?})"
+    );
+    assert_eq!(school.sim.state().documents().len(), documents_before);
+    let after = assert_one_document_each(&school, "after the woken run");
+    figures(&format!(
+        "multiprocess-frozen contracts={n} ttl_s={LEASE_TTL_SECS} frozen_after_sent={sent_before_freeze} reruns=[{}] takeover_after_ms={} woken={:?} records_changed_by_woken=0 duplicates={} orphan_drafts={}→{}",
+        reruns.join(" "),
+        takeover.as_millis(),
+        woken.counts(),
+        after.duplicates.len(),
+        a.orphan_drafts,
+        after.orphan_drafts
     ));
 }
