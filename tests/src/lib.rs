@@ -20,6 +20,9 @@ use std::path::PathBuf;
 pub use host_sim;
 pub use tae_sim;
 
+pub mod proofs;
+pub mod tap;
+
 /// The RM session most tests use.
 pub const SESSION: &str = "rm-sessao-teste-1";
 
