@@ -58,10 +58,11 @@ impl Role {
         }
     }
 
-    /// The word a Portuguese message uses for the role.
+    /// The words a Portuguese message uses for the role (the model's only signer is the
+    /// contract's financial responsible, and the plugin names it so).
     fn word(self) -> &'static str {
         match self {
-            Role::Signer => "assinante",
+            Role::Signer => "responsável financeiro",
             Role::Validator => "validador",
             Role::Witness => "testemunha",
         }

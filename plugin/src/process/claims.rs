@@ -394,12 +394,24 @@ impl Claim {
         }
     }
 
-    /// The token to send with `records.put` while the host holds leases for this run.
+    /// The token to send with `records.put` once the host granted this run leases — also after
+    /// every one of them was lost: a write of a run presumed dead must reach the host fenced
+    /// (and be refused), never unfenced.
     pub fn lease_token(&self) -> Option<&str> {
-        if self.leased.is_empty() {
-            return None;
-        }
         self.token.as_deref()
+    }
+
+    /// Whether this run may still act on `id`: called before each remote call that changes
+    /// TAE. With host leases it renews first when a third of the time to live has passed (a run
+    /// frozen or slowed past its ttl learns that it lost the lease before it acts, not after),
+    /// then answers whether the lease is still this run's. In-process claims are held until the
+    /// run ends.
+    pub fn still_holds(&mut self, host: &dyn Host, id: &ContractId) -> bool {
+        if self.host_leases != Some(true) {
+            return true;
+        }
+        self.renew_if_due(host);
+        self.leased.contains(id)
     }
 
     /// How often the run must call [`Claim::renew_if_due`] at the least.
@@ -928,11 +940,11 @@ mod tests {
         // by nobody — the host answers it not held by the token any more).
         let lost = first.renew_if_due_at(&host, started + ttl + Duration::from_secs(1));
         assert_eq!(lost, vec![id("lease-e1"), id("lease-e2")]);
-        assert_eq!(
-            first.lease_token(),
-            None,
-            "no lease left to fence writes with"
-        );
+        // Its writes stay fenced by the lost token (refused by the host, never unfenced), and it
+        // knows it may no longer act on either contract.
+        assert_eq!(first.lease_token(), Some("run-crashed"));
+        assert!(!first.still_holds(&host, &id("lease-e1")));
+        assert!(!first.still_holds(&host, &id("lease-e2")));
         assert_eq!(in_process(&id("lease-e1")), None);
         assert!(host.holds(&id("lease-e1"), "run-next"));
     }
@@ -992,7 +1004,8 @@ mod tests {
         let lost = claim.renew_if_due_at(&host, taken_at + Duration::from_secs(31));
         assert_eq!(host.calls_of(RENEW).len(), 2);
         assert_eq!(lost, vec![id("lease-f1")]);
-        assert_eq!(claim.lease_token(), None);
+        assert_eq!(claim.lease_token(), Some("run-renew-fails"));
+        assert!(!claim.still_holds(&host, &id("lease-f1")));
     }
 
     #[test]
