@@ -511,10 +511,31 @@ fn a_frozen_run_woken_after_the_takeover_changes_nothing() {
     let woken = frozen.finish(RUN_TIMEOUT);
     assert_eq!(woken.status, 0, "{}", woken.response);
     let records_after = open_db(&school.db_path).all_records().unwrap();
+    let brief = |r: &serde_json::Value| {
+        let events = r["events"].as_array().map_or(0, Vec::len);
+        format!(
+            "{} doc {} ({} events, last: {})",
+            r["status"],
+            r["document_id"],
+            events,
+            r["events"][events.max(1) - 1]
+        )
+    };
     let changed: Vec<String> = records_after
         .iter()
         .filter(|r| !records_before.contains(r))
-        .map(|r| format!("{} {} {}", r["record_key"], r["id"], r["status"]))
+        .map(|r| {
+            let was = records_before
+                .iter()
+                .find(|b| b["id"] == r["id"])
+                .map_or("new".to_string(), brief);
+            format!(
+                "{} record {}: {was} → {}",
+                r["record_key"],
+                r["id"],
+                brief(r)
+            )
+        })
         .collect();
     assert!(
         changed.is_empty(),
