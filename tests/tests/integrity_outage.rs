@@ -253,6 +253,16 @@ fn tae_stops_mid_batch_the_call_ends_within_15_s_nothing_is_lost_and_the_rerun_c
         started.elapsed().as_secs()
     ));
     if let Some(problem) = overran {
-        panic!("{problem}; outcomes {counts:?}");
+        let warnings: Vec<String> = w
+            .host
+            .logs()
+            .into_iter()
+            .filter(|l| l.level <= 2)
+            .map(|l| l.message)
+            .collect();
+        panic!(
+            "{problem}; outcomes {counts:?}; the plugin's last warnings: {:?}",
+            &warnings[warnings.len().saturating_sub(4)..]
+        );
     }
 }
