@@ -1,7 +1,9 @@
 //! Two RM environments on one TAE account — a test RM and a production RM, as many schools run:
 //! two school databases seeded alike (the same contract keys, the same document names) over
 //! one tae-sim company and one TAE user. Both send at once, each in its own process
-//! (`proof-host`), and both are SIGKILLed mid-send, several rounds; then both rerun.
+//! (`proof-host`), and both are SIGKILLed mid-send, several rounds; then both rerun. (A run
+//! that finds its contracts still leased by the run killed before it — lease time 10 s — is
+//! started again a second later.)
 //!
 //! Each environment sends its own PDF file (same file name, different bytes), so every TAE
 //! document can be traced to the environment that uploaded it by its content. At the end:
