@@ -1,7 +1,9 @@
 //! Two RM environments on one TAE account — a test RM and a production RM, as many schools run:
 //! two school databases seeded alike (the same contract keys, the same document names) over
 //! one tae-sim company and one TAE user. Both send at once, each in its own process
-//! (`proof-host`), and both are SIGKILLed mid-send, several rounds; then both rerun.
+//! (`proof-host`), and both are SIGKILLed mid-send, several rounds; then both rerun. (A run
+//! that finds its contracts still leased by the run killed before it — lease time 10 s — is
+//! started again a second later.)
 //!
 //! Each environment sends its own PDF file (same file name, different bytes), so every TAE
 //! document can be traced to the environment that uploaded it by its content. At the end:
@@ -30,6 +32,16 @@ use tae_sim::{FaultConfig, Latency, SimOptions, SimServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_proof-host");
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+/// The lease time to live (global parameter `lease_ttl_secs`; 10 s is its minimum).
+const LEASE_TTL_SECS: u64 = 10;
+
+/// One environment's process in a crash round.
+enum Slot {
+    Running(HostProcess, usize),
+    /// Its contracts were still held: start again at this instant (attempt number).
+    Waiting(Instant, usize),
+    Done,
+}
 
 struct Environment {
     name: &'static str,
@@ -50,7 +62,8 @@ impl Environment {
             let keys = host_sim::seed_bulk(&db, n).unwrap();
             configure_db(&db, sim);
             db.set_param("request_timeout_secs", &json!(15)).unwrap();
-            db.set_param("lease_ttl_secs", &json!(10)).unwrap();
+            db.set_param("lease_ttl_secs", &json!(LEASE_TTL_SECS))
+                .unwrap();
             keys
         };
         let pdf = tae_sim::sample_pdf(
@@ -231,82 +244,123 @@ fn two_environments_on_one_tae_account_crash_and_rerun_never_adopt_each_others_d
     let mut rng = SplitMix(0x13_2026);
     let mut kills = Vec::new();
     let mut stuck_total = 0usize;
+    // Each round, each environment sends until it is killed after a seeded number of contracts
+    // sent. A run that finds its contracts still held by the run killed in the round before
+    // (its leases live for the lease time) does nothing: it is started again a second later,
+    // until the leases expired and it works.
+    let mut held_waits = 0usize;
     for round in 0..rounds {
-        let mut procs: Vec<(usize, HostProcess)> = envs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                (
-                    i,
-                    HostProcess::spawn(
-                        BIN,
-                        &lib,
-                        &format!("{}-r{round}", e.name),
-                        &e.send_spec(&format!("rm-{}-{round}", e.name)),
-                    ),
-                )
-            })
-            .collect();
-        // Each is killed after a seeded number of contracts sent in this round.
         let targets: Vec<usize> = (0..envs.len())
             .map(|_| rng.between(3, (n / rounds).max(4) as u64) as usize)
             .collect();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !procs.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "round {round} did not end in 120 s"
-            );
-            let mut i = 0;
-            while i < procs.len() {
-                let (env, p) = &mut procs[i];
-                let target = targets[*env];
-                let hit = p.pump_until(Instant::now() + Duration::from_millis(10), |p| {
-                    p.progress_with("sent") >= target
-                });
-                if hit && !p.finished() {
-                    let (env, p) = procs.remove(i);
-                    let sent = p.progress_with("sent");
-                    let killed = p.sigkill();
-                    let stuck = envs[env]
-                        .records()
-                        .iter()
-                        .filter(|r| {
-                            ["enviando", "rascunho"].contains(&r["status"].as_str().unwrap_or(""))
-                        })
-                        .count();
-                    stuck_total += stuck;
-                    kills.push(format!(
-                        "{}-r{round}:{}{sent}sent/{stuck}stuck",
-                        envs[env].name,
-                        if killed { "" } else { "exited-" }
-                    ));
-                } else if p.finished() {
-                    let (env, p) = procs.remove(i);
-                    let run = p.finish(RUN_TIMEOUT);
-                    assert_eq!(run.status, 0, "{}: {}", run.name, run.response);
-                    kills.push(format!("{}-r{round}:completed", envs[env].name));
-                } else {
-                    i += 1;
-                }
-            }
-        }
-    }
-    // Final reruns, both environments at once, then once more each (nothing to upload).
-    let finals: Vec<HostRun> = envs
-        .iter()
-        .map(|e| {
+        let spawn = |env: usize, attempt: usize| {
             HostProcess::spawn(
                 BIN,
                 &lib,
-                &format!("{}-final", e.name),
-                &e.send_spec(&format!("rm-{}-final", e.name)),
+                &format!("{}-r{round}-{attempt}", envs[env].name),
+                &envs[env].send_spec(&format!("rm-{}-{round}-{attempt}", envs[env].name)),
             )
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|p| p.finish(RUN_TIMEOUT))
-        .collect();
+        };
+        let mut state: Vec<Slot> = (0..envs.len())
+            .map(|env| Slot::Running(spawn(env, 0), 0))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120 + LEASE_TTL_SECS);
+        while state.iter().any(|s| !matches!(s, Slot::Done)) {
+            assert!(
+                Instant::now() < deadline,
+                "round {round} did not end in time"
+            );
+            for env in 0..envs.len() {
+                let next = match std::mem::replace(&mut state[env], Slot::Done) {
+                    Slot::Running(mut p, attempt) => {
+                        let target = targets[env];
+                        let hit = p.pump_until(Instant::now() + Duration::from_millis(10), |p| {
+                            p.progress_with("sent") >= target
+                        });
+                        if hit && !p.finished() {
+                            let sent = p.progress_with("sent");
+                            let killed = p.sigkill();
+                            let stuck = envs[env]
+                                .records()
+                                .iter()
+                                .filter(|r| {
+                                    ["enviando", "rascunho"]
+                                        .contains(&r["status"].as_str().unwrap_or(""))
+                                })
+                                .count();
+                            stuck_total += stuck;
+                            kills.push(format!(
+                                "{}-r{round}:{}{sent}sent/{stuck}stuck",
+                                envs[env].name,
+                                if killed { "" } else { "exited-" }
+                            ));
+                            Slot::Done
+                        } else if p.finished() {
+                            let run = p.finish(RUN_TIMEOUT);
+                            assert_eq!(run.status, 0, "{}: {}", run.name, run.response);
+                            if run.counts().contains_key("held") {
+                                held_waits += 1;
+                                Slot::Waiting(Instant::now() + Duration::from_secs(1), attempt + 1)
+                            } else {
+                                kills.push(format!("{}-r{round}:completed", envs[env].name));
+                                Slot::Done
+                            }
+                        } else {
+                            Slot::Running(p, attempt)
+                        }
+                    }
+                    Slot::Waiting(at, attempt) if Instant::now() >= at => {
+                        Slot::Running(spawn(env, attempt), attempt)
+                    }
+                    other => other,
+                };
+                state[env] = next;
+            }
+            if state
+                .iter()
+                .all(|s| matches!(s, Slot::Waiting(..) | Slot::Done))
+            {
+                // Nothing running: poll again shortly (the leases expire by the database's
+                // clock; a new run is the observation).
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    // Final reruns, both environments at once, again a second later while the last round's
+    // leases still hold their contracts; then once more each (nothing to upload).
+    let mut finals: Vec<Option<HostRun>> = vec![None, None];
+    let deadline = Instant::now() + Duration::from_secs(120 + LEASE_TTL_SECS);
+    for attempt in 0.. {
+        let runs: Vec<(usize, HostRun)> = (0..envs.len())
+            .filter(|env| finals[*env].is_none())
+            .map(|env| {
+                let e = &envs[env];
+                let p = HostProcess::spawn(
+                    BIN,
+                    &lib,
+                    &format!("{}-final-{attempt}", e.name),
+                    &e.send_spec(&format!("rm-{}-final-{attempt}", e.name)),
+                );
+                (env, p)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(env, p)| (env, p.finish(RUN_TIMEOUT)))
+            .collect();
+        for (env, run) in runs {
+            if run.counts().contains_key("held") {
+                held_waits += 1;
+            } else {
+                finals[env] = Some(run);
+            }
+        }
+        if finals.iter().all(Option::is_some) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the final reruns stayed held");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let finals: Vec<HostRun> = finals.into_iter().flatten().collect();
     for run in &finals {
         assert_eq!(run.status, 0, "{}: {}", run.name, run.response);
         let bad: Vec<_> = run
@@ -387,7 +441,7 @@ fn two_environments_on_one_tae_account_crash_and_rerun_never_adopt_each_others_d
         assert!(a.is_clean());
     }
     figures(&format!(
-        "environments contracts={n}x2 rounds={rounds} kills=[{}] left_mid_send={stuck_total} documents={} drafts={drafts} adopted_across={} unknown_to_records={} duplicates={} enviando={} elapsed_s={}",
+        "environments contracts={n}x2 rounds={rounds} kills=[{}] runs_held_by_a_killed_one={held_waits} left_mid_send={stuck_total} documents={} drafts={drafts} adopted_across={} unknown_to_records={} duplicates={} enviando={} elapsed_s={}",
         kills.join(","),
         docs.len(),
         audits.iter().map(|a| a.adopted_across.len()).sum::<usize>(),

@@ -1,5 +1,5 @@
 //! A storm of 429s: tae-sim answers bursts of `429 Too Many Requests` with `Retry-After` on
-//! every route, while the plugin sends, checks and deletes. A proxy in this test process
+//! every route, while the plugin sends, checks, updates e-mails and deletes. A proxy in this test process
 //! (`tests/src/tap.rs`) notes when each request arrives and when each answer came back, so
 //! every repetition of a request that got a 429 is measured against the `Retry-After` it
 //! received: **no request is repeated sooner** (the header is a floor, on every route and every
@@ -140,6 +140,35 @@ fn a_429_storm_every_retry_waits_at_least_the_retry_after_it_received() {
     w.set_faults(FaultConfig::default());
     w.sim.state().set_many_ids(true);
     phases.push(("check", checked, proxy.exchanges()[from..].to_vec()));
+    // Update e-mails (add and remove recipients): new e-mails for the responsibles of every
+    // third contract (and their siblings), Retry-After: 2.
+    let to_update: Vec<String> = {
+        let db = open_db(&w.db_path);
+        let mut keys = Vec::new();
+        for key in w.keys.iter().step_by(3) {
+            let c = db.contract(key).unwrap().unwrap();
+            let r = c.financial_responsible.unwrap();
+            db.set_responsible_email(&r.code, Some(&format!("novo.{}@escola.example", r.code)))
+                .unwrap();
+            keys.push(key.clone());
+        }
+        keys
+    };
+    let from = proxy.exchanges().len();
+    w.set_faults(storm(2));
+    let updated = w.run_keys("update_emails", &w.keys, json!({}));
+    w.set_faults(FaultConfig::default());
+    let by_key = results_by_key(&updated);
+    let sent_first = results_by_key(&phases[0].1);
+    for key in &to_update {
+        let outcome = by_key[key]["outcome"].as_str().unwrap_or("");
+        assert!(
+            sent_first[key]["outcome"] != "sent" || outcome == "updated" || outcome == "failed",
+            "{key}: its responsible's e-mail changed, so updated (or failed under the storm): {}",
+            by_key[key]
+        );
+    }
+    phases.push(("update", updated, proxy.exchanges()[from..].to_vec()));
     // Delete a quarter (cancel), Retry-After: 1.
     let to_delete: Vec<String> = w.keys.iter().step_by(4).cloned().collect();
     let from = proxy.exchanges().len();
@@ -174,7 +203,8 @@ fn a_429_storm_every_retry_waits_at_least_the_retry_after_it_received() {
         // under the storm has nothing to check or delete).
         for (outcome, _) in counts.iter() {
             assert!(
-                ["sent", "failed", "pending", "deleted", "skipped"].contains(&outcome.as_str()),
+                ["sent", "failed", "pending", "updated", "deleted", "skipped"]
+                    .contains(&outcome.as_str()),
                 "{name}: unexpected outcome {outcome}: {counts:?}"
             );
         }

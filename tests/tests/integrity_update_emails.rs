@@ -20,7 +20,7 @@
 //! recipient (TAE has the old or the new address of each), and a refused change left the
 //! document exactly as it was.
 //!
-//! Knobs: `TAE_EDU_MODEL_SEED` (default 13), `TAE_EDU_MODEL_STEPS` (default 40; 150 with
+//! Knobs: `TAE_EDU_MODEL_SEED` (default 13), `TAE_EDU_MODEL_STEPS` (default 60; 200 with
 //! `TAE_EDU_LONG=1`).
 
 #[path = "integrity_support.rs"]
@@ -58,14 +58,18 @@ impl Role {
         }
     }
 
-    /// The words a Portuguese message uses for the role (the model's only signer is the
-    /// contract's financial responsible, and the plugin names it so).
-    fn word(self) -> &'static str {
+    /// The words a Portuguese message may use for the role (the signer here is always the
+    /// financial responsible).
+    fn words(self) -> &'static [&'static str] {
         match self {
-            Role::Signer => "responsável financeiro",
-            Role::Validator => "validador",
-            Role::Witness => "testemunha",
+            Role::Signer => &["assinante", "responsável financeiro"],
+            Role::Validator => &["validador"],
+            Role::Witness => &["testemunha"],
         }
+    }
+
+    fn named_in(self, message: &str) -> bool {
+        self.words().iter().any(|w| message.contains(w))
     }
 }
 
@@ -133,8 +137,8 @@ struct Change {
 /// What the model expects from a change.
 #[derive(Debug, PartialEq)]
 enum Expect {
-    /// Refused, naming these two roles.
-    Refused(Role, Role),
+    /// Refused, naming the two roles of one of these collisions.
+    Refused(Vec<(Role, Role)>),
     Unchanged,
     Updated(Doc),
 }
@@ -183,7 +187,9 @@ fn expect(doc: &Doc, rm_email: &str, c: &Change) -> Expect {
     if changes.is_empty() {
         return Expect::Unchanged;
     }
-    // A new address used by another recipient of the document now.
+    // A new address used by another recipient of the document now, or one address twice in
+    // the result: every such pair of roles.
+    let mut collisions = Vec::new();
     let current = doc.positions();
     for (role, i, _, w) in &changes {
         let own_index = current
@@ -194,17 +200,21 @@ fn expect(doc: &Doc, rm_email: &str, c: &Change) -> Expect {
             .map(|(k, _)| k);
         for (k, (r, p)) in current.iter().enumerate() {
             if Some(k) != own_index && p.email.eq_ignore_ascii_case(&w.email) {
-                return Expect::Refused(*role, *r);
+                collisions.push((*role, *r));
             }
         }
     }
-    // One address twice in the result.
     for (a, (ra, pa)) in fin.iter().enumerate() {
         for (rb, pb) in fin.iter().skip(a + 1) {
             if pa.email.eq_ignore_ascii_case(&pb.email) {
-                return Expect::Refused(*ra, *rb);
+                collisions.push((*ra, *rb));
             }
         }
+    }
+    if !collisions.is_empty() {
+        collisions.sort();
+        collisions.dedup();
+        return Expect::Refused(collisions);
     }
     let pick = |role: Role| -> Vec<Person> {
         fin.iter()
@@ -316,7 +326,7 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(13u64);
-    let steps = size("TAE_EDU_MODEL_STEPS", 40, 150);
+    let steps = size("TAE_EDU_MODEL_STEPS", 60, 200);
     let started = Instant::now();
     let mut rng = SplitMix(seed);
     // Contracts 0, 1, 4, 5 of the bulk seed have a responsible of their own (every 4th student
@@ -403,7 +413,7 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
             .collect();
         // A new address for position `(role, i)`.
         let address_for = |own: &Person, rng: &mut SplitMix| -> (Person, &'static str) {
-            match rng.next_u64() % 6 {
+            match rng.next_u64() % 8 {
                 0 => {
                     // Fresh from the pool (maybe someone on the document: a collision).
                     let p = pool[(rng.next_u64() % pool.len() as u64) as usize].clone();
@@ -431,7 +441,7 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
                 ),
             }
         };
-        let change = match rng.next_u64() % 4 {
+        let change = match rng.next_u64() % 6 {
             0 => {
                 let (p, how) = address_for(&doc.signer, &mut rng);
                 Change {
@@ -441,7 +451,7 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
                     what: format!("responsible → {} ({how})", p.email),
                 }
             }
-            1 => {
+            1 | 2 => {
                 let i = (rng.next_u64() % doc.validators.len() as u64) as usize;
                 let (p, how) = address_for(&doc.validators[i], &mut rng);
                 let mut v = doc.validators.clone();
@@ -453,7 +463,7 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
                     what: format!("validator {i} → {} ({how})", p.email),
                 }
             }
-            2 => {
+            3 | 4 => {
                 let i = (rng.next_u64() % doc.witnesses.len() as u64) as usize;
                 let (p, how) = address_for(&doc.witnesses[i], &mut rng);
                 let mut v = doc.witnesses.clone();
@@ -539,7 +549,7 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
                         assert!(
                             has_old || has_new,
                             "under faults the {} {} was lost (neither it nor its replacement {:?} is on the document: {after:?})\n{}",
-                            role.word(),
+                            role.words()[0],
                             old.email,
                             new_of_pos,
                             ctx()
@@ -555,14 +565,14 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
         let rec = record_of(&w, &subject.key);
         let tae = tae_set(&w, id);
         match &expected {
-            Expect::Refused(a, b) => {
+            Expect::Refused(pairs) => {
                 refused += 1;
                 assert_eq!(outcome, "failed", "{result}\n{}", ctx());
                 assert!(
-                    message.contains(a.word()) && message.contains(b.word()),
-                    "the refusal names both roles ({} and {}): {result}\n{}",
-                    a.word(),
-                    b.word(),
+                    pairs
+                        .iter()
+                        .any(|(a, b)| a.named_in(&message) && b.named_in(&message)),
+                    "the refusal names both roles of a collision ({pairs:?}): {result}\n{}",
                     ctx()
                 );
                 assert_eq!(
@@ -571,6 +581,14 @@ fn update_emails_against_a_model_never_loses_a_recipient() {
                     "refused: document untouched\n{}",
                     ctx()
                 );
+                // The secretary puts the responsible's e-mail back in RM (else every later
+                // change of this contract would be refused for the same reason).
+                if change.responsible.is_some() {
+                    let back = subject.doc.signer.email.clone();
+                    db.set_responsible_email(&subject.responsible_code, Some(&back))
+                        .unwrap();
+                    subject.rm_email = back;
+                }
             }
             Expect::Unchanged => {
                 unchanged += 1;
@@ -644,12 +662,12 @@ fn the_model_refuses_collisions_and_swaps_and_ignores_case() {
             "resp@x.example",
             &change(Some(vec![p(1, "TES@x.example")]), None)
         ),
-        Expect::Refused(Role::Validator, Role::Witness)
+        Expect::Refused(vec![(Role::Validator, Role::Witness)])
     );
     // The responsible changed to the validator's address.
     assert_eq!(
         expect(&doc, "val@x.example", &change(None, None)),
-        Expect::Refused(Role::Signer, Role::Validator)
+        Expect::Refused(vec![(Role::Signer, Role::Validator)])
     );
     // A swap: refused (each new address is another recipient's now).
     assert!(matches!(

@@ -35,7 +35,7 @@ fn main() {
         std::process::exit(3)
     });
     let db = SchoolDb::open(&spec.db).unwrap_or_else(|e| {
-        eprintln!("proof-host: cannot open {}: {}", spec.db, e);
+        eprintln!("proof-host: cannot open {}: {e}", spec.db);
         std::process::exit(3)
     });
     let host = RmHost::new(db, &spec.login);
