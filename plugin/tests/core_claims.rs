@@ -88,7 +88,7 @@ fn a_second_run_over_held_contracts_answers_at_once_and_a_rerun_skips_them() {
     let docs = sim.state().documents();
     let mut names: Vec<String> = docs
         .iter()
-        .map(|d| d["name"].as_str().unwrap_or("").to_string())
+        .map(|d| contract_name(d["name"].as_str().unwrap_or("")))
         .collect();
     names.sort();
     names.dedup();

@@ -520,8 +520,10 @@ pub struct Located {
 }
 
 /// Finds the record's document in TAE: by `document_id` (D3) or, for a record that crashed
-/// before learning the id, by name among the documents created after the record (D4).
-/// Answers `None` when TAE has nothing.
+/// before learning the id, among the documents the session's TAE user created (D4, compared on
+/// this side): only one whose kept name carries the record's send identity and whose author is
+/// that same TAE user is this record's — never one found by name alone (it may be another RM
+/// environment's on the same TAE account, or a person's). Answers `None` when TAE has nothing.
 pub async fn locate_document(run: &Run<'_>, rec: &Record) -> Result<Option<Located>, TaeError> {
     let tae = &run.tae;
     if let Some(id) = rec.document_id {
@@ -538,36 +540,37 @@ pub async fn locate_document(run: &Run<'_>, rec: &Record) -> Result<Option<Locat
             Err(e) => Err(e),
         };
     }
-    if rec.document_name.is_empty() {
+    let (Some(send_id), Some(me)) = (rec.send_id.as_deref(), tae.tae_user()) else {
+        // A record of an earlier version (no send identity): no TAE document can be proven its.
+        log::warn!(
+            "record {} has no send identity; no TAE document is adopted for it",
+            rec.id
+        );
         return Ok(None);
-    }
-    let name = rec.document_name.clone();
+    };
     let found = tae
         .call(|t| {
-            let name = name.clone();
-            async move { tae.client.search_by_name(&t, &name).await }
+            let me = me.clone();
+            async move { tae.client.own_documents(&t, &me).await }
         })
         .await?;
-    // Only documents created after the record (minus clock skew) can be ours.
-    let since = chrono::DateTime::parse_from_rfc3339(&rec.created_at)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::minutes(10));
     let mut candidates: Vec<(i64, DocStatus, String)> = found
         .iter()
-        .filter_map(|d| {
-            let created = d.created().unwrap_or("").to_string();
-            if let (Some(since), Some(c)) = (since, crate::tae::client::parse_tae_time(&created)) {
-                if c < since {
-                    return None;
-                }
-            }
-            // A cancelled copy is never adopted.
-            if d.status == DocStatus::Cancelled {
-                return None;
-            }
-            Some((d.id, d.status, created))
+        .filter(|d| d.kept_names().any(|n| rec.carries_send_id(n)))
+        .filter(|d| {
+            d.author_email()
+                .is_some_and(|a| crate::validate::same_email(a, &me))
         })
+        // A cancelled copy is never adopted.
+        .filter(|d| d.status != DocStatus::Cancelled)
+        .map(|d| (d.id, d.status, d.created().unwrap_or("").to_string()))
         .collect();
+    log::debug!(
+        "record {} (send {send_id}): {} of {} own TAE documents carry its identity",
+        rec.id,
+        candidates.len(),
+        found.len()
+    );
     // A published one wins (adopt it); else the newest draft.
     candidates.sort_by(|a, b| {
         let pa = a.1 != DocStatus::Draft;

@@ -466,3 +466,12 @@ pub fn portal(sim: &tae_sim::SimServer, method: &str, path: &str, body: Option<V
         resp.json::<Value>().await.unwrap_or(Value::Null)
     })
 }
+
+/// A TAE document's name without the send attempt's identity tag (`name [id]`): the name of
+/// the contract's document, equal for two attempts of one contract.
+pub fn contract_name(tae_name: &str) -> String {
+    match tae_name.rsplit_once(" [") {
+        Some((base, tag)) if tag.len() == 17 && tag.ends_with(']') => base.to_string(),
+        _ => tae_name.to_string(),
+    }
+}
