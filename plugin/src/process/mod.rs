@@ -139,18 +139,38 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
     let needs = req.option.needs(params.recipient_auth());
     let session = req.session.clone();
     let fut = async move {
-        let tae = Session::establish(
-            api,
-            state.clone(),
-            params.clone(),
-            client,
-            &session,
-            user.clone(),
-        )
-        .await?;
-        tae.check_permissions(&needs).await?;
-        let notice = tae.ensure_rm_user().await?;
+        let ready = async {
+            let tae = Session::establish(
+                api,
+                state.clone(),
+                params.clone(),
+                client,
+                &session,
+                user.clone(),
+            )
+            .await?;
+            tae.check_permissions(&needs).await?;
+            let notice = tae.ensure_rm_user().await?;
+            Ok::<_, PluginError>((tae, notice))
+        };
+        let (tae, notice) = match ready.await {
+            Ok(x) => x,
+            Err(e) => {
+                // Nothing was done: the contracts are free for another run at once.
+                claim.release(host);
+                return Err(e);
+            }
+        };
+        // The screens may have taken long: renew before the first contract.
+        let lost = claim.renew_if_due(host);
         let run = Run::new(api, params, tae, user, claim);
+        if !lost.is_empty() {
+            log::warn!("{} lease(s) lost during authentication", lost.len());
+            run.stop(format!(
+                "a reserva de {} contrato(s) expirou durante a autenticação e foi assumida por outra execução",
+                lost.len()
+            ));
+        }
         run.notices.borrow_mut().extend(notice);
         let (mut results, cancelled) = match &plan {
             Plan::Send(p) => run_batch(&run, &items, |it| send::run(&run, p, it)).await,
