@@ -632,7 +632,13 @@ fn hung_requests_time_out_and_are_retried() {
     });
     let st = sim.state();
     let clearer = std::thread::spawn(move || {
+        // Polls an observable condition, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while st.counter("POST", tae_sim::api::UPLOAD) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no upload reached TAE"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         st.set_faults(tae_sim::FaultConfig::default());
@@ -800,7 +806,13 @@ fn rate_limited_calls_honour_retry_after() {
     });
     let st = sim.state();
     let clearer = std::thread::spawn(move || {
+        // Polls an observable condition, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while st.total_requests() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request reached TAE"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         st.set_faults(tae_sim::FaultConfig::default());
