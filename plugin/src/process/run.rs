@@ -121,6 +121,13 @@ impl<'h> Run<'h> {
             .records_put(records, token.as_deref())
             .map_err(|e| {
                 log::error!("records.put failed: {}", e.detail);
+                if e.detail.contains("lease_lost") {
+                    // The host refused the write: another run took over these contracts after
+                    // this run's leases expired. This run must not touch them any more.
+                    let reason = "a reserva dos contratos desta execução expirou e outra execução os assumiu; o registro não foi gravado".to_string();
+                    self.stop(reason.clone());
+                    return ContractError::new(reason);
+                }
                 ContractError::new(format!(
                     "não foi possível gravar o registro de integração no RM ({})",
                     e.message
