@@ -77,7 +77,10 @@ fn record_view(rec: &Value) -> Vec<(String, String)> {
     )
 }
 
-fn model_views(m: &[Slot]) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// (e-mail, acao or role) pairs, sorted.
+type View = Vec<(String, String)>;
+
+fn model_views(m: &[Slot]) -> (View, View) {
     (
         normalise(m.iter().map(|s| (s.2.clone(), s.0.to_string())).collect()),
         normalise(m.iter().map(|s| (s.2.clone(), s.1.to_string())).collect()),
