@@ -121,6 +121,16 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
         std::time::Duration::from_secs(params.lease_ttl_secs),
     );
     let (items, held) = resolve_items(api, &req.invoked_from, &req.option, &mut claim)?;
+    // Results come back in the selection's order, held contracts among the others.
+    let order: HashMap<String, usize> = match &req.invoked_from {
+        InvokedFrom::ContractView { contract_keys } => contract_keys
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, k)| (k.clone(), i))
+            .collect(),
+        _ => HashMap::new(),
+    };
     log::info!(
         "execute {option} requested by {} over {} contract(s){}",
         user.who(),
@@ -188,6 +198,9 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
         };
         run.claim.borrow_mut().release(api.host);
         results.extend(held);
+        if !order.is_empty() {
+            results.sort_by_key(|o| order.get(&o.contract_key).copied().unwrap_or(usize::MAX));
+        }
         let notices = run.notices.borrow().clone();
         log::info!(
             "execute {option}: {} contract(s) in {} ms{}",
