@@ -581,12 +581,7 @@ pub async fn locate_document(run: &Run<'_>, rec: &Record) -> Result<Option<Locat
         );
         return Ok(None);
     };
-    let found = tae
-        .call(|t| {
-            let me = me.clone();
-            async move { tae.client.own_documents(&t, &me).await }
-        })
-        .await?;
+    let found = run.own_documents(&me).await?;
     let mut candidates: Vec<(i64, DocStatus, String)> = found
         .iter()
         .filter(|d| d.kept_names().any(|n| rec.carries_send_id(n)))
