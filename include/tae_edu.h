@@ -61,8 +61,8 @@ enum TaeEduStatus
   TAE_EDU_STATUS_INVALID_CONFIG = 12,
   // The request is larger than the plugin accepts.
   TAE_EDU_STATUS_REQUEST_TOO_LARGE = 13,
-  // Another `execute` in this process kept the selected contracts for longer than the plugin
-  // waits (30 minutes); nothing was done.
+  // Kept for compatibility, no longer answered: a contract another run holds is reported in
+  // `results` with the outcome `held`, and the call goes on (it never waits for another run).
   TAE_EDU_STATUS_BUSY = 14,
   // Any other failure inside the plugin.
   TAE_EDU_STATUS_INTERNAL = 99,
@@ -74,6 +74,9 @@ typedef enum TaeEduStatus TaeEduStatus;
 typedef int32_t TaeEduStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// What happened to one contract.
+typedef struct OutcomeKind OutcomeKind;
 
 // The host's callback table, passed to every JSON export.
 //

@@ -143,7 +143,7 @@ pub async fn login(
             Screen::Cancelled => {
                 forget(&secrets);
                 return Err(PluginError::cancelled(
-                        "Autenticação no TOTVS Assinatura Eletrônica cancelada. Nenhum contrato foi processado.",
+                        "A autenticação no TOTVS Assinatura Eletrônica não foi feita (a tela foi fechada sem confirmar, ou não pôde ser mostrada). Nenhum contrato foi processado.",
                         "ui.authenticate cancelled",
                     ));
             }

@@ -787,8 +787,10 @@ async fn apply_faults(
         return (Some(mode.name()), response);
     }
     let mut fault = None;
+    let mut _hang_guard = None;
     if let Some(hang_ms) = decision.hang_ms {
         fault = Some("hang");
+        _hang_guard = Some(state.sim.hang_started());
         sleep_or_shutdown(&state.sim, Duration::from_millis(hang_ms)).await;
         if state.sim.is_shutting_down() {
             return (fault, dropped());

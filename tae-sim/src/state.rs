@@ -16,6 +16,17 @@ use std::sync::Arc;
 pub struct SimState {
     pub(crate) inner: Arc<Mutex<Inner>>,
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Requests held by a hang fault that have not answered yet (see [`SimState::hangs_in_progress`]).
+    pub(crate) hanging: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Counts one hung request until it has answered (dropped at the end of the request).
+pub(crate) struct HangGuard(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for HangGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for SimState {
@@ -33,6 +44,7 @@ impl SimState {
         SimState {
             inner: Arc::new(Mutex::new(Inner::new(seed, faults))),
             shutdown,
+            hanging: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -228,6 +240,18 @@ impl SimState {
         let mut inner = self.inner.lock();
         let seed = inner.seed;
         *inner = Inner::new(seed, FaultConfig::default());
+    }
+
+    /// Requests a hang fault is holding (or still processing after the hang): a test waits for
+    /// 0 so that requests the client gave up on have landed before it audits the state.
+    pub fn hangs_in_progress(&self) -> u64 {
+        self.hanging.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn hang_started(&self) -> HangGuard {
+        self.hanging
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        HangGuard(self.hanging.clone())
     }
 
     /// True once the server is shutting down (hangs end early).

@@ -28,5 +28,5 @@ fn locate_plugin_honours_tae_edu_lib() {
     again.buffer_free_null();
 
     let err = host_sim::Plugin::load("/nao/existe/libtae_edu.so").unwrap_err();
-    assert!(err.contains("cannot load"), "{err}");
+    assert!(err.contains("não foi possível carregar"), "{err}");
 }
