@@ -121,6 +121,18 @@ impl Contract {
     }
 }
 
+/// The longest name the plugin gives TAE (TAE accepts about 250; see `docs/tae-api.md`).
+pub const MAX_ENVELOPE_NAME: usize = 100;
+
+/// `name [id]`, the name cut (on a character boundary) so that the whole fits
+/// [`MAX_ENVELOPE_NAME`] characters.
+pub fn envelope_name(name: &str, id: &str) -> String {
+    let tag = format!(" [{id}]");
+    let room = MAX_ENVELOPE_NAME.saturating_sub(tag.chars().count());
+    let cut: String = name.chars().take(room).collect();
+    format!("{}{tag}", cut.trim_end())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordStatus {
@@ -261,6 +273,11 @@ pub struct Record {
     pub document_id: Option<i64>,
     #[serde(default)]
     pub document_name: String,
+    /// The identity of the send attempt, written before the upload and carried in the name TAE
+    /// keeps (`NomeEnvelope`, read back as `nomeArquivo`): the only proof that a TAE document
+    /// found without its id is this record's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_id: Option<String>,
     #[serde(default)]
     pub file_name: String,
     #[serde(default)]
@@ -313,6 +330,7 @@ impl Record {
             record_key: record_key.to_string(),
             document_id: None,
             document_name: String::new(),
+            send_id: None,
             file_name: String::new(),
             file_size: 0,
             sha256: String::new(),
@@ -349,6 +367,23 @@ impl Record {
             kind: kind.to_string(),
             detail: crate::redact::redact(&detail.into()),
         });
+    }
+
+    /// Starts a new send attempt named `name`: a fresh identity, and the name TAE will keep
+    /// (`name [send_id]`, at most [`MAX_ENVELOPE_NAME`] characters).
+    pub fn new_send_attempt(&mut self, name: &str) {
+        let id: String = (0..16)
+            .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+            .collect();
+        self.document_name = envelope_name(name, &id);
+        self.send_id = Some(id);
+    }
+
+    /// Whether a name TAE keeps carries this record's send identity.
+    pub fn carries_send_id(&self, tae_name: &str) -> bool {
+        self.send_id
+            .as_deref()
+            .is_some_and(|id| tae_name.contains(&format!("[{id}]")))
     }
 
     /// Newest first by creation time.
@@ -398,6 +433,25 @@ mod tests {
         assert_eq!(c.label(), "Contrato 145 (João Ávila)");
         assert_eq!(c.financial_responsible.unwrap().cpf, None);
         assert!(c.data_server.is_empty());
+    }
+
+    #[test]
+    fn envelope_names_carry_the_send_id_within_100_characters() {
+        let mut r = Record::new("D", "k", "ana");
+        r.new_send_attempt("Contrato 145 - João Ávila");
+        let id = r.send_id.clone().unwrap();
+        assert_eq!(id.len(), 16);
+        assert_eq!(r.document_name, format!("Contrato 145 - João Ávila [{id}]"));
+        assert!(r.carries_send_id(&r.document_name));
+        assert!(!r.carries_send_id("Contrato 145 - João Ávila"));
+        let long = "Á".repeat(300);
+        let n = envelope_name(&long, &id);
+        assert_eq!(n.chars().count(), MAX_ENVELOPE_NAME);
+        assert!(n.ends_with(&format!(" [{id}]")));
+        let mut other = Record::new("D", "k", "ana");
+        other.new_send_attempt("Contrato 145 - João Ávila");
+        assert_ne!(other.send_id, r.send_id, "a new identity per attempt");
+        assert!(!other.carries_send_id(&r.document_name));
     }
 
     #[test]

@@ -31,7 +31,11 @@ fn repeated_checks_append_an_event_only_when_something_changed() {
     let first_check_at = last_check(&host);
     assert!(first_check_at.is_string());
 
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    // The record clock (milliseconds) must move on before the second check: wait for it.
+    let t0 = tae_edu::records::now();
+    while tae_edu::records::now() == t0 {
+        std::hint::spin_loop();
+    }
     let second = api::execute(&host, option_request(&s, "check", &keys)).unwrap();
     assert_eq!(outcomes(&second), ["pending"], "{second:#}");
     assert_eq!(events(&host), after_first, "nothing changed: no new event");

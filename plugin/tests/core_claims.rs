@@ -1,7 +1,7 @@
 //! Two `execute` runs in one process over the same contracts: the second never waits — the
 //! contracts the first holds are answered at once as `held`, naming who holds them — and a
 //! rerun after the first ended skips them (they were sent once); a signed contract is never
-//! sent again.
+//! sent again; a record write the host refuses because the run's leases were lost stops the run.
 
 mod common;
 
@@ -88,7 +88,7 @@ fn a_second_run_over_held_contracts_answers_at_once_and_a_rerun_skips_them() {
     let docs = sim.state().documents();
     let mut names: Vec<String> = docs
         .iter()
-        .map(|d| d["name"].as_str().unwrap_or("").to_string())
+        .map(|d| contract_name(d["name"].as_str().unwrap_or("")))
         .collect();
     names.sort();
     names.dedup();
@@ -125,4 +125,62 @@ fn a_signed_contract_is_never_sent_again() {
     assert!(message.contains("já foi assinado"), "{message}");
     assert_eq!(again["results"][0]["document_id"].as_u64(), Some(first_doc));
     assert_eq!(sim.state().documents().len(), documents_before + 1);
+}
+
+/// A host that turns `MockHost::lease_lost` on once `lost` is set (by the progress hook).
+struct LosesLeases<'a>(&'a MockHost, std::rc::Rc<std::cell::Cell<bool>>);
+
+impl tae_edu::host::Host for LosesLeases<'_> {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, tae_edu::host::HostCallError> {
+        self.0.lease_lost.set(self.1.get());
+        self.0.call(method, request)
+    }
+    fn log(&self, level: tae_edu::host::LogLevel, message: &str) {
+        self.0.log(level, message)
+    }
+    fn progress(&self, done: u32, total: u32, detail: &str) -> bool {
+        self.0.progress(done, total, detail)
+    }
+}
+
+#[test]
+fn a_write_refused_because_the_lease_was_lost_stops_the_run() {
+    let sim = sim();
+    let host = MockHost::new(&sim.base_url());
+    host.set_param("max_concurrency", json!(1));
+    host.add_contracts(6);
+    let keys = host.keys();
+    // After two contracts, the host refuses every write (code lease_lost): another run took
+    // the contracts over after this run's leases expired.
+    let lost = std::rc::Rc::new(std::cell::Cell::new(false));
+    host.progress_hook.replace(Some(Box::new({
+        let lost = lost.clone();
+        move |done| {
+            if done == 2 {
+                lost.set(true);
+            }
+        }
+    })));
+    let r = api::execute(
+        &LosesLeases(&host, lost),
+        send_request(&session("lease-lost"), &keys),
+    )
+    .unwrap();
+    let outs = outcomes(&r);
+    assert_eq!(&outs[..2], ["sent", "sent"], "{r:#}");
+    assert_eq!(outs[2], "failed", "{r:#}");
+    assert!(
+        r["results"][2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outra execução os assumiu"),
+        "{r:#}"
+    );
+    for (i, o) in outs.iter().enumerate().skip(3) {
+        assert_eq!(o, "not_processed", "contract {i}: {r:#}");
+        let m = r["results"][i]["message"].as_str().unwrap();
+        assert!(m.contains("reserva"), "{m}");
+    }
+    // The refused contract never reached TAE: its record write comes first.
+    assert_eq!(sim.state().documents().len(), 2);
 }

@@ -478,7 +478,7 @@ fn ambiguous_publish_is_checked_before_republishing() {
     let mut names: Vec<String> = docs
         .iter()
         .filter(|d| !first_part.contains(&d["id"]) && d["status"] != 5 && d["status"] != 7)
-        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+        .map(|d| contract_name(d["name"].as_str().unwrap_or_default()))
         .collect();
     let n = names.len();
     names.sort();
@@ -632,7 +632,13 @@ fn hung_requests_time_out_and_are_retried() {
     });
     let st = sim.state();
     let clearer = std::thread::spawn(move || {
+        // Polls an observable condition, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while st.counter("POST", tae_sim::api::UPLOAD) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no upload reached TAE"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         st.set_faults(tae_sim::FaultConfig::default());
@@ -763,9 +769,12 @@ fn email_code_recipients_template_and_witness_policy() {
     // Recipients without a TAE account authenticate by e-mail code: nobody is registered.
     assert_eq!(sim.state().counter("POST", tae_sim::api::REGISTER), 0);
     let rec = &host.records_of(&keys[0])[0];
+    // The template's name, tagged with the send attempt's identity (what TAE keeps).
+    let send_id = rec["send_id"].as_str().unwrap();
+    assert_eq!(send_id.len(), 16);
     assert_eq!(
         rec["document_name"],
-        "Enfermagem 2026/1 - Aluno 1 (2026101)"
+        format!("Enfermagem 2026/1 - Aluno 1 (2026101) [{send_id}]")
     );
     assert_eq!(rec["recipients"][1]["role"], "witness");
     assert!(rec["recipients"][1].get("acao").is_none(), "{rec}");
@@ -797,7 +806,13 @@ fn rate_limited_calls_honour_retry_after() {
     });
     let st = sim.state();
     let clearer = std::thread::spawn(move || {
+        // Polls an observable condition, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while st.total_requests() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request reached TAE"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         st.set_faults(tae_sim::FaultConfig::default());

@@ -4,7 +4,7 @@
 use super::check::apply_document;
 use super::{locate_document, Item, Located, Outcome, OutcomeKind, Run};
 use crate::records::RecordStatus;
-use crate::tae::DocStatus;
+use crate::tae::{DocStatus, ErrorKind};
 
 pub async fn run(run: &Run<'_>, item: &Item) -> Outcome {
     let label = item.label();
@@ -94,9 +94,16 @@ pub async fn run(run: &Run<'_>, item: &Item) -> Outcome {
                 .tae
                 .call(|t| async move { run.tae.client.document(&t, id).await })
                 .await;
+            // TAE may not end a cancel in status 7: the document may vanish from reads, or go
+            // back to draft (`docs/tae-api.md`). Either, seen for a document that had been
+            // published, means the cancel took effect.
+            let was_published = !rec.status.is_unfinished_send();
+            let vanished = matches!(&now, Err(e2) if e2.kind == ErrorKind::NotFound);
             let st = now.as_ref().ok().map(|d| d.status);
             match st {
                 Some(DocStatus::Cancelled) => {}
+                None if vanished => {}
+                Some(DocStatus::Draft) if was_published => {}
                 Some(DocStatus::Finalised) => {
                     r.set_status(RecordStatus::Finalizado);
                     r.event(&by, "error", "exclusão recusada: documento finalizado");

@@ -121,6 +121,16 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
         std::time::Duration::from_secs(params.lease_ttl_secs),
     );
     let (items, held) = resolve_items(api, &req.invoked_from, &req.option, &mut claim)?;
+    // Results come back in the selection's order, held contracts among the others.
+    let order: HashMap<String, usize> = match &req.invoked_from {
+        InvokedFrom::ContractView { contract_keys } => contract_keys
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, k)| (k.clone(), i))
+            .collect(),
+        _ => HashMap::new(),
+    };
     log::info!(
         "execute {option} requested by {} over {} contract(s){}",
         user.who(),
@@ -139,18 +149,38 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
     let needs = req.option.needs(params.recipient_auth());
     let session = req.session.clone();
     let fut = async move {
-        let tae = Session::establish(
-            api,
-            state.clone(),
-            params.clone(),
-            client,
-            &session,
-            user.clone(),
-        )
-        .await?;
-        tae.check_permissions(&needs).await?;
-        let notice = tae.ensure_rm_user().await?;
+        let ready = async {
+            let tae = Session::establish(
+                api,
+                state.clone(),
+                params.clone(),
+                client,
+                &session,
+                user.clone(),
+            )
+            .await?;
+            tae.check_permissions(&needs).await?;
+            let notice = tae.ensure_rm_user().await?;
+            Ok::<_, PluginError>((tae, notice))
+        };
+        let (tae, notice) = match ready.await {
+            Ok(x) => x,
+            Err(e) => {
+                // Nothing was done: the contracts are free for another run at once.
+                claim.release(host);
+                return Err(e);
+            }
+        };
+        // The screens may have taken long: renew before the first contract.
+        let lost = claim.renew_if_due(host);
         let run = Run::new(api, params, tae, user, claim);
+        if !lost.is_empty() {
+            log::warn!("{} lease(s) lost during authentication", lost.len());
+            run.stop(format!(
+                "a reserva de {} contrato(s) expirou durante a autenticação e foi assumida por outra execução",
+                lost.len()
+            ));
+        }
         run.notices.borrow_mut().extend(notice);
         let (mut results, cancelled) = match &plan {
             Plan::Send(p) => run_batch(&run, &items, |it| send::run(&run, p, it)).await,
@@ -168,6 +198,9 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
         };
         run.claim.borrow_mut().release(api.host);
         results.extend(held);
+        if !order.is_empty() {
+            results.sort_by_key(|o| order.get(&o.contract_key).copied().unwrap_or(usize::MAX));
+        }
         let notices = run.notices.borrow().clone();
         log::info!(
             "execute {option}: {} contract(s) in {} ms{}",
@@ -520,8 +553,10 @@ pub struct Located {
 }
 
 /// Finds the record's document in TAE: by `document_id` (D3) or, for a record that crashed
-/// before learning the id, by name among the documents created after the record (D4).
-/// Answers `None` when TAE has nothing.
+/// before learning the id, among the documents the session's TAE user created (D4, compared on
+/// this side): only one whose kept name carries the record's send identity and whose author is
+/// that same TAE user is this record's — never one found by name alone (it may be another RM
+/// environment's on the same TAE account, or a person's). Answers `None` when TAE has nothing.
 pub async fn locate_document(run: &Run<'_>, rec: &Record) -> Result<Option<Located>, TaeError> {
     let tae = &run.tae;
     if let Some(id) = rec.document_id {
@@ -538,36 +573,32 @@ pub async fn locate_document(run: &Run<'_>, rec: &Record) -> Result<Option<Locat
             Err(e) => Err(e),
         };
     }
-    if rec.document_name.is_empty() {
+    let (Some(send_id), Some(me)) = (rec.send_id.as_deref(), tae.tae_user()) else {
+        // A record of an earlier version (no send identity): no TAE document can be proven its.
+        log::warn!(
+            "record {} has no send identity; no TAE document is adopted for it",
+            rec.id
+        );
         return Ok(None);
-    }
-    let name = rec.document_name.clone();
-    let found = tae
-        .call(|t| {
-            let name = name.clone();
-            async move { tae.client.search_by_name(&t, &name).await }
-        })
-        .await?;
-    // Only documents created after the record (minus clock skew) can be ours.
-    let since = chrono::DateTime::parse_from_rfc3339(&rec.created_at)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::minutes(10));
+    };
+    let found = run.own_documents(&me).await?;
     let mut candidates: Vec<(i64, DocStatus, String)> = found
         .iter()
-        .filter_map(|d| {
-            let created = d.created().unwrap_or("").to_string();
-            if let (Some(since), Some(c)) = (since, crate::tae::client::parse_tae_time(&created)) {
-                if c < since {
-                    return None;
-                }
-            }
-            // A cancelled copy is never adopted.
-            if d.status == DocStatus::Cancelled {
-                return None;
-            }
-            Some((d.id, d.status, created))
+        .filter(|d| d.kept_names().any(|n| rec.carries_send_id(n)))
+        .filter(|d| {
+            d.author_email()
+                .is_some_and(|a| crate::validate::same_email(a, &me))
         })
+        // A cancelled copy is never adopted.
+        .filter(|d| d.status != DocStatus::Cancelled)
+        .map(|d| (d.id, d.status, d.created().unwrap_or("").to_string()))
         .collect();
+    log::debug!(
+        "record {} (send {send_id}): {} of {} own TAE documents carry its identity",
+        rec.id,
+        candidates.len(),
+        found.len()
+    );
     // A published one wins (adopt it); else the newest draft.
     candidates.sort_by(|a, b| {
         let pa = a.1 != DocStatus::Draft;

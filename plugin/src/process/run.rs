@@ -9,7 +9,7 @@ use crate::config::Params;
 use crate::hostcalls::{CurrentUser, HostApi};
 use crate::records::Record;
 use crate::session::Session;
-use crate::tae::{ErrorKind, TaeError};
+use crate::tae::{ErrorKind, SearchRecord, TaeError};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -34,6 +34,9 @@ pub struct Run<'h> {
     put_queue: PutQueue,
     /// Contracts whose last TAE call timed out (the circuit breaker).
     timeouts: RefCell<std::collections::HashSet<String>>,
+    /// The TAE user's own documents, listed once per run when a record left mid-send needs
+    /// them (every such upload happened before this run took its contracts).
+    own_documents: tokio::sync::OnceCell<Rc<Vec<SearchRecord>>>,
 }
 
 /// Distinct contracts with a timeout that stop the run.
@@ -58,6 +61,7 @@ impl<'h> Run<'h> {
             registrations: RefCell::new(HashMap::new()),
             put_queue: PutQueue::default(),
             timeouts: RefCell::new(Default::default()),
+            own_documents: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -121,6 +125,13 @@ impl<'h> Run<'h> {
             .records_put(records, token.as_deref())
             .map_err(|e| {
                 log::error!("records.put failed: {}", e.detail);
+                if e.detail.contains("lease_lost") {
+                    // The host refused the write: another run took over these contracts after
+                    // this run's leases expired. This run must not touch them any more.
+                    let reason = "a reserva dos contratos desta execução expirou e outra execução os assumiu; o registro não foi gravado".to_string();
+                    self.stop(reason.clone());
+                    return ContractError::new(reason);
+                }
                 ContractError::new(format!(
                     "não foi possível gravar o registro de integração no RM ({})",
                     e.message
@@ -176,6 +187,21 @@ impl<'h> Run<'h> {
             let refs: Vec<&Record> = recs.iter().collect();
             let _ = reply.send(self.put_now(&refs));
         }
+    }
+
+    /// The documents the session's TAE user created (D4 with the sender filter), listed once
+    /// per run (a failed listing is not kept).
+    pub async fn own_documents(&self, me: &str) -> Result<Rc<Vec<SearchRecord>>, TaeError> {
+        let tae = &self.tae;
+        // A failed listing is not kept: the next contract tries again.
+        self.own_documents
+            .get_or_try_init(|| async {
+                tae.call(|t| async move { tae.client.own_documents(&t, me).await })
+                    .await
+                    .map(Rc::new)
+            })
+            .await
+            .cloned()
     }
 
     /// Makes sure a recipient exists in TAE (lookup, then registration), once per e-mail per

@@ -603,7 +603,8 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         },
     };
     let mut r = rec.unwrap_or_else(|| Record::new(c.data_server(), &c.key, &by));
-    r.document_name = name.clone();
+    // A new attempt: its identity and the name TAE will keep, recorded before the upload.
+    r.new_send_attempt(&name);
     r.file_name = file_name_for(c, plan);
     r.file_size = pdf.len() as u64;
     r.sha256 = format!("{:x}", Sha256::digest(&pdf));
@@ -622,11 +623,12 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         return o.with_record(&r);
     }
     let file_name = r.file_name.clone();
+    let envelope = r.document_name.clone();
     let uploaded = run
         .tae
         .call(|t| {
-            let (name, file_name, pdf) = (name.clone(), file_name.clone(), pdf.clone());
-            async move { run.tae.client.upload(&t, &name, &file_name, &pdf).await }
+            let (envelope, file_name, pdf) = (envelope.clone(), file_name.clone(), pdf.clone());
+            async move { run.tae.client.upload(&t, &envelope, &file_name, &pdf).await }
         })
         .await;
     let id = match uploaded {

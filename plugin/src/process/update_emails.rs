@@ -350,7 +350,7 @@ fn collision(
                 want.email
             ))
         };
-        let replaced = |x: &Recipient| old.as_ref().is_some_and(|o| std::ptr::eq(o, x) || o == x);
+        let replaced = |x: &Recipient| old.as_ref() == Some(x);
         if let Some((idx, x)) = current
             .iter()
             .enumerate()

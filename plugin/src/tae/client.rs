@@ -644,33 +644,26 @@ impl TaeClient {
         decode("search documents", data)
     }
 
-    /// D4: the company's documents with this name (all pages, client-side filtered too).
-    pub async fn search_by_name(
+    /// D4: every document the TAE user `sender` created (all pages, up to
+    /// [`OWN_DOCUMENTS_MAX_PAGES`]), without cancelled ones where TAE filters by status. TAE's
+    /// search most likely cannot filter by name: the caller compares on its side.
+    pub async fn own_documents(
         &self,
         token: &str,
-        name: &str,
+        sender: &str,
     ) -> Result<Vec<SearchRecord>, TaeError> {
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ByName<'a> {
-            pesquisar_em_toda_empresa: bool,
-            nome_documento: &'a str,
-        }
-        let body = ByName {
-            pesquisar_em_toda_empresa: true,
-            nome_documento: name,
+        let body = wire::SearchBody {
+            pesquisar_em_toda_empresa: false,
+            email: Some(sender),
+            status: Some(&wire::LIVE_STATUSES),
         };
         let mut out = Vec::new();
         let page_size = 100usize;
-        for page in 1..=50usize {
+        for page in 1..=OWN_DOCUMENTS_MAX_PAGES {
             let data = self.search_page(token, &body, page, page_size).await?;
             let n = data.registro.len();
             let total = data.total.unwrap_or(0) as usize;
-            out.extend(
-                data.registro
-                    .into_iter()
-                    .filter(|d| d.nome_documento.as_deref() == Some(name)),
-            );
+            out.extend(data.registro);
             if n < page_size || page * page_size >= total {
                 break;
             }
@@ -790,6 +783,9 @@ impl TaeClient {
         Ok((bytes, answer.file_name))
     }
 }
+
+/// The most search pages read while looking for a document whose id was lost (10,000 documents).
+pub const OWN_DOCUMENTS_MAX_PAGES: usize = 100;
 
 /// `url?k=v&…` with the values percent-encoded.
 fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {

@@ -208,6 +208,14 @@ pub struct SearchRecord {
 }
 
 impl SearchRecord {
+    /// The client-chosen name TAE kept: `nomeArquivo` [high], or `nomeDocumento` (tae-sim).
+    pub fn kept_names(&self) -> impl Iterator<Item = &str> {
+        self.nome_arquivo
+            .as_deref()
+            .into_iter()
+            .chain(self.nome_documento.as_deref())
+    }
+
     pub fn author_email(&self) -> Option<&str> {
         self.autor
             .as_ref()
@@ -508,7 +516,7 @@ pub struct RemoveRecipientBody<'a> {
     pub email_destinatario: &'a str,
 }
 
-/// D4's body: the sender's own documents (`email`), optionally by status.
+/// D4's body: the sender's own documents (`email`), by status.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchBody<'a> {
@@ -516,8 +524,17 @@ pub struct SearchBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<i64>,
+    pub status: Option<&'a [i64]>,
 }
+
+/// Every status of a document that may still be live (all but cancelled).
+pub const LIVE_STATUSES: [i64; 5] = [
+    api::STATUS_PENDING,
+    api::STATUS_PARTIALLY_SIGNED,
+    api::STATUS_FINALISED,
+    api::STATUS_REJECTED,
+    api::STATUS_DRAFT,
+];
 
 #[cfg(test)]
 mod tests {

@@ -47,6 +47,9 @@ pub struct MockHost {
     /// same DataServer and keys exclude each other, as two RM users of one host do). Tests of
     /// that exclusion give two hosts the same one.
     pub data_server: RefCell<String>,
+    /// Refuse every `records.put` as a host does when the run's leases were lost
+    /// (`docs/abi.md`, "Leases": code `lease_lost`).
+    pub lease_lost: Cell<bool>,
     /// Called on every progress report, on the plugin's calling thread (tests use it to pause
     /// a run at a known point).
     pub progress_hook: RefCell<Option<ProgressHook>>,
@@ -130,6 +133,7 @@ impl MockHost {
             transcript: RefCell::new(Vec::new()),
             shared_records: RefCell::new(None),
             progress_hook: RefCell::new(None),
+            lease_lost: Cell::new(false),
             data_server: RefCell::new(format!(
                 "EduContratoData#{}",
                 NEXT_HOST.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -347,6 +351,19 @@ impl Host for MockHost {
                 self.answer(json!({"total": all.len(), "records": page}))
             }
             "records.put" => {
+                if self.lease_lost.get() {
+                    let refs: Vec<Value> = req["records"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| json!({"data_server": r["data_server"], "key": r["record_key"]}))
+                        .collect();
+                    return self.fail(
+                        method,
+                        &json!({"message": "lease lost", "code": "lease_lost", "contracts": refs})
+                            .to_string(),
+                    );
+                }
                 if self
                     .fail_puts_from
                     .get()
@@ -465,4 +482,13 @@ pub fn portal(sim: &tae_sim::SimServer, method: &str, path: &str, body: Option<V
         let resp = rb.send().await.unwrap();
         resp.json::<Value>().await.unwrap_or(Value::Null)
     })
+}
+
+/// A TAE document's name without the send attempt's identity tag (`name [id]`): the name of
+/// the contract's document, equal for two attempts of one contract.
+pub fn contract_name(tae_name: &str) -> String {
+    match tae_name.rsplit_once(" [") {
+        Some((base, tag)) if tag.len() == 17 && tag.ends_with(']') => base.to_string(),
+        _ => tae_name.to_string(),
+    }
 }
