@@ -421,3 +421,39 @@ fn a_cancel_stops_between_contracts_and_releases_the_claims() {
     assert_eq!(again["summary"]["held"], Value::Null, "{again:#}");
     assert_eq!(again["summary"]["not_processed"], 0, "{again:#}");
 }
+
+#[test]
+fn a_tae_that_has_none_of_the_documents_closes_no_record() {
+    // The records were sent to one TAE; the parameters now point at another (an empty one, or
+    // another company's): every document "does not exist". Nothing is closed, even with fix.
+    let w = world();
+    let other = sim();
+    w.host.set_param(
+        "auth_url",
+        json!(format!("{}/identityintegration", other.base_url())),
+    );
+    w.host.set_param("api_url", json!(other.base_url()));
+    let before = serde_json::to_string(&w.host.all_records()).unwrap();
+    let s = session("reconcile-elsewhere");
+    let resp = api::execute(&w.host, reconcile_menu(&s, json!({"fix": true}))).unwrap();
+    assert!(
+        resp["summary"]["document_missing"].as_u64().unwrap() >= 5,
+        "{resp:#}"
+    );
+    for r in resp["results"].as_array().unwrap() {
+        assert_ne!(r["finding"]["mended"], true, "{r:#}");
+        if r["outcome"] == "document_missing" && r["document_id"].is_i64() {
+            assert!(
+                r["finding"]["action"]
+                    .as_str()
+                    .unwrap()
+                    .contains("confira a URL da API"),
+                "{r:#}"
+            );
+        }
+    }
+    assert_eq!(
+        serde_json::to_string(&w.host.all_records()).unwrap(),
+        before
+    );
+}

@@ -144,6 +144,11 @@ pub struct Prepared {
     out_of_period: HashSet<i64>,
     pub unattributed: Vec<SearchRecord>,
     me: Option<String>,
+    /// None of the selection's documents exists in this TAE (two or more looked for): most
+    /// likely the wrong TAE address or account, so no record is closed as missing.
+    unfamiliar: bool,
+    /// Documents already read as not found.
+    missing: HashSet<i64>,
 }
 
 fn in_window(window: &Window, d: &SearchRecord) -> bool {
@@ -190,7 +195,45 @@ pub async fn prepare(run: &Run<'_>, plan: &ReconcilePlan, items: &[Item]) -> Pre
         out_of_period: HashSet::new(),
         unattributed: Vec::new(),
         me: me.clone(),
+        unfamiliar: false,
+        missing: HashSet::new(),
     };
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() >= 2 && prepared.docs.is_empty() {
+        // The many-ids read found none (or is not offered): one by one until one is found.
+        let mut found_any = false;
+        for id in &distinct {
+            let id = *id;
+            match run
+                .tae
+                .call(|t| async move { run.tae.client.document(&t, id).await })
+                .await
+            {
+                Ok(d) => {
+                    found_any = true;
+                    prepared.docs.insert(d.id, d);
+                    break;
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    prepared.missing.insert(id);
+                }
+                // Unknown: never conclude from it.
+                Err(_) => {
+                    found_any = true;
+                    break;
+                }
+            }
+        }
+        prepared.unfamiliar = !found_any;
+        if prepared.unfamiliar {
+            log::warn!(
+                "reconcile: none of the {} documents of the selection exists in this TAE; records are not closed",
+                distinct.len()
+            );
+        }
+    }
     let Some(me) = me else {
         prepared.listing_error = Some("o usuário do TAE desta sessão é desconhecido".into());
         return prepared;
@@ -252,6 +295,8 @@ pub async fn prepare(run: &Run<'_>, plan: &ReconcilePlan, items: &[Item]) -> Pre
 struct Findings<'a> {
     item: &'a Item,
     fix: bool,
+    /// See [`Prepared::unfamiliar`].
+    unfamiliar: bool,
     list: Vec<Outcome>,
 }
 
@@ -382,6 +427,9 @@ async fn read(run: &Run<'_>, prepared: &Prepared, id: i64) -> Result<Option<Docu
     if let Some(d) = prepared.docs.get(&id) {
         return Ok(Some(d.clone()));
     }
+    if prepared.missing.contains(&id) {
+        return Ok(None);
+    }
     match run
         .tae
         .call(|t| async move { run.tae.client.document(&t, id).await })
@@ -427,6 +475,7 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
     let mut f = Findings {
         item,
         fix,
+        unfamiliar: prepared.unfamiliar,
         list: Vec::new(),
     };
     let attributed: &[SearchRecord] = prepared
@@ -872,6 +921,10 @@ async fn close(
     } else {
         OutcomeKind::DocumentMissing
     };
+    if kind == OutcomeKind::DocumentMissing && f.unfamiliar {
+        f.push(kind, Some(r), Some(id), found, "Nada foi feito: nenhum documento dos registros selecionados existe neste TOTVS Assinatura Eletrônica; confira a URL da API e a conta nos Parâmetros Globais antes de corrigir.".into(), false);
+        return;
+    }
     if !f.fix {
         let action = f.would("o registro é encerrado como Cancelado (um novo envio fica liberado)");
         f.push(kind, Some(r), Some(id), found, action, false);
