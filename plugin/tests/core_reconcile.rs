@@ -457,3 +457,40 @@ fn a_tae_that_has_none_of_the_documents_closes_no_record() {
         before
     );
 }
+
+#[test]
+fn an_orphan_draft_counts_as_mended_only_when_tae_says_it_is_gone() {
+    // TAE's cancel model is not known for sure (`docs/tae-api.md`): a cancelled draft may
+    // vanish (mended), or stay a draft (not mended, said so, and found again next time).
+    for (model, mended) in [
+        (tae_sim::CancelModel::Vanish, true),
+        (tae_sim::CancelModel::Draft, false),
+    ] {
+        let w = world();
+        w.sim.state().set_cancel_model(model);
+        let resp = api::execute(
+            &w.host,
+            reconcile(&w.s, &w.keys[4..5], json!({"fix": true})),
+        )
+        .unwrap();
+        let orphan = resp["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["outcome"] == "orphan_draft")
+            .unwrap_or_else(|| panic!("{resp:#}"))
+            .clone();
+        assert_eq!(orphan["document_id"], w.orphan);
+        assert_eq!(orphan["finding"]["mended"], mended, "{model:?}: {orphan:#}");
+        let again = api::execute(&w.host, reconcile(&w.s, &w.keys[4..5], json!({}))).unwrap();
+        assert_eq!(
+            kinds_of(&again, &w.keys[4]),
+            if mended {
+                vec!["in_agreement"]
+            } else {
+                vec!["in_agreement", "orphan_draft"]
+            },
+            "{model:?}: {again:#}"
+        );
+    }
+}

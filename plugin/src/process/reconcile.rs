@@ -555,7 +555,14 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
             }
             let doc = match read(run, prepared, d.id).await {
                 Ok(Some(doc)) => doc,
-                Ok(None) => continue,
+                Ok(None) => {
+                    let m = format!(
+                        "o documento nº {} sumiu do TAE durante a conciliação; nada foi alterado.",
+                        d.id
+                    );
+                    f.list.push(Outcome::failed(item, m).with_record(r));
+                    continue;
+                }
                 Err(m) => {
                     f.list.push(Outcome::failed(item, m).with_record(r));
                     continue;
@@ -706,31 +713,41 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
                 continue;
             }
             let id = d.id;
-            match run
+            let cancelled = run
                 .tae
                 .call(|t| async move { run.tae.client.cancel(&t, id).await })
-                .await
-            {
-                Ok(()) => f.push(
-                    OutcomeKind::OrphanDraft,
-                    None,
-                    Some(id),
-                    found,
-                    format!("Corrigido: o rascunho nº {id} foi cancelado no TAE."),
-                    true,
+                .await;
+            // What TAE says now decides (a cancel may answer an error and still take effect,
+            // or be accepted and leave a draft where TAE returns cancelled drafts to draft).
+            let now = run
+                .tae
+                .call(|t| async move { run.tae.client.document(&t, id).await })
+                .await;
+            let gone = match &now {
+                Ok(doc) => doc.status == DocStatus::Cancelled,
+                Err(e) => e.kind == ErrorKind::NotFound,
+            };
+            let action = match (&cancelled, gone) {
+                (_, true) => format!("Corrigido: o rascunho nº {id} foi cancelado no TAE."),
+                (Err(e), false) => format!(
+                    "Não foi possível cancelar o rascunho nº {id}: {}.",
+                    e.user_text()
                 ),
-                Err(e) => f.push(
-                    OutcomeKind::OrphanDraft,
-                    None,
-                    Some(id),
-                    found,
-                    format!(
-                        "Não foi possível cancelar o rascunho nº {id}: {}.",
-                        e.user_text()
-                    ),
-                    false,
+                (Ok(()), false) => format!(
+                    "Não corrigido: o TAE aceitou o cancelamento, mas o rascunho nº {id} continua ativo (situação {}).",
+                    now.as_ref()
+                        .map(|d| status_label(d.status))
+                        .unwrap_or_else(|e| e.user_text())
                 ),
-            }
+            };
+            f.push(
+                OutcomeKind::OrphanDraft,
+                None,
+                Some(id),
+                found,
+                action,
+                gone,
+            );
             continue;
         }
         if active(d.status) {
@@ -776,7 +793,14 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
         }
         let doc = match read(run, prepared, d.id).await {
             Ok(Some(doc)) => doc,
-            Ok(None) => continue,
+            Ok(None) => {
+                let m = format!(
+                    "o documento nº {} sumiu do TAE durante a conciliação; nada foi alterado.",
+                    d.id
+                );
+                f.list.push(Outcome::failed(item, m));
+                continue;
+            }
             Err(m) => {
                 f.list.push(Outcome::failed(item, m));
                 continue;
