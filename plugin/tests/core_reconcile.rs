@@ -494,3 +494,32 @@ fn an_orphan_draft_counts_as_mended_only_when_tae_says_it_is_gone() {
         );
     }
 }
+
+#[test]
+fn an_unreachable_tae_changes_nothing_and_stops_the_run() {
+    // TAE stops answering after the send (the session's token is still cached): reconcile with
+    // fix reads nothing, mends nothing, and stops starting contracts (the breaker).
+    let w = world();
+    let before = serde_json::to_string(&w.host.all_records()).unwrap();
+    w.sim.shutdown();
+    let resp = api::execute(&w.host, reconcile_menu(&w.s, json!({"fix": true}))).unwrap();
+    assert_eq!(resp["ok"], true, "{resp:#}");
+    let sum = &resp["summary"];
+    assert!(
+        sum["not_processed"].as_u64().unwrap() >= 1,
+        "the breaker stopped the run: {resp:#}"
+    );
+    assert!(
+        resp["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["finding"]["mended"] != true
+                && matches!(r["outcome"].as_str(), Some("failed" | "not_processed"))),
+        "{resp:#}"
+    );
+    assert_eq!(
+        serde_json::to_string(&w.host.all_records()).unwrap(),
+        before
+    );
+}

@@ -168,9 +168,15 @@ fn own_author(d: &SearchRecord, me: &str) -> bool {
 }
 
 pub async fn prepare(run: &Run<'_>, plan: &ReconcilePlan, items: &[Item]) -> Prepared {
+    // The documents of the records compared (closed ones are history).
     let ids: Vec<i64> = items
         .iter()
-        .flat_map(|i| i.records.iter().filter_map(|r| r.document_id))
+        .flat_map(|i| {
+            i.records
+                .iter()
+                .filter(|r| !matches!(r.status, RecordStatus::Cancelado | RecordStatus::Falhou))
+                .filter_map(|r| r.document_id)
+        })
         .collect();
     let mut docs = HashMap::new();
     if ids.len() >= 2 {
@@ -423,7 +429,14 @@ fn mended(r: &Record, doc: &Document, by: &str) -> (Record, Vec<String>) {
     (m, diffs)
 }
 
-async fn read(run: &Run<'_>, prepared: &Prepared, id: i64) -> Result<Option<Document>, String> {
+/// A document (prefetched, or read now); `None` when TAE does not have it. A failure is the
+/// contract's `failed` finding (keeping why TAE could not be reached, for the breaker).
+async fn read(
+    run: &Run<'_>,
+    prepared: &Prepared,
+    item: &Item,
+    id: i64,
+) -> Result<Option<Document>, Outcome> {
     if let Some(d) = prepared.docs.get(&id) {
         return Ok(Some(d.clone()));
     }
@@ -437,9 +450,10 @@ async fn read(run: &Run<'_>, prepared: &Prepared, id: i64) -> Result<Option<Docu
     {
         Ok(d) => Ok(Some(d)),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!(
-            "não foi possível consultar o documento nº {id}: {}.",
-            e.user_text()
+        Err(e) => Err(Outcome::tae_failed(
+            item,
+            &format!("não foi possível consultar o documento nº {id}"),
+            &e,
         )),
     }
 }
@@ -553,7 +567,7 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
                 );
                 continue;
             }
-            let doc = match read(run, prepared, d.id).await {
+            let doc = match read(run, prepared, item, d.id).await {
                 Ok(Some(doc)) => doc,
                 Ok(None) => {
                     let m = format!(
@@ -563,8 +577,8 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
                     f.list.push(Outcome::failed(item, m).with_record(r));
                     continue;
                 }
-                Err(m) => {
-                    f.list.push(Outcome::failed(item, m).with_record(r));
+                Err(o) => {
+                    f.list.push(o.with_record(r));
                     continue;
                 }
             };
@@ -599,10 +613,10 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
             );
             continue;
         };
-        let doc = match read(run, prepared, id).await {
+        let doc = match read(run, prepared, item, id).await {
             Ok(d) => d,
-            Err(m) => {
-                f.list.push(Outcome::failed(item, m).with_record(r));
+            Err(o) => {
+                f.list.push(o.with_record(r));
                 continue;
             }
         };
@@ -791,7 +805,7 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
             );
             continue;
         }
-        let doc = match read(run, prepared, d.id).await {
+        let doc = match read(run, prepared, item, d.id).await {
             Ok(Some(doc)) => doc,
             Ok(None) => {
                 let m = format!(
@@ -801,8 +815,8 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
                 f.list.push(Outcome::failed(item, m));
                 continue;
             }
-            Err(m) => {
-                f.list.push(Outcome::failed(item, m));
+            Err(o) => {
+                f.list.push(o);
                 continue;
             }
         };
@@ -875,6 +889,11 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
         return Outcome::labelled(item, OutcomeKind::Skipped, msg);
     }
     let mut first = list.remove(0);
+    // The run's breaker looks at one outcome per contract: the first finding carries why TAE
+    // could not be reached, if any finding of the contract says so.
+    first.unreachable = first
+        .unreachable
+        .or_else(|| list.iter().find_map(|o| o.unreachable));
     first.more = list;
     first
 }
