@@ -189,7 +189,14 @@ fn a_dry_run_reports_every_finding_and_changes_nothing() {
     let w = world();
     let before = snapshot(&w.host, &w.sim);
     let signed_before = w.host.set_status.borrow().len();
+    let progress_before = w.host.progress.borrow().len();
     let resp = api::execute(&w.host, reconcile_menu(&w.s, json!({}))).unwrap();
+    // Progress once per contract, as every option.
+    let progress: Vec<(u32, u32)> = w.host.progress.borrow()[progress_before..]
+        .iter()
+        .map(|(d, t, _)| (*d, *t))
+        .collect();
+    assert_eq!(progress, (1..=8).map(|d| (d, 8)).collect::<Vec<_>>());
     assert_eq!(resp["option"], "reconcile");
     let k = |i: usize| kinds_of(&resp, &w.keys[i]);
     assert_eq!(k(0), ["in_agreement"], "{resp:#}");
@@ -522,4 +529,54 @@ fn an_unreachable_tae_changes_nothing_and_stops_the_run() {
         serde_json::to_string(&w.host.all_records()).unwrap(),
         before
     );
+}
+
+#[test]
+fn contracts_another_run_holds_are_answered_held_at_once() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let sim = sim();
+    let base = sim.base_url();
+    let data_server = "EduContratoData#reconcile-claims".to_string();
+    let (reached, reached_rx) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    // Another run (a check) holds the 3 contracts, paused after its first one.
+    let first = std::thread::spawn({
+        let base = base.clone();
+        let data_server = data_server.clone();
+        move || {
+            let host = MockHost::new(&base);
+            host.data_server.replace(data_server);
+            host.set_param("max_concurrency", json!(1));
+            host.add_contracts(3);
+            let go_rx = std::sync::Mutex::new(go_rx);
+            host.progress_hook.replace(Some(Box::new(move |done| {
+                if done == 1 {
+                    reached.send(()).unwrap();
+                    let released = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(60));
+                    assert!(released.is_ok(), "the reconcile never answered");
+                }
+            })));
+            let keys = host.keys();
+            api::execute(&host, option_request(&session("holder"), "check", &keys)).unwrap()
+        }
+    });
+    assert_eq!(reached_rx.recv_timeout(Duration::from_secs(60)), Ok(()));
+    let host = MockHost::new(&base);
+    host.data_server.replace(data_server);
+    host.add_contracts(3);
+    let keys = host.keys();
+    let resp = api::execute(
+        &host,
+        reconcile(&session("reconcile-held"), &keys, json!({"fix": true})),
+    )
+    .unwrap();
+    go.send(()).unwrap();
+    assert_eq!(outcomes(&resp), ["held"; 3], "{resp:#}");
+    assert_eq!(resp["summary"]["held"], 3, "{resp:#}");
+    assert!(
+        host.auth_prompts.borrow().is_empty(),
+        "nothing to do: no screen"
+    );
+    first.join().unwrap();
 }
