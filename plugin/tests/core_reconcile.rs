@@ -580,3 +580,24 @@ fn contracts_another_run_holds_are_answered_held_at_once() {
     );
     first.join().unwrap();
 }
+
+#[test]
+fn a_published_document_back_in_draft_is_taken_as_cancelled() {
+    // Where TAE cancels by returning the document to draft, the record is closed (it is never
+    // turned into a draft the next send would publish again).
+    let w = world();
+    w.sim.state().set_cancel_model(tae_sim::CancelModel::Draft);
+    Tae::new(&w.sim).cancel(w.docs[0]);
+    assert_eq!(w.sim.state().document_status(w.docs[0] as u64), Some(5));
+    let resp = api::execute(
+        &w.host,
+        reconcile(&w.s, &w.keys[0..1], json!({"fix": true})),
+    )
+    .unwrap();
+    assert_eq!(
+        kinds_of(&resp, &w.keys[0]),
+        ["document_cancelled"],
+        "{resp:#}"
+    );
+    assert_eq!(w.host.records_of(&w.keys[0])[0]["status"], "cancelado");
+}

@@ -643,9 +643,18 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
             close(run, &mut f, r, id, found, "não existe mais no TAE", &by).await;
             continue;
         };
-        if doc.status == DocStatus::Cancelled && r.status.is_active() {
+        // A published document back in draft was cancelled where TAE cancels that way
+        // (`docs/tae-api.md`; delete reads it so too): never "mended" into a draft that the
+        // next send would publish again.
+        let back_to_draft = doc.status == DocStatus::Draft && !r.status.is_unfinished_send();
+        if (doc.status == DocStatus::Cancelled || back_to_draft) && r.status.is_active() {
+            let how = if back_to_draft {
+                "voltou a rascunho (cancelado)"
+            } else {
+                "está cancelado"
+            };
             let found = format!(
-                "o registro diz \"{}\", mas o documento nº {id} está cancelado no TOTVS Assinatura Eletrônica.",
+                "o registro diz \"{}\", mas o documento nº {id} {how} no TOTVS Assinatura Eletrônica.",
                 r.status.label()
             );
             close(run, &mut f, r, id, found, "cancelado no TAE", &by).await;
