@@ -36,8 +36,8 @@ pub enum Status {
     InvalidConfig = 12,
     /// The request is larger than the plugin accepts.
     RequestTooLarge = 13,
-    /// Another `execute` in this process kept the selected contracts for longer than the plugin
-    /// waits (30 minutes); nothing was done.
+    /// Kept for compatibility, no longer answered: a contract another run holds is reported in
+    /// `results` with the outcome `held`, and the call goes on (it never waits for another run).
     Busy = 14,
     /// Any other failure inside the plugin.
     Internal = 99,

@@ -84,6 +84,9 @@ pub async fn run(run: &Run<'_>, item: &Item) -> Outcome {
         .with_record(&r);
     }
     if status != DocStatus::Cancelled {
+        if let Err(e) = run.still_holds(item) {
+            return e.outcome(item).with_record(&r);
+        }
         let res = run
             .tae
             .call(|t| async move { run.tae.client.cancel(&t, id).await })
@@ -114,6 +117,9 @@ pub async fn run(run: &Run<'_>, item: &Item) -> Outcome {
                     // Not cancelled yet: one more attempt now that the state is known (never
                     // sooner than TAE's Retry-After).
                     tokio::time::sleep(e.wait_at_least(std::time::Duration::ZERO)).await;
+                    if let Err(e) = run.still_holds(item) {
+                        return e.outcome(item).with_record(&r);
+                    }
                     if let Err(e2) = run
                         .tae
                         .call(|t| async move { run.tae.client.cancel(&t, id).await })

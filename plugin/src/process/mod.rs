@@ -44,6 +44,16 @@ pub struct Item {
 }
 
 impl Item {
+    /// The (DataServer, key) the run's claim holds the contract by, when known.
+    pub fn claim_id(&self) -> Option<claims::ContractId> {
+        if let Some(c) = &self.contract {
+            return Some((c.data_server().to_string(), c.key.clone()));
+        }
+        self.records
+            .first()
+            .map(|r| (r.data_server.clone(), r.record_key.clone()))
+    }
+
     pub fn label(&self) -> String {
         match &self.contract {
             Some(c) => c.label(),

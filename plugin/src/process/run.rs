@@ -110,6 +110,22 @@ impl<'h> Run<'h> {
         }
     }
 
+    /// Whether this run may still change TAE for the item's contract: called before each remote
+    /// call that changes TAE (upload, publish, cancel, recipients). With host leases, a run that
+    /// was frozen or slowed past its lease time learns here that another run took the contract
+    /// over — before it acts, not after (its record writes are refused by the host anyway).
+    pub fn still_holds(&self, item: &super::Item) -> Result<(), ContractError> {
+        let Some(id) = item.claim_id() else {
+            return Ok(());
+        };
+        if self.claim.borrow_mut().still_holds(self.host.host, &id) {
+            return Ok(());
+        }
+        Err(ContractError::new(
+            "outra execução assumiu este contrato (a reserva desta execução expirou); esta execução não o alterou mais",
+        ))
+    }
+
     /// Stops starting contracts (the first reason wins).
     pub fn stop(&self, reason: String) {
         let mut s = self.stop.borrow_mut();

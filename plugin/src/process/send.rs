@@ -622,6 +622,9 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         let _ = run.put(&[&r]).await;
         return o.with_record(&r);
     }
+    if let Err(e) = run.still_holds(item) {
+        return e.outcome(item).with_record(&r);
+    }
     let file_name = r.file_name.clone();
     let envelope = r.document_name.clone();
     let uploaded = run
@@ -692,6 +695,9 @@ async fn finish_publish(
     by: &str,
 ) -> Outcome {
     let id = r.document_id.unwrap_or_default();
+    if let Err(e) = run.still_holds(item) {
+        return e.outcome(item).with_record(&r);
+    }
     let publication = publication(plan, id, name, &r.recipients);
     match publish_checked(run, &publication, id).await {
         Ok(status) => {

@@ -433,6 +433,7 @@ async fn replace(
     want: &Recipient,
     first: bool,
 ) -> Result<(), Outcome> {
+    run.still_holds(item).map_err(|e| e.outcome(item))?;
     if run.params.recipient_auth_type == RecipientAuthType::Login {
         if let Some(cpf) = &want.cpf {
             if let Err(e) = run.ensure_recipient(&want.email, &want.name, cpf).await {
@@ -470,6 +471,7 @@ async fn replace(
         ));
     }
     if let Some(o) = old.filter(|o| doc.emails().any(|e| same_email(e, &o.email))) {
+        run.still_holds(item).map_err(|e| e.outcome(item))?;
         let email = o.email.clone();
         if let Err(e) = run
             .tae
