@@ -736,6 +736,17 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
                 continue;
             }
             let id = d.id;
+            if let Err(e) = run.still_holds(item) {
+                f.push(
+                    OutcomeKind::OrphanDraft,
+                    None,
+                    Some(id),
+                    found,
+                    format!("Não corrigido: {}.", e.message.trim_end_matches('.')),
+                    false,
+                );
+                continue;
+            }
             let cancelled = run
                 .tae
                 .call(|t| async move { run.tae.client.cancel(&t, id).await })
