@@ -11,8 +11,10 @@
 //! 7. check: contracts become "Assinado";
 //! 8. update one responsible's e-mail;
 //! 9. delete one pending document;
-//! 10. download the signed PDFs;
-//! 11. list the integration attachment; then a summary.
+//! 10. reconcile with TAE: drift made behind RM's back (a signature in the portal, an orphan
+//!     draft left by a send whose upload answer was lost) is found in a dry run, then mended;
+//! 11. download the signed PDFs;
+//! 12. list the integration attachment; then a summary.
 
 use crate::db::{SchoolDb, ACTIVE_STATUSES};
 use crate::host::{ProgressSink, RmHost};
@@ -86,6 +88,10 @@ pub struct DemoOutcome {
     pub email_updated: Option<String>,
     /// The contract whose document was deleted.
     pub deleted: Option<String>,
+    /// Reconcile's drift: the contract signed in the portal behind RM's back, and the contract
+    /// whose send left orphan drafts (with their ids).
+    pub drift_signed: Option<String>,
+    pub drift_orphans: Option<(String, Vec<i64>)>,
     /// Contracts that failed to send (with the plugin's message).
     pub failed_to_send: Vec<(String, String)>,
     /// Things that did not go as the demo expects (empty on success).
@@ -113,7 +119,7 @@ impl Out {
         }
     }
     fn header(&self, n: usize, title: &str) {
-        self.say(format!("\n[{n}/11] {title}"));
+        self.say(format!("\n[{n}/12] {title}"));
     }
 }
 
@@ -429,6 +435,8 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         }
     }
     to_sign.sort();
+    // One is left for step 10: signed in the portal without a check (drift reconcile finds).
+    let drift_target = to_sign.pop();
     let mut signed_in_portal = Vec::new();
     for (key, doc, _) in &to_sign {
         match portal.confirm_and_act_all(*doc) {
@@ -510,7 +518,10 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
             }
         }
     }
-    for (key, doc, _) in [&email_target, &delete_target].into_iter().flatten() {
+    for (key, doc, _) in [&email_target, &delete_target, &drift_target]
+        .into_iter()
+        .flatten()
+    {
         out.say(format!(
             "  documento {doc} (contrato {key}): continua pendente"
         ));
@@ -646,8 +657,152 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         problems.push("excluir: nenhum documento pendente para excluir".into());
     }
 
-    // 10. download the signed documents
-    out.header(10, "Baixando os documentos assinados (com manifesto)");
+    // 10. reconcile: drift behind RM's back, found (dry run) and mended
+    out.header(
+        10,
+        "Conciliando com o TOTVS Assinatura Eletrônica (opção Conciliar): simulação, depois correção",
+    );
+    let mut drift_signed = None;
+    if let Some((key, doc, _)) = &drift_target {
+        match portal.confirm_and_act_all(*doc) {
+            Ok(_) => {
+                out.say(format!(
+                    "  no portal, sem passar pelo RM: o documento {doc} (contrato {key}) foi assinado"
+                ));
+                signed_in_portal.push(key.clone());
+                drift_signed = Some(key.clone());
+            }
+            Err(e) => problems.push(format!(
+                "conciliar: assinatura no portal do documento {doc}: {e}"
+            )),
+        }
+    }
+    let mut drift_orphans = None;
+    if let Some((key, _, _)) = &delete_target {
+        // A send whose upload answer is lost: the draft exists in TAE, the record failed.
+        let before: Vec<i64> = portal
+            .documents()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| d.get("id")?.as_i64())
+            .collect();
+        let _ = portal.set_faults(
+            &json!({"hostile": {"routes": {"POST /documents/v1/envelopes/upload": "truncated_json"}}}),
+        );
+        let t = Instant::now();
+        let mut resend = send_request.clone();
+        resend["invoked_from"] = json!({"kind": "contract_view", "contract_keys": [key]});
+        let (status, response) = plugin.execute(&host, &resend);
+        let _ = portal.set_faults(&json!({}));
+        let step = run_step("send_interrupted", status, response, t);
+        show_execute(&out, &step, &mut problems);
+        let orphans: Vec<i64> = portal
+            .documents()
+            .unwrap_or_default()
+            .iter()
+            .filter(|d| d.get("status").and_then(Value::as_i64) == Some(5))
+            .filter_map(|d| d.get("id")?.as_i64())
+            .filter(|id| !before.contains(id))
+            .collect();
+        out.say(format!(
+            "  o envio do contrato {key} perdeu a resposta do TAE: rascunho(s) {orphans:?} ficaram no TAE sem registro que aponte para eles"
+        ));
+        if orphans.is_empty() {
+            problems.push("conciliar: o envio interrompido não deixou rascunho no TAE".into());
+        }
+        drift_orphans = Some((key.clone(), orphans));
+    }
+    let reconcile_request = |fix: bool| {
+        json!({
+            "session": DEMO_SESSION,
+            "invoked_from": {"kind": "menu", "filter": {"codcoligada": 1, "period": DEMO_PERIOD}},
+            "option": "reconcile",
+            "params": {"fix": fix},
+        })
+    };
+    out.say("  simulação (nada é alterado):");
+    let t = Instant::now();
+    let (status, response) = plugin.execute(&host, &reconcile_request(false));
+    let step = run_step("reconcile_dry_run", status, response, t);
+    show_execute(&out, &step, &mut problems);
+    let found = |step: &DemoStep, kind: &str, key: &str| {
+        results(&step.response)
+            .iter()
+            .any(|r| record_str(r, "outcome") == kind && record_str(r, "contract_key") == key)
+    };
+    if let Some(key) = &drift_signed {
+        if !found(&step, "record_behind", key) {
+            problems.push(format!(
+                "conciliar: a assinatura no portal do contrato {key} não foi encontrada"
+            ));
+        }
+    }
+    if let Some((key, orphans)) = &drift_orphans {
+        if !orphans.is_empty() && !found(&step, "orphan_draft", key) {
+            problems.push(format!(
+                "conciliar: o rascunho órfão do contrato {key} não foi encontrado"
+            ));
+        }
+    }
+    out.say("  correção (--fix):");
+    let t = Instant::now();
+    let (status, response) = plugin.execute(&host, &reconcile_request(true));
+    let step = run_step("reconcile_fix", status, response, t);
+    show_execute(&out, &step, &mut problems);
+    if let Some(key) = &drift_signed {
+        let signed = host
+            .db()
+            .contract_statuses()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .any(|(k, s)| &k == key && s == "Assinado");
+        out.say(format!(
+            "  contrato {key} no RM: {}",
+            if signed { "Assinado" } else { "não assinado" }
+        ));
+        if !signed {
+            problems.push(format!(
+                "conciliar: o contrato {key} não ficou \"Assinado\""
+            ));
+        }
+    }
+    if let Some((_, orphans)) = &drift_orphans {
+        for id in orphans {
+            let st = portal
+                .document(*id)
+                .ok()
+                .and_then(|d| {
+                    d.get("status_name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            out.say(format!("  rascunho {id} no TAE: {st}"));
+            if portal
+                .document(*id)
+                .ok()
+                .and_then(|d| d.get("status")?.as_i64())
+                != Some(7)
+            {
+                problems.push(format!(
+                    "conciliar: o rascunho órfão {id} não foi cancelado"
+                ));
+            }
+        }
+    }
+
+    // The contracts "Assinado" now (the one signed behind RM's back included).
+    let assinados: Vec<String> = host
+        .db()
+        .contract_statuses()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(_, s)| s == "Assinado")
+        .map(|(k, _)| k)
+        .collect();
+
+    // 11. download the signed documents
+    out.header(11, "Baixando os documentos assinados (com manifesto)");
     if assinados.is_empty() {
         out.say("  nenhum contrato assinado para baixar");
     } else {
@@ -665,9 +820,9 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         show_execute(&out, &step, &mut problems);
     }
 
-    // 11. the integration attachment
+    // 12. the integration attachment
     out.header(
-        11,
+        12,
         "Anexo de integração com o TOTVS Assinatura Eletrônica (todos os documentos enviados)",
     );
     let t = Instant::now();
@@ -808,6 +963,8 @@ pub fn run(opts: DemoOptions) -> Result<DemoOutcome, String> {
         rejected,
         email_updated,
         deleted,
+        drift_signed,
+        drift_orphans,
         failed_to_send,
         problems,
         auth_screens,

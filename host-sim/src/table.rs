@@ -176,7 +176,7 @@ pub struct OutcomeLabel {
 
 /// Every outcome, in the order the summary lists them. The summary counter of documents found
 /// cancelled is `documents_cancelled` (the outcome is `cancelled`).
-pub const OUTCOMES: [OutcomeLabel; 13] = [
+pub const OUTCOMES: [OutcomeLabel; 20] = [
     OutcomeLabel {
         name: "sent",
         label: "Enviado",
@@ -236,6 +236,49 @@ pub const OUTCOMES: [OutcomeLabel; 13] = [
         label: "Baixado",
         summary: "baixados",
         one: "baixado",
+    },
+    // Reconcile's findings ("Conciliar com o TOTVS Assinatura Eletrônica").
+    OutcomeLabel {
+        name: "in_agreement",
+        label: "De acordo",
+        summary: "de acordo",
+        one: "de acordo",
+    },
+    OutcomeLabel {
+        name: "record_behind",
+        label: "Registro desatualizado",
+        summary: "registros desatualizados",
+        one: "registro desatualizado",
+    },
+    OutcomeLabel {
+        name: "document_missing",
+        label: "Documento inexistente no TAE",
+        summary: "documentos inexistentes no TAE",
+        one: "documento inexistente no TAE",
+    },
+    OutcomeLabel {
+        name: "document_cancelled",
+        label: "Documento cancelado no TAE",
+        summary: "documentos cancelados no TAE",
+        one: "documento cancelado no TAE",
+    },
+    OutcomeLabel {
+        name: "orphan_draft",
+        label: "Rascunho órfão",
+        summary: "rascunhos órfãos",
+        one: "rascunho órfão",
+    },
+    OutcomeLabel {
+        name: "unknown_document",
+        label: "Documento sem registro",
+        summary: "documentos sem registro",
+        one: "documento sem registro",
+    },
+    OutcomeLabel {
+        name: "duplicate_active",
+        label: "Documentos ativos em duplicidade",
+        summary: "contratos com documentos ativos em duplicidade",
+        one: "contrato com documentos ativos em duplicidade",
     },
     OutcomeLabel {
         name: "held",
@@ -431,8 +474,11 @@ fn s(v: &Value, k: &str) -> String {
     }
 }
 
-/// The per-contract results of an `execute` response.
+/// The per-contract results of an `execute` response (reconcile: one row per finding).
 pub fn execute_results(response: &Value) -> String {
+    if response.get("option").and_then(Value::as_str) == Some("reconcile") {
+        return reconcile_results(response);
+    }
     let empty = Vec::new();
     let results = response
         .get("results")
@@ -454,6 +500,47 @@ pub fn execute_results(response: &Value) -> String {
         })
         .collect();
     render(&["Contrato", "Resultado", "Documento", "Mensagem"], &rows)
+}
+
+/// Reconcile's findings: contract, what was found, the document, what was (or would be) done.
+/// Grouped by contract (the plugin's order within one); documents without a contract last.
+pub fn reconcile_results(response: &Value) -> String {
+    let empty = Vec::new();
+    let results = response
+        .get("results")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let mut results: Vec<&Value> = results.iter().collect();
+    results.sort_by_key(|r| {
+        let k = s(r, "contract_key");
+        (k.is_empty(), k)
+    });
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let key = s(r, "contract_key");
+            let f = r.get("finding");
+            let text = match f {
+                Some(f) => format!("{} → {}", s(f, "found"), s(f, "action")),
+                None => humanize_message(&s(r, "message"), r.get("field").and_then(Value::as_str)),
+            };
+            vec![
+                if key.is_empty() { "—".into() } else { key },
+                outcome_label(&s(r, "outcome")).to_string(),
+                s(r, "document_id"),
+                text,
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "Contrato",
+            "Achado",
+            "Documento",
+            "Encontrado → feito (ou a fazer)",
+        ],
+        &rows,
+    )
 }
 
 /// The plugin's notices (e.g. "the RM user was registered in TAE; confirm the e-mail"), one
@@ -517,11 +604,16 @@ pub fn execute_summary(response: &Value) -> String {
             parts.push(format!("{x} {words}"));
         }
     }
-    let mut line = format!(
-        "{total} {}: {}",
-        if total == 1 { "contrato" } else { "contratos" },
-        parts.join(", ")
-    );
+    let noun = match (
+        response.get("option").and_then(Value::as_str) == Some("reconcile"),
+        total == 1,
+    ) {
+        (true, true) => "achado",
+        (true, false) => "achados",
+        (false, true) => "contrato",
+        (false, false) => "contratos",
+    };
+    let mut line = format!("{total} {noun}: {}", parts.join(", "));
     if sm.get("cancelled").and_then(Value::as_bool) == Some(true) {
         line.push_str(" — execução interrompida a pedido");
     }

@@ -137,7 +137,14 @@ fn exit_5_when_nothing_matched_said_the_same_way_in_every_option() {
     let dir = tempfile::tempdir().unwrap();
     let db = seed(dir.path(), "escola.db", None);
     let db = db_arg(&db);
-    for option in ["send", "check", "delete", "update_emails", "download"] {
+    for option in [
+        "send",
+        "check",
+        "delete",
+        "update_emails",
+        "download",
+        "reconcile",
+    ] {
         let out = run(&[
             "execute", "--option", option, "--period", "1999/9", "--db", &db,
         ]);

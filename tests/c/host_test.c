@@ -946,6 +946,49 @@ int main(void) {
     h.grant_permission = 0;
   }
 
+  /* 12b. reconcile (docs/abi.md, "reconcile"): this host has no TAE, so the request is checked at
+         the boundary: a well-formed one reaches the host (here the permission, refused), a bad
+         one is refused with 3 before any host call, naming the parameter. */
+  {
+#define RECONCILE(params)                                                                        \
+  "{\"session\":\"rm-session-1\",\"invoked_from\":{\"kind\":\"menu\",\"filter\":{\"period\":\"2026/1\"}}," \
+  "\"option\":\"reconcile\",\"params\":" params "}"
+    const char *accepted[] = {
+        RECONCILE("{}"),
+        RECONCILE("{\"fix\":false}"),
+        RECONCILE("{\"fix\":true,\"period\":{\"from\":\"2026-11-01\",\"to\":\"2026-11-30\"}}"),
+        RECONCILE("{\"period\":{\"from\":\"2026-11-01T00:00:00Z\",\"to\":\"2026-11-30T23:59:59Z\"}}"),
+    };
+    for (size_t k = 0; k < sizeof accepted / sizeof accepted[0]; k++) {
+      int calls_before = h.calls;
+      Response e = request(tae_edu_execute, &table, accepted[k]);
+      CHECK(h.calls > calls_before && strcmp(h.last_method, "user.has_permission") == 0,
+            "reconcile request %zu reached the host (last method %s)", k, h.last_method);
+      expect_error("reconcile accepted, permission refused", e, 10, "PERMISSION_DENIED");
+    }
+    struct {
+      const char *json, *names;
+    } refused[] = {
+        {RECONCILE("{\"fix\":true,\"dry_run\":true}"), "dry_run"},
+        {RECONCILE("{\"fix\":\"sim\"}"), "invalid type"},
+        {RECONCILE("{\"period\":{\"from\":\"31/10/2026\",\"to\":\"2026-11-30\"}}"), "period.from"},
+        {RECONCILE("{\"period\":{\"from\":\"2026-11-01\",\"to\":\"ontem\"}}"), "period.to"},
+        {RECONCILE("{\"period\":{\"from\":\"2026-12-01\",\"to\":\"2026-11-30\"}}"), "period"},
+        {RECONCILE("{\"period\":{\"from\":\"2026-11-01\"}}"), "to"},
+        {RECONCILE("{\"period\":{\"from\":\"2026-11-01\",\"to\":\"2026-11-30\",\"x\":1}}"), "x"},
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+      int calls_before = h.calls;
+      Response e = request(tae_edu_execute, &table, refused[k].json);
+      CHECK(h.calls == calls_before, "bad reconcile request %zu called the host", k);
+      CHECK(e.buf != NULL && contains(e.buf, e.len, refused[k].names),
+            "bad reconcile request %zu names %s: %.*s", k, refused[k].names, (int)e.len,
+            (const char *)e.buf);
+      expect_error("reconcile refused", e, 3, "INVALID_REQUEST");
+    }
+#undef RECONCILE
+  }
+
   /* 13. shutdown twice, then the state is recreated by the next call. */
   CHECK(tae_edu_shutdown() == 0, "first shutdown");
   CHECK(tae_edu_shutdown() == 0, "second shutdown");

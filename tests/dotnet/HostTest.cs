@@ -468,6 +468,39 @@ namespace TaeEdu.Tests
                 Check(list.Ok && Equals(MiniJson.Get(MiniJson.Parse(list.Json), "total"), 3L),
                       "attachment_list lists the 3 records", list.Json);
 
+                // reconcile: the record of 903 falls behind TAE (as if a check had been lost). A dry
+                // run reports it and changes nothing; the fix mends exactly that record.
+                var rec903 = host.Records.Values.First(r => (string)r["record_key"] == "1;2026903;903");
+                rec903["status"] = "pendente";
+                rec903["status_label"] = "Pendente";
+                host.Contracts.First(c => c.Key == "1;2026903;903").Status = "Ativo";
+                string recordsBefore903 = MiniJson.Write(host.Records.Values.Cast<object>().ToList());
+                var dry = Results(Execute(plugin, "reconcile", keys, new Dictionary<string, object>()));
+                Check(dry.Count == 3
+                      && dry.Count(r => (string)r["outcome"] == "in_agreement") == 2
+                      && dry.Any(r => (string)r["outcome"] == "record_behind" && (string)r["contract_key"] == "1;2026903;903"
+                                 && Equals(MiniJson.Get(r, "finding", "mended"), false)
+                                 && ((string)MiniJson.Get(r, "finding", "action")).Contains("Seria corrigido")),
+                      "reconcile (dry run): 2 in agreement, 903 behind TAE, nothing mended", MiniJson.Write(dry));
+                Check(MiniJson.Write(host.Records.Values.Cast<object>().ToList()) == recordsBefore903
+                      && host.Contracts.First(c => c.Key == "1;2026903;903").Status == "Ativo",
+                      "the dry run changed no record and no contract");
+                var fixedResults = Results(Execute(plugin, "reconcile", keys, new Dictionary<string, object> { { "fix", true } }));
+                Check(fixedResults.Count(r => Equals(MiniJson.Get(r, "finding", "mended"), true)) == 1
+                      && fixedResults.Any(r => (string)r["outcome"] == "record_behind" && (string)r["contract_key"] == "1;2026903;903"
+                                 && Equals(MiniJson.Get(r, "finding", "mended"), true)),
+                      "reconcile (fix): exactly the record of 903 is mended", MiniJson.Write(fixedResults));
+                rec903 = host.Records.Values.First(r => (string)r["record_key"] == "1;2026903;903");
+                Check((string)rec903["status"] == "finalizado" && host.Contracts.First(c => c.Key == "1;2026903;903").Status == "Assinado",
+                      "903 is finalizado again and \"Assinado\" in the host", (string)rec903["status"]);
+                var badPeriod = plugin.Execute(MiniJson.Write(new Dictionary<string, object> {
+                    { "session", "dotnet-session-1" },
+                    { "invoked_from", new Dictionary<string, object> { { "kind", "contract_view" }, { "contract_keys", keys.Cast<object>().ToList() } } },
+                    { "option", "reconcile" },
+                    { "params", new Dictionary<string, object> { { "period", new Dictionary<string, object> { { "from", "31/10/2026" }, { "to", "2026-11-30" } } } } } }));
+                Check(badPeriod.Status == (int)TaeEduStatus.InvalidRequest && badPeriod.Json.Contains("period.from"),
+                      "reconcile refuses a bad period, naming period.from", badPeriod.Status + " " + badPeriod.Json);
+
                 // Leases: a contract another application server holds (lease in the host's
                 // database) is not sent and its holder is reported; once that lease expired
                 // (the other server crashed), a rerun takes the contract over and sends it.

@@ -299,6 +299,19 @@ fn no_password_or_token_anywhere_after_a_full_run() {
         ),
     );
     w.host.set_default_user(DEMO_RM_USER);
+    // Reconcile from the menu (every record of the database read, the TAE user's documents
+    // listed), a dry run and a fix.
+    for fix in [false, true] {
+        let v = step(
+            "reconcile",
+            w.execute(
+                "reconcile",
+                json!({"kind": "menu", "filter": {"codcoligada": 1}}),
+                json!({"fix": fix}),
+            ),
+        );
+        assert_eq!(v["ok"], true, "reconcile (fix {fix}): {v}");
+    }
     // Raw error paths too.
     let (s, raw) = p.call_bytes(
         Export::Execute,

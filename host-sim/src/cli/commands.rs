@@ -226,8 +226,20 @@ pub fn execute(lib: &Option<PathBuf>, a: ExecuteArgs) -> CmdResult {
             None => json!({"source": {"kind": "report", "report_code": a.report}}),
         },
         ExecOption::Download => json!({"kind": a.kind}),
+        ExecOption::Reconcile => {
+            let mut p = json!({"fix": a.fix});
+            if let (Some(from), Some(to)) = (&a.from, &a.to) {
+                p["period"] = json!({"from": from, "to": to});
+            }
+            p
+        }
         _ => json!({}),
     };
+    if a.option != ExecOption::Reconcile && (a.fix || a.from.is_some()) {
+        return Err(Failure::usage(
+            "--fix, --from e --to valem só para a opção reconcile (conciliar)",
+        ));
+    }
     if let Some(extra) = &a.params {
         let extra = parse_json("--params", extra)?;
         let Some(e) = extra.as_object() else {

@@ -40,7 +40,7 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
-    /// Executa uma opção do processo (enviar, excluir, atualizar e-mails, conferir, baixar) sobre contratos.
+    /// Executa uma opção do processo (enviar, excluir, atualizar e-mails, conferir, baixar, conciliar) sobre contratos.
     #[command(after_help = exit::HELP)]
     Execute(ExecuteArgs),
     /// Parâmetros globais (a aba de configuração do RM): descrever, mostrar, validar, gravar, testar.
@@ -115,11 +115,12 @@ pub enum ExecOption {
     UpdateEmails,
     Check,
     Download,
+    Reconcile,
 }
 
 impl ExecOption {
     /// (plugin name, Portuguese alias, description)
-    const ALL: [(ExecOption, &'static str, &'static str, &'static str); 5] = [
+    const ALL: [(ExecOption, &'static str, &'static str, &'static str); 6] = [
         (ExecOption::Send, "send", "enviar", "envia para assinatura"),
         (
             ExecOption::Delete,
@@ -145,6 +146,12 @@ impl ExecOption {
             "baixar",
             "baixa os documentos",
         ),
+        (
+            ExecOption::Reconcile,
+            "reconcile",
+            "conciliar",
+            "concilia os registros com o TAE (simulação, ou --fix para corrigir)",
+        ),
     ];
 
     pub fn name(self) -> &'static str {
@@ -164,6 +171,7 @@ impl ValueEnum for ExecOption {
             ExecOption::UpdateEmails,
             ExecOption::Check,
             ExecOption::Download,
+            ExecOption::Reconcile,
         ]
     }
     fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -176,7 +184,7 @@ impl ValueEnum for ExecOption {
 struct ExecuteArgs {
     #[command(flatten)]
     common: Common,
-    /// A opção: send (enviar), delete (excluir), update_emails (atualizar_emails), check (conferir), download (baixar).
+    /// A opção: send (enviar), delete (excluir), update_emails (atualizar_emails), check (conferir), download (baixar), reconcile (conciliar).
     #[arg(long, value_name = "OPÇÃO", ignore_case = true)]
     option: ExecOption,
     /// Chaves de contratos (visão de contratos), separadas por vírgula: codcoligada;ra;codcontrato.
@@ -209,6 +217,15 @@ struct ExecuteArgs {
     /// download: 1 original, 2 assinado com manifesto, 3 assinado digitalmente, 4 zip.
     #[arg(long, default_value_t = 2, value_name = "TIPO", value_parser = clap::value_parser!(i64).range(1..=4))]
     kind: i64,
+    /// reconcile: aplica as correções seguras (sem esta opção, só simula: nada é alterado).
+    #[arg(long, alias = "corrigir")]
+    fix: bool,
+    /// reconcile: documentos do TAE criados a partir desta data (dd/mm/aaaa).
+    #[arg(long, alias = "de", value_name = "DATA", value_parser = br_date, requires = "to")]
+    from: Option<String>,
+    /// reconcile: documentos do TAE criados até esta data (dd/mm/aaaa).
+    #[arg(long, alias = "ate", value_name = "DATA", value_parser = br_date, requires = "from")]
+    to: Option<String>,
     /// Onde gravar os arquivos baixados e os PDFs guardados (padrão: a pasta do banco de dados).
     #[arg(long, value_name = "PASTA")]
     files_dir: Option<PathBuf>,

@@ -9,6 +9,7 @@ pub mod claims;
 pub mod delete;
 pub mod download;
 pub mod outcome;
+pub mod reconcile;
 pub mod request;
 pub mod run;
 pub mod send;
@@ -79,6 +80,7 @@ enum Plan {
     UpdateEmails(update_emails::UpdatePlan),
     Check,
     Download(u8),
+    Reconcile(reconcile::ReconcilePlan),
 }
 
 /// A unique id for one run (shown to the runs it blocks, and the owner of its leases).
@@ -112,6 +114,11 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
         OptionRequest::Delete(_) => Plan::Delete,
         OptionRequest::Check(_) => Plan::Check,
         OptionRequest::Download(p) => Plan::Download(p.kind()?),
+        OptionRequest::Reconcile(p) => Plan::Reconcile(reconcile::ReconcilePlan {
+            fix: p.fix,
+            window: p.window()?,
+            scan_unknown: matches!(req.invoked_from, InvokedFrom::Menu { .. }),
+        }),
     };
     let option = req.option.name();
     let user = api.user_current(&req.session)?;
@@ -204,6 +211,22 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
             }
             Plan::Download(kind) => {
                 run_batch(&run, &items, |it| download::run(&run, *kind, it)).await
+            }
+            Plan::Reconcile(p) => {
+                let prepared = reconcile::prepare(&run, p, &items).await;
+                let (results, cancelled) =
+                    run_batch(&run, &items, |it| reconcile::run(&run, p, &prepared, it)).await;
+                // Each finding is a result of its own, after its contract's first one.
+                let mut flat: Vec<Outcome> = Vec::with_capacity(results.len());
+                for mut o in results {
+                    let more = std::mem::take(&mut o.more);
+                    flat.push(o);
+                    flat.extend(more);
+                }
+                if !cancelled && run.stop_reason().is_none() {
+                    flat.extend(reconcile::unknown_documents(&run, &prepared));
+                }
+                (flat, cancelled)
             }
         };
         run.claim.borrow_mut().release(api.host);

@@ -26,6 +26,22 @@ pub enum OutcomeKind {
     NotProcessed,
     /// Another run (in this process or another RM server) holds the contract right now.
     Held,
+    /// Reconcile: the record and its TAE document agree.
+    InAgreement,
+    /// Reconcile: the record is behind its TAE document (status, signatures, recipients, or
+    /// a send whose document id was never recorded).
+    RecordBehind,
+    /// Reconcile: the record points at a document TAE no longer has.
+    DocumentMissing,
+    /// Reconcile: the record says active, its document is cancelled in TAE.
+    DocumentCancelled,
+    /// Reconcile: a TAE draft no record knows, carrying this environment's send identity.
+    OrphanDraft,
+    /// Reconcile: a TAE document no record knows that is not an orphan draft of this
+    /// environment (published, or not provably this environment's): reported, never cancelled.
+    UnknownDocument,
+    /// Reconcile: two or more active documents in TAE for one contract (reported only).
+    DuplicateActive,
 }
 
 impl OutcomeKind {
@@ -44,6 +60,13 @@ impl OutcomeKind {
             OutcomeKind::Failed => "failed",
             OutcomeKind::NotProcessed => "not_processed",
             OutcomeKind::Held => "held",
+            OutcomeKind::InAgreement => "in_agreement",
+            OutcomeKind::RecordBehind => "record_behind",
+            OutcomeKind::DocumentMissing => "document_missing",
+            OutcomeKind::DocumentCancelled => "document_cancelled",
+            OutcomeKind::OrphanDraft => "orphan_draft",
+            OutcomeKind::UnknownDocument => "unknown_document",
+            OutcomeKind::DuplicateActive => "duplicate_active",
         }
     }
 
@@ -83,8 +106,25 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub message: String,
+    /// Reconcile: what was found and what was (or would be) done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
     #[serde(skip)]
     pub unreachable: Option<Unreachable>,
+    /// Reconcile: the contract's other findings (the response lists each as a result).
+    #[serde(skip)]
+    pub more: Vec<Outcome>,
+}
+
+/// One finding of reconcile, in pt-BR for the end user.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// What was found.
+    pub found: String,
+    /// What was done (`fix: true`) or would be done (dry run), or why nothing is done.
+    pub action: String,
+    /// Whether this run changed something for it (a record written, a draft cancelled).
+    pub mended: bool,
 }
 
 impl Outcome {
@@ -96,7 +136,9 @@ impl Outcome {
             document_id: None,
             field: None,
             message: crate::redact::redact(&message.into()),
+            finding: None,
             unreachable: None,
+            more: Vec::new(),
         }
     }
 

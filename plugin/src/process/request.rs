@@ -1,7 +1,7 @@
 //! The execute request, typed (`docs/abi.md`, "execute"): parsed once, with unknown fields
 //! refused at every level, before any host call or screen.
 
-use super::{download, send, update_emails};
+use super::{download, reconcile, send, update_emails};
 use crate::error::PluginError;
 use crate::session::Need;
 use crate::tae::RecipientAuth;
@@ -41,6 +41,12 @@ enum Wire {
         invoked_from: InvokedFrom,
         #[serde(default)]
         params: Option<download::DownloadParams>,
+    },
+    Reconcile {
+        session: String,
+        invoked_from: InvokedFrom,
+        #[serde(default)]
+        params: Option<reconcile::ReconcileParams>,
     },
 }
 
@@ -98,6 +104,7 @@ pub enum OptionRequest {
     UpdateEmails(update_emails::UpdateParams),
     Check(NoParams),
     Download(download::DownloadParams),
+    Reconcile(reconcile::ReconcileParams),
 }
 
 impl OptionRequest {
@@ -108,6 +115,7 @@ impl OptionRequest {
             OptionRequest::UpdateEmails(_) => "update_emails",
             OptionRequest::Check(_) => "check",
             OptionRequest::Download(_) => "download",
+            OptionRequest::Reconcile(_) => "reconcile",
         }
     }
 
@@ -120,6 +128,9 @@ impl OptionRequest {
             }
             OptionRequest::Delete(_) => vec![Need::Delete, Need::Query],
             OptionRequest::Check(_) | OptionRequest::Download(_) => vec![Need::Query],
+            // Mending cancels orphan drafts.
+            OptionRequest::Reconcile(p) if p.fix => vec![Need::Query, Need::Delete],
+            OptionRequest::Reconcile(_) => vec![Need::Query],
         };
         if matches!(
             self,
@@ -137,6 +148,7 @@ impl OptionRequest {
             OptionRequest::Send(p) => p.check(),
             OptionRequest::UpdateEmails(p) => p.check(),
             OptionRequest::Download(p) => p.kind().map(|_| ()),
+            OptionRequest::Reconcile(p) => p.window().map(|_| ()),
             OptionRequest::Delete(_) | OptionRequest::Check(_) => Ok(()),
         }
     }
@@ -200,6 +212,15 @@ impl ExecuteRequest {
                 session,
                 invoked_from,
                 OptionRequest::Download(params.unwrap_or_default()),
+            ),
+            Wire::Reconcile {
+                session,
+                invoked_from,
+                params,
+            } => (
+                session,
+                invoked_from,
+                OptionRequest::Reconcile(params.unwrap_or_default()),
             ),
         };
         if session.trim().is_empty() {
@@ -285,5 +306,59 @@ mod tests {
             json!({"session": " ", "invoked_from": {"kind": "menu"}, "option": "check"})
         )
         .is_err());
+    }
+
+    #[test]
+    fn reconcile_params_are_typed() {
+        let fix = |r: Result<ExecuteRequest, PluginError>| match r.unwrap().option {
+            OptionRequest::Reconcile(p) => p.fix,
+            _ => unreachable!(),
+        };
+        assert!(
+            !fix(req(json!("reconcile"), json!(null))),
+            "a dry run by default"
+        );
+        assert!(!fix(req(json!("reconcile"), json!({}))));
+        assert!(fix(req(json!("reconcile"), json!({"fix": true}))));
+        assert!(req(json!("reconcile"), json!({"fix": "sim"})).is_err());
+        assert!(req(json!("reconcile"), json!({"fix": true, "dry": 1})).is_err());
+        assert!(req(
+            json!("reconcile"),
+            json!({"period": {"from": "2026-11-01", "to": "2026-11-30"}})
+        )
+        .is_ok());
+        assert!(req(
+            json!("reconcile"),
+            json!({"period": {"from": "2026-11-01T00:00:00Z", "to": "2026-11-30T23:59:59Z"}})
+        )
+        .is_ok());
+        assert!(req(
+            json!("reconcile"),
+            json!({"period": {"from": "2026-11-01", "to": "2026-11-30", "x": 1}})
+        )
+        .is_err());
+        assert!(req(
+            json!("reconcile"),
+            json!({"period": {"from": "2026-11-01"}})
+        )
+        .is_err());
+        let e = req(
+            json!("reconcile"),
+            json!({"period": {"from": "01/11/2026", "to": "2026-11-30"}}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("period.from"), "{e}");
+        let e = req(
+            json!("reconcile"),
+            json!({"period": {"from": "2026-12-01", "to": "2026-11-30"}}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("period"), "{e}");
+        let needs = |fix: bool| {
+            OptionRequest::Reconcile(reconcile::ReconcileParams { fix, period: None })
+                .needs(RecipientAuth::EmailCode)
+        };
+        assert_eq!(needs(false), vec![Need::Query]);
+        assert_eq!(needs(true), vec![Need::Query, Need::Delete]);
     }
 }
