@@ -677,7 +677,7 @@ fn a_cancelled_relogin_stops_the_batch_cleanly() {
     assert!(r["results"][1]["message"]
         .as_str()
         .unwrap()
-        .contains("cancelada"));
+        .contains("autenticação no TOTVS Assinatura Eletrônica não foi feita"));
     assert_eq!(doc_count(&sim), 0);
     // The session's token was dropped: the next run asks again and works.
     let r = api::execute(&host, send_request(&s, &host.keys())).unwrap();
