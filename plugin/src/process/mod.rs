@@ -548,7 +548,9 @@ pub async fn locate_document(run: &Run<'_>, rec: &Record) -> Result<Option<Locat
             async move { tae.client.search_by_name(&t, &name).await }
         })
         .await?;
-    // Only documents created after the record (minus clock skew) can be ours.
+    // Only documents created after the record (minus 10 minutes) can be ours; TAE's time is
+    // moved onto this host's clock first (the offset of TAE's `Date` header), so that clocks
+    // apart do not hide the document.
     let since = chrono::DateTime::parse_from_rfc3339(&rec.created_at)
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::minutes(10));
@@ -556,7 +558,9 @@ pub async fn locate_document(run: &Run<'_>, rec: &Record) -> Result<Option<Locat
         .iter()
         .filter_map(|d| {
             let created = d.created().unwrap_or("").to_string();
-            if let (Some(since), Some(c)) = (since, crate::tae::client::parse_tae_time(&created)) {
+            let on_host_clock =
+                crate::tae::client::parse_tae_time(&created).map(|c| tae.client.to_local_time(c));
+            if let (Some(since), Some(c)) = (since, on_host_clock) {
                 if c < since {
                     return None;
                 }
