@@ -219,3 +219,35 @@ fn check_with_a_missing_status_changes_nothing() {
     assert_eq!(sim.state().counter("POST", tae_sim::api::UPLOAD), 0);
     sim.shutdown();
 }
+
+/// A redirect to the same address is followed, at most 3 times: a loop ends refused (the check
+/// reads each document on its own; no record changes).
+#[test]
+fn redirect_loop_on_the_same_host_ends_refused() {
+    let sim = sim();
+    let host = MockHost::new(&sim.base_url());
+    host.add_contracts(1);
+    let s = session("hostile-loop");
+    let r = api::execute(&host, send_request(&s, &host.keys())).unwrap();
+    assert_eq!(outcomes(&r), ["sent"], "{r:#}");
+    sim.state().set_many_ids(false);
+    sim.state().set_faults(FaultConfig {
+        hostile: HostileConfig {
+            routes: BTreeMap::from([(format!("GET {}", tae_sim::api::READ_V2), Hostile::Redirect)]),
+            redirect_to: Some(sim.base_url()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    sim.state().reset_counters();
+    let r = api::execute(&host, option_request(&s, "check", &host.keys())).unwrap();
+    let m = r["results"][0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("o TOTVS Assinatura Eletrônica pediu um redirecionamento, recusado"),
+        "{m}"
+    );
+    // The first request and 3 redirects followed; not retried.
+    assert_eq!(sim.state().counter("GET", tae_sim::api::READ_V2), 4);
+    assert_eq!(host.all_records()[0]["status"], "pendente");
+    sim.shutdown();
+}
