@@ -731,7 +731,16 @@ async fn faults_layer(
     let path = request.uri().path().to_string();
     let template = matched.as_str().to_string();
     let decision = state.sim.inner.lock().count_and_decide(&method, &template);
-    let (fault, response) = apply_faults(&state, &decision, &template, request, next).await;
+    let (fault, mut response) = apply_faults(&state, &decision, &template, request, next).await;
+    // The `Date` header on TAE's clock (the clock offset), as a skewed server would send it.
+    let date = state
+        .sim
+        .now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, v);
+    }
     if state.options.log_requests {
         let status = if response.extensions().get::<DropConnection>().is_some() {
             "dropped".to_string()

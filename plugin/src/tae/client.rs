@@ -2,14 +2,14 @@
 //! `data` or a [`TaeError`], transient failures retried with exponential backoff and jitter
 //! within a bounded budget (see [`RetryPolicy`]).
 
-use super::error::{kind_from_message, ErrorKind, TaeError};
+use super::error::{kind_from_message, BadAnswer, ErrorKind, TaeError};
 use super::wire::{self, decode, Document, Profile, SearchPage, SearchRecord};
 use super::{api, Publication, RecipientAuth};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use parking_lot::RwLock;
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -97,12 +97,26 @@ pub struct TaeClient {
 
 /// The circuit breaker's view from inside the client: calls that ended (after their retries)
 /// because TAE could not be reached, and the halt that stops every retry and wait at once.
-#[derive(Default)]
 pub struct Health {
     halted: AtomicBool,
     refused: AtomicU32,
     mismatch: AtomicU32,
     wake: tokio::sync::Notify,
+    /// TAE's clock minus this host's (ms), from the `Date` header of TAE's last answer
+    /// ([`i64::MIN`]: no answer carried one yet).
+    clock_offset_ms: AtomicI64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            halted: AtomicBool::new(false),
+            refused: AtomicU32::new(0),
+            mismatch: AtomicU32::new(0),
+            wake: tokio::sync::Notify::new(),
+            clock_offset_ms: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 /// Builds a `reqwest::Client`: rustls (ring) with the platform roots plus the PEM CA file.
@@ -114,6 +128,27 @@ pub fn build_http(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::C
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
+        // Answers are never decompressed (nothing asks for compression, and a compressed answer
+        // is refused in `send`), whatever features another crate turns on in reqwest: a small
+        // gzip answer could otherwise expand to gigabytes.
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .no_zstd()
+        // A redirect is followed only within the same scheme, host and port (at most 3); one
+        // to another address is answered as is and refused in `send` (the token never leaves).
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt.previous().first().is_some_and(|first| {
+                first.scheme() == attempt.url().scheme()
+                    && first.host_str() == attempt.url().host_str()
+                    && first.port_or_known_default() == attempt.url().port_or_known_default()
+            });
+            if same && attempt.previous().len() <= 3 {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
         .user_agent(concat!("tae-edu/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| {
@@ -219,14 +254,86 @@ pub fn retry_wait(attempt: u32, base: Duration, retry_after: Option<Duration>) -
     retry_after.map_or(b, |r| r.max(b))
 }
 
+/// The most bytes of one answer the client reads (any route but the download): TAE's JSON
+/// answers are a few kilobytes (a search page of 100 documents, about 100 KB).
+pub const ANSWER_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// The most bytes of a download's answer: the PDF in base64 (4/3 of its size) in JSON; TAE
+/// takes at most 10 MB per envelope, and a signed PDF grows with its signature pages.
+pub const DOWNLOAD_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What went wrong reading an answer's body.
+enum ReadFailure {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// Reads an answer's body, at most `limit` bytes: an announced `Content-Length` above it is
+/// refused before reading, and the read stops as soon as the bytes pass it (never buffered).
+/// The client's request timeout covers the whole body (a slow drip ends with it).
+async fn read_capped(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, ReadFailure> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(ReadFailure::TooLarge);
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(ReadFailure::Transport)? {
+        if out.len() as u64 + chunk.len() as u64 > limit {
+            return Err(ReadFailure::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// An HTML page (by its `Content-Type`, or by its first bytes when that is missing or wrong).
+fn looks_like_html(content_type: Option<&str>, raw: &[u8]) -> bool {
+    if content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html")) {
+        return true;
+    }
+    let start: Vec<u8> = raw
+        .iter()
+        .copied()
+        .skip_while(u8::is_ascii_whitespace)
+        .take(15)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
+}
+
 /// Decodes an answer's bytes (HTTP status 2xx) into its envelope's `data`: a bare JSON value is
-/// answered as is; `success:false` is a [`TaeError`] of the kind TAE's text tells.
-pub(crate) fn decode_answer(what: &str, status: u16, raw: &[u8]) -> Result<Value, TaeError> {
+/// answered as is; `success:false` is a [`TaeError`] of the kind TAE's text tells; an envelope
+/// without `data`, an HTML page, a truncated or non-JSON body are errors naming the answer.
+pub(crate) fn decode_answer(
+    what: &str,
+    status: u16,
+    content_type: Option<&str>,
+    raw: &[u8],
+) -> Result<Value, TaeError> {
     if raw.is_empty() {
         return Ok(Value::Null);
     }
-    let body: Value = serde_json::from_slice(raw)
-        .map_err(|_| protocol(what, &format!("HTTP {status} with a non-JSON body")))?;
+    let body: Value = match serde_json::from_slice(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            let (kind, answer) = if looks_like_html(content_type, raw) {
+                // A proxy's or web server's page: an outage, not TAE's answer.
+                (ErrorKind::Unavailable, BadAnswer::Html)
+            } else if e.is_eof() {
+                (ErrorKind::Protocol, BadAnswer::Truncated)
+            } else {
+                (ErrorKind::Protocol, BadAnswer::NotJson)
+            };
+            return Err(TaeError::bad_answer(
+                kind,
+                Some(status),
+                answer,
+                format!(
+                    "{what}: HTTP {status} with a body that is not JSON ({e}; {} bytes, content-type {})",
+                    raw.len(),
+                    content_type.unwrap_or("none")
+                ),
+            ));
+        }
+    };
     let ok = body
         .get("success")
         .or_else(|| body.get("succeeded"))
@@ -241,13 +348,63 @@ pub(crate) fn decode_answer(what: &str, status: u16, raw: &[u8]) -> Result<Value
                 format!("{what}: success=false"),
             ))
         }
-        Some(true) => Ok(match body {
-            Value::Object(mut m) => m.remove("data").unwrap_or(Value::Null),
-            _ => Value::Null,
-        }),
+        Some(true) => match body {
+            Value::Object(mut m) => m.remove("data").ok_or_else(|| {
+                TaeError::bad_answer(
+                    ErrorKind::Protocol,
+                    Some(status),
+                    BadAnswer::MissingField("data".into()),
+                    format!("{what}: HTTP {status}, an envelope without data"),
+                )
+            }),
+            _ => Ok(Value::Null),
+        },
         // Not an envelope (a bare value): answer it as is.
         None => Ok(body),
     }
+}
+
+/// An answer refused from its head alone, before reading its body: a redirect that was not
+/// followed (to another address) and a compressed body (never asked for, never decompressed).
+fn refused_answer(what: &str, resp: &reqwest::Response) -> Option<TaeError> {
+    let status = resp.status().as_u16();
+    if resp.status().is_redirection() {
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let target = resp.url().join(location).ok();
+        let host = target
+            .as_ref()
+            .and_then(|t| t.host_str())
+            .filter(|h| Some(*h) != resp.url().host_str())
+            .map(str::to_string);
+        return Some(TaeError::bad_answer(
+            ErrorKind::Protocol,
+            Some(status),
+            BadAnswer::Redirect { host: host.clone() },
+            format!(
+                "{what}: HTTP {status} redirect to {} refused",
+                host.as_deref()
+                    .unwrap_or("the same host (too many redirects)")
+            ),
+        ));
+    }
+    let encoding = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty() && v != "identity")?;
+    Some(TaeError::bad_answer(
+        ErrorKind::Protocol,
+        Some(status),
+        BadAnswer::Compressed(encoding.clone()),
+        format!(
+            "{what}: HTTP {status} with Content-Encoding {encoding}, not asked for; refused unread"
+        ),
+    ))
 }
 
 /// The kind of an HTTP error status with TAE's message.
@@ -319,6 +476,37 @@ impl TaeClient {
         err
     }
 
+    /// Notes TAE's clock from an answer's `Date` header (second precision).
+    fn note_server_date(&self, resp: &reqwest::Response) {
+        let at = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v.trim()).ok());
+        if let Some(at) = at {
+            let offset = (at.with_timezone(&Utc) - Utc::now()).num_milliseconds();
+            self.health.clock_offset_ms.store(offset, Ordering::SeqCst);
+        }
+    }
+
+    /// TAE's clock minus this host's, as TAE's last `Date` header told (`None` before any).
+    pub fn clock_offset(&self) -> Option<chrono::Duration> {
+        match self.health.clock_offset_ms.load(Ordering::SeqCst) {
+            i64::MIN => None,
+            ms => Some(chrono::Duration::milliseconds(ms)),
+        }
+    }
+
+    /// A time on TAE's clock expressed on this host's clock: TAE's `expirationDate` minus the
+    /// offset its `Date` header showed. Offsets under 5 s (the header's precision and the
+    /// request's own time) are ignored.
+    pub fn to_local_time(&self, tae_time: DateTime<Utc>) -> DateTime<Utc> {
+        match self.clock_offset() {
+            Some(off) if off.num_seconds().abs() >= 5 => tae_time - off,
+            _ => tae_time,
+        }
+    }
+
     pub fn api_url(&self) -> &str {
         &self.api_url
     }
@@ -360,6 +548,18 @@ impl TaeClient {
         idempotent: bool,
         build: &(dyn Fn() -> RequestBuilder + Sync),
     ) -> Result<Value, TaeError> {
+        self.send_limited(what, idempotent, ANSWER_MAX_BYTES, build)
+            .await
+    }
+
+    /// [`Self::send`] reading at most `limit` bytes of the answer.
+    async fn send_limited(
+        &self,
+        what: &str,
+        idempotent: bool,
+        limit: u64,
+        build: &(dyn Fn() -> RequestBuilder + Sync),
+    ) -> Result<Value, TaeError> {
         let policy = retry_policy();
         let started = Instant::now();
         let mut attempt: u32 = 0;
@@ -379,8 +579,27 @@ impl TaeClient {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = parse_retry_after(&resp);
-                    match resp.bytes().await {
-                        Err(e) => {
+                    self.note_server_date(&resp);
+                    if let Some(err) = refused_answer(what, &resp) {
+                        return Err(self.ended(err));
+                    }
+                    let content_type = resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    match read_capped(resp, limit).await {
+                        Err(ReadFailure::TooLarge) => {
+                            return Err(self.ended(TaeError::bad_answer(
+                                ErrorKind::Protocol,
+                                Some(status),
+                                BadAnswer::TooLarge {
+                                    limit_mb: limit / (1024 * 1024),
+                                },
+                                format!("{what}: HTTP {status}, the answer passed {limit} bytes (read no further)"),
+                            )))
+                        }
+                        Err(ReadFailure::Transport(e)) => {
                             let detail = format!("{what}: reading the answer: {}", without_url(&e));
                             let mut err = TaeError::new(
                                 transport_kind(&e, &detail),
@@ -392,7 +611,12 @@ impl TaeClient {
                             err
                         }
                         Ok(bytes) if (200..=299).contains(&status) => {
-                            return decode_answer(what, status, &bytes)
+                            match decode_answer(what, status, content_type.as_deref(), &bytes) {
+                                // An HTML page instead of the answer (a proxy's error page) is
+                                // an outage: retried like one.
+                                Err(e) if e.kind.is_transient() => e,
+                                other => return other,
+                            }
                         }
                         Ok(bytes) => {
                             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -461,10 +685,14 @@ impl TaeClient {
         if let Some(rt) = &answer.refresh_token {
             crate::redact::register_secret(rt);
         }
+        // TAE's expiry is on TAE's clock: moved onto this host's by the offset TAE's `Date`
+        // header showed, so that a clock minutes apart neither renews too early nor trusts a
+        // dead token for long (a 401 leads to one new login whatever this says).
         let expires_at = answer
             .expiration_date
             .as_deref()
             .and_then(parse_tae_time)
+            .map(|t| self.to_local_time(t))
             // RM documents a 12-hour login when the service does not say.
             .unwrap_or_else(|| Utc::now() + chrono::Duration::hours(12));
         Ok(Token {
@@ -772,7 +1000,7 @@ impl TaeClient {
         let kind_s = kind.to_string();
         let url = with_query(&url, &[(api::Q_DOWNLOAD_KIND, kind_s.as_str())]);
         let data = self
-            .send("download", true, &|| {
+            .send_limited("download", true, DOWNLOAD_MAX_BYTES, &|| {
                 self.request(Method::GET, &url, Some(token))
             })
             .await?;
@@ -848,22 +1076,56 @@ mod tests {
     #[test]
     fn envelopes() {
         let b = |v: Value| v.to_string().into_bytes();
-        let v = decode_answer("x", 200, &b(json!({"success": true, "data": 5}))).unwrap();
+        let j = Some("application/json");
+        let v = decode_answer("x", 200, j, &b(json!({"success": true, "data": 5}))).unwrap();
         assert_eq!(v, json!(5));
         let e = decode_answer(
             "x",
             200,
+            j,
             &b(json!({"success": false, "errors": ["Documento não encontrado."]})),
         )
         .unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotFound);
-        let e = decode_answer("x", 200, &b(json!({"succeeded": false, "description": "", "messages": [{"description": "Senha inválida"}]}))).unwrap_err();
+        let e = decode_answer("x", 200, j, &b(json!({"succeeded": false, "description": "", "messages": [{"description": "Senha inválida"}]}))).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Rejected);
         assert_eq!(e.message, "Senha inválida");
-        assert_eq!(decode_answer("x", 204, b"").unwrap(), Value::Null);
+        assert_eq!(decode_answer("x", 204, None, b"").unwrap(), Value::Null);
+        // An HTML page is an outage page (retried like a 5xx), named as such.
+        let e = decode_answer("x", 200, None, b"<html>").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(e.answer, Some(BadAnswer::Html));
+        assert!(
+            e.user_text().contains("página HTML em vez de JSON"),
+            "{}",
+            e.user_text()
+        );
+        let e = decode_answer("x", 200, Some("text/html; charset=utf-8"), b"Erro").unwrap_err();
+        assert_eq!(e.answer, Some(BadAnswer::Html));
+        // Cut short, not JSON at all, an envelope without data: protocol errors (ambiguous).
+        let e = decode_answer("x", 200, j, br#"{"success":true,"data":{"id":1"#).unwrap_err();
         assert_eq!(
-            decode_answer("x", 200, b"<html>").unwrap_err().kind,
-            ErrorKind::Protocol
+            (e.kind, e.answer.clone()),
+            (ErrorKind::Protocol, Some(BadAnswer::Truncated))
+        );
+        assert!(
+            e.user_text().contains("resposta truncada"),
+            "{}",
+            e.user_text()
+        );
+        let e = decode_answer("x", 200, j, b"x=1").unwrap_err();
+        assert_eq!(e.answer, Some(BadAnswer::NotJson));
+        let e = decode_answer("x", 200, j, &b(json!({"success": true, "errors": []}))).unwrap_err();
+        assert_eq!(e.answer, Some(BadAnswer::MissingField("data".into())));
+        assert!(
+            e.user_text().contains("campo data ausente"),
+            "{}",
+            e.user_text()
+        );
+        // A null data is TAE's own "nothing" (not a missing field).
+        assert_eq!(
+            decode_answer("x", 200, j, &b(json!({"success": true, "data": null}))).unwrap(),
+            Value::Null
         );
     }
 

@@ -96,6 +96,53 @@ pub fn kind_from_message(message: &str) -> ErrorKind {
         .map_or(ErrorKind::Rejected, |(_, k)| *k)
 }
 
+/// What was wrong with an answer TAE (or something between the plugin and TAE) sent, for the
+/// per-contract message: the client refuses these answers instead of trusting or buffering them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadAnswer {
+    /// An HTML page where JSON was expected (a proxy's or a web server's error page).
+    Html,
+    /// JSON cut short.
+    Truncated,
+    /// Neither JSON nor HTML.
+    NotJson,
+    /// A field the client needs is absent (`data`, or one under it: `status`, `id`, …).
+    MissingField(String),
+    /// A field of another JSON type than TAE's contract (`found` in Portuguese).
+    WrongType { field: String, found: String },
+    /// The answer grew past the client's limit (read no further).
+    TooLarge { limit_mb: u64 },
+    /// A compressed answer (`Content-Encoding`) the client never asked for.
+    Compressed(String),
+    /// A redirect (3xx); `host` is the target's host when it names another one.
+    Redirect { host: Option<String> },
+}
+
+impl BadAnswer {
+    /// The phrase after "o TOTVS Assinatura Eletrônica".
+    fn phrase(&self) -> String {
+        match self {
+            BadAnswer::Html => "respondeu com uma página HTML em vez de JSON".into(),
+            BadAnswer::Truncated => "enviou uma resposta truncada (JSON incompleto)".into(),
+            BadAnswer::NotJson => "enviou uma resposta que não é JSON".into(),
+            BadAnswer::MissingField(f) => format!("respondeu sem o campo {f} (campo {f} ausente)"),
+            BadAnswer::WrongType { field, found } => {
+                format!("respondeu com o campo {field} de tipo inesperado ({found})")
+            }
+            BadAnswer::TooLarge { limit_mb } => {
+                format!("enviou uma resposta maior que o limite de {limit_mb} MB (recusada)")
+            }
+            BadAnswer::Compressed(enc) => {
+                format!("enviou uma resposta compactada ({enc}) que não foi pedida (recusada)")
+            }
+            BadAnswer::Redirect { host: Some(h) } => {
+                format!("pediu um redirecionamento para outro endereço ({h}), recusado")
+            }
+            BadAnswer::Redirect { host: None } => "pediu um redirecionamento, recusado".into(),
+        }
+    }
+}
+
 /// A failed TAE call. `message` is TAE's own text (Portuguese) when it sent one.
 #[derive(Clone, Debug)]
 pub struct TaeError {
@@ -106,6 +153,8 @@ pub struct TaeError {
     /// The `Retry-After` TAE answered with the last attempt: the least time to wait before
     /// trying this route again.
     pub retry_after: Option<Duration>,
+    /// What was wrong with TAE's answer, when the call failed on the answer itself.
+    pub answer: Option<BadAnswer>,
 }
 
 impl std::fmt::Display for TaeError {
@@ -134,7 +183,20 @@ impl TaeError {
             message,
             detail: crate::redact::redact(&detail),
             retry_after: None,
+            answer: None,
         }
+    }
+
+    /// A failure on the answer itself (see [`BadAnswer`]).
+    pub fn bad_answer(
+        kind: ErrorKind,
+        status: Option<u16>,
+        answer: BadAnswer,
+        detail: String,
+    ) -> Self {
+        let mut e = TaeError::new(kind, status, String::new(), detail);
+        e.answer = Some(answer);
+        e
     }
 
     /// The least wait before this call may be tried again: TAE's `Retry-After` when it sent
@@ -145,6 +207,9 @@ impl TaeError {
 
     /// A short Portuguese text for a per-contract message.
     pub fn user_text(&self) -> String {
+        if let Some(a) = &self.answer {
+            return format!("o TOTVS Assinatura Eletrônica {}", a.phrase());
+        }
         match self.kind {
             ErrorKind::ConnectionRefused => {
                 "conexão recusada — nada responde nesse endereço e porta; confira a URL nos Parâmetros Globais e se o serviço está no ar".into()

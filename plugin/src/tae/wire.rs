@@ -6,22 +6,84 @@
 //! [`Action`], …).
 
 use super::api;
-use super::error::{ErrorKind, TaeError};
+use super::error::{BadAnswer, ErrorKind, TaeError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-/// Decodes an envelope's `data` into `T`; a shape error names the route and serde's reason
-/// (which names the field, e.g. "missing field `status`").
+/// Decodes an envelope's `data` into `T`; a shape error names the route, the field's path under
+/// `data` and serde's reason (e.g. "data.status: missing field `status`"), and carries the
+/// [`BadAnswer`] the per-contract message names (a missing field, or one of another type).
 pub fn decode<T: DeserializeOwned>(route: &str, data: Value) -> Result<T, TaeError> {
-    serde_json::from_value(data).map_err(|e| {
-        TaeError::new(
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let reason = inner.to_string();
+        let at = if path == "." || path.is_empty() {
+            "data".to_string()
+        } else {
+            format!("data.{path}")
+        };
+        let answer = shape_error(&at, &reason);
+        TaeError::bad_answer(
             ErrorKind::Protocol,
             None,
-            String::new(),
-            format!("{route}: unexpected answer: {e}"),
+            answer,
+            format!("{route}: unexpected answer at {at}: {reason}"),
         )
     })
+}
+
+/// What serde's reason says about the field at `at`: a missing field (named in backticks) or
+/// one of another type than expected.
+fn shape_error(at: &str, reason: &str) -> BadAnswer {
+    if let Some(rest) = reason.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        let full = if at == "data" {
+            field.to_string()
+        } else {
+            format!("{}.{field}", at.trim_start_matches("data."))
+        };
+        return BadAnswer::MissingField(full);
+    }
+    let found = reason
+        .strip_prefix("invalid type: ")
+        .map(|r| r.split([',', ' ']).next().unwrap_or(""))
+        .map(|t| match t {
+            "boolean" => "um booleano",
+            "integer" | "floating" => "um número",
+            "string" => "um texto",
+            "map" => "um objeto",
+            "sequence" => "uma lista",
+            "null" | "unit" => "nulo",
+            _ => "valor inválido",
+        })
+        .or_else(|| {
+            // A custom error ("invalid status true"): the value it quotes last.
+            let last = reason.rsplit(' ').next().unwrap_or("");
+            Some(match last.chars().next() {
+                _ if last == "true" || last == "false" => "um booleano",
+                _ if last == "null" => "nulo",
+                Some('"') => "um texto",
+                Some('{') => "um objeto",
+                Some('[') => "uma lista",
+                Some(c) if c.is_ascii_digit() || c == '-' => "um número",
+                _ => return None,
+            })
+        })
+        .unwrap_or("valor inválido");
+    let field = if at == "data" {
+        "data".to_string()
+    } else {
+        at.trim_start_matches("data.").to_string()
+    };
+    if reason.starts_with("invalid type: null") {
+        return BadAnswer::MissingField(field);
+    }
+    BadAnswer::WrongType {
+        field,
+        found: found.to_string(),
+    }
 }
 
 /// A document id: TAE answers it as a number or a numeric string.
@@ -567,6 +629,50 @@ mod tests {
     }
 
     #[test]
+    fn shape_errors_name_the_field_for_the_person() {
+        let e = decode::<Document>("read document", json!({"id": 5})).unwrap_err();
+        assert_eq!(e.answer, Some(BadAnswer::MissingField("status".into())));
+        assert!(
+            e.user_text().contains("campo status ausente"),
+            "{}",
+            e.user_text()
+        );
+        let e = decode::<Document>("read document", json!({"id": 5, "status": true})).unwrap_err();
+        assert_eq!(
+            e.answer,
+            Some(BadAnswer::WrongType {
+                field: "status".into(),
+                found: "um booleano".into()
+            }),
+            "{e}"
+        );
+        assert!(e.detail.contains("data.status"), "{e}");
+        assert!(
+            e.user_text()
+                .contains("campo status de tipo inesperado (um booleano)"),
+            "{}",
+            e.user_text()
+        );
+        let e = decode::<UploadAnswer>("upload", json!(true)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        // The upload's id is bare or in an object: a boolean is neither (no id in it).
+        assert_eq!(
+            e.answer,
+            Some(BadAnswer::MissingField("idDocumento".into())),
+            "{e}"
+        );
+        let e = decode::<Document>(
+            "read document",
+            json!({"id": 5, "status": 2, "pendentes": [{"email": 9, "acao": 0}]}),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e.answer, Some(BadAnswer::WrongType { field, found }) if field == "pendentes[0].email" && found == "um número"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn recipient_and_publication_bodies_keep_tae_field_names() {
         let fr = NewRecipient {
             email: "m@x.com".into(),
@@ -654,7 +760,8 @@ mod tests {
     }
 
     fn decode_any(which: &str, bytes: &[u8]) {
-        let answer = super::super::client::decode_answer("route", 200, bytes);
+        let answer =
+            super::super::client::decode_answer("route", 200, Some("application/json"), bytes);
         let data = match answer {
             Ok(d) => d,
             Err(_) => return,
