@@ -200,6 +200,9 @@ pub struct Audit {
     pub published: HashMap<String, Vec<u64>>,
     /// Drafts never published (left by failed or ambiguous uploads; harmless).
     pub orphan_drafts: usize,
+    /// Cancelled documents no record knows (orphan drafts cancelled by reconcile): not live,
+    /// so neither unknown nor duplicates; counted apart.
+    pub cancelled_unknown: Vec<u64>,
 }
 
 impl Audit {
@@ -269,6 +272,10 @@ pub fn audit(db: &SchoolDb, sim: &SimServer) -> Audit {
             continue;
         }
         let name = d["name"].as_str().unwrap_or("");
+        if status == TAE_CANCELLED && !record_by_doc.contains_key(&id) {
+            audit.cancelled_unknown.push(id);
+            continue;
+        }
         match key_by_name.get(name) {
             Some(key) => audit.published.entry(key.clone()).or_default().push(id),
             None => audit.unknown_to_records.push(id),
