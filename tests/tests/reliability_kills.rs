@@ -92,6 +92,7 @@ impl Ctx {
         params: Value,
         kills: usize,
         window: &dyn Fn(&Ctx, usize) -> u64,
+        unit: Unit,
     ) -> HostRun {
         let mut landed = 0usize;
         let mut rounds = 0usize;
@@ -106,7 +107,12 @@ impl Ctx {
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut reached = false;
             while Instant::now() < deadline {
-                if work_requests(&self.sim) - base >= offset {
+                p.pump();
+                let progressed = match unit {
+                    Unit::Requests => work_requests(&self.sim) - base,
+                    Unit::ProgressLines => p.progress().len() as u64,
+                };
+                if progressed >= offset {
                     reached = true;
                     break;
                 }
@@ -199,6 +205,16 @@ impl Ctx {
     }
 }
 
+/// What a kill point counts.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// TAE requests on documents since the process started.
+    Requests,
+    /// Progress lines the process printed (one per contract): for reconcile, which reads the
+    /// whole selection in one or two TAE requests and then works contract by contract.
+    ProgressLines,
+}
+
 /// TAE requests on documents (every route but authentication, profile and users): the work of
 /// an option, without the log-in each new process does first. Kill points are counted in these.
 fn work_requests(sim: &SimServer) -> u64 {
@@ -282,6 +298,7 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
         report_source(),
         4,
         &|cx, _| 2 * (n - published(cx)) as u64,
+        Unit::Requests,
     );
     assert_eq!(
         run.counts().get("sent").copied().unwrap_or(0)
@@ -317,9 +334,14 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
     }
     state.set_many_ids(false);
     let t = Instant::now();
-    let run = cx.kill_phase("check", contract_view(&keys), json!({}), 4, &|_, _| {
-        n as u64
-    });
+    let run = cx.kill_phase(
+        "check",
+        contract_view(&keys),
+        json!({}),
+        4,
+        &|_, _| n as u64,
+        Unit::Requests,
+    );
     state.set_many_ids(true);
     let outcomes = run.outcomes();
     let db = open_db(&db_path);
@@ -351,6 +373,7 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
         json!({"kind": 2}),
         4,
         &move |_, _| m as u64,
+        Unit::Requests,
     );
     assert_eq!(
         run.counts().get("downloaded").copied(),
@@ -443,6 +466,7 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
                 .count();
             3 * left as u64
         },
+        Unit::Requests,
     );
     let counts = run.counts();
     assert_eq!(
@@ -512,6 +536,7 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
                 .count();
             open as u64
         },
+        Unit::Requests,
     );
     let counts = run.counts();
     assert_eq!(
@@ -555,8 +580,9 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
             let t = Instant::now();
             let before = cx.sim.state().total_requests();
             // A dry run over the period first: it changes nothing (records and TAE's documents
-            // compared as a whole), and its TAE requests are the expected work the kill points
-            // are drawn within.
+            // compared as a whole), and its progress lines (one per contract) are the expected
+            // work the kill points are drawn within (reconcile reads the selection in one or two
+            // TAE requests, so requests would not spread the points).
             // Drift first: two pending documents signed in the portal, never checked (records
             // behind TAE: reconcile must mend them as a check would).
             let drift: Vec<String> = pending
@@ -578,6 +604,7 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
                 .finish(Duration::from_secs(300));
             assert_eq!(dry.status, 0, "reconcile dry run: {}", dry.response);
             let dry_requests = work_requests(&cx.sim) - base;
+            let dry_lines = dry.progress.len() as u64;
             assert_eq!(
                 db.all_records().unwrap(),
                 records0,
@@ -589,7 +616,8 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
                 menu_filter(),
                 json!({"fix": true}),
                 3,
-                &move |_, _| dry_requests,
+                &move |_, _| dry_lines,
+                Unit::ProgressLines,
             );
             let a = cx.full_audit("after reconcile", &keys);
             assert_eq!(a.orphan_drafts, 0, "orphan drafts left after reconcile");
@@ -599,7 +627,7 @@ fn sigkill_during_every_option_then_rerun_and_audit() {
                 assert_eq!(db.contract(k).unwrap().unwrap().status, "Assinado", "{k}");
             }
             format!(
-                "reconcile: {} requests, summary {}, orphan drafts after 0, {} ms",
+                "reconcile: dry run {dry_requests} document requests / {dry_lines} progress lines; {} requests in all, summary {}, orphan drafts after 0, {} ms",
                 cx.sim.state().total_requests() - before,
                 run.response["summary"],
                 t.elapsed().as_millis()
