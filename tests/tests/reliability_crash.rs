@@ -114,6 +114,8 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
         let keys = host_sim::seed_bulk(&db, n).unwrap();
         assert_eq!(keys.len(), n);
         configure_db(&db, &sim);
+        db.set_param("lease_ttl_secs", &serde_json::json!(10))
+            .unwrap();
     }
     // A send takes about 5 TAE requests per contract; each round is killed after a seeded
     // number of requests drawn within its share of the remaining work, so the kills spread
@@ -144,8 +146,12 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
             Some(st) => {
                 let out = child.wait_with_output().unwrap();
                 println!(
-                    "round {round}: finished before its kill point ({st}); {}",
-                    String::from_utf8_lossy(&out.stderr)
+                    "round {round}: finished before its kill point ({st}); {} {}",
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&out.stdout)
+                        .chars()
+                        .take(600)
+                        .collect::<String>()
                 );
                 kill_log.push(format!("r{round}:exit"));
             }
@@ -155,6 +161,10 @@ fn sigkill_during_send_then_rerun_never_duplicates() {
                 assert!(!st.success());
                 killed += 1;
                 let at = sim.state().total_requests() - base;
+                // A killed process never releases its leases: they expire after the lease
+                // time (the wait is proven in integrity_multiprocess.rs); end them now, as
+                // that time passing does, so the rerun takes the contracts at once.
+                expire_leases(&db_path);
                 // What the killed process left mid-send (the rerun must reconcile these).
                 let stuck = open_db(&db_path)
                     .all_records()

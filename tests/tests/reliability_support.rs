@@ -200,6 +200,9 @@ pub struct Audit {
     pub published: HashMap<String, Vec<u64>>,
     /// Drafts never published (left by failed or ambiguous uploads; harmless).
     pub orphan_drafts: usize,
+    /// Cancelled documents no record knows (orphan drafts cancelled by reconcile): not live,
+    /// so neither unknown nor duplicates; counted apart.
+    pub cancelled_unknown: Vec<u64>,
 }
 
 impl Audit {
@@ -269,6 +272,10 @@ pub fn audit(db: &SchoolDb, sim: &SimServer) -> Audit {
             continue;
         }
         let name = d["name"].as_str().unwrap_or("");
+        if status == TAE_CANCELLED && !record_by_doc.contains_key(&id) {
+            audit.cancelled_unknown.push(id);
+            continue;
+        }
         match key_by_name.get(name) {
             Some(key) => audit.published.entry(key.clone()).or_default().push(id),
             None => audit.unknown_to_records.push(id),
@@ -392,4 +399,115 @@ pub fn figures(line: &str) {
             let _ = writeln!(f, "{line}");
         }
     }
+}
+
+/// A size knob: `$name` when set and valid, else `default`; `TAE_EDU_LONG=1` picks `long`.
+pub fn size_knob(name: &str, default: usize, long: usize) -> usize {
+    if let Some(n) = std::env::var(name).ok().and_then(|v| v.parse().ok()) {
+        return n;
+    }
+    if std::env::var("TAE_EDU_LONG").is_ok_and(|v| v == "1") {
+        long
+    } else {
+        default
+    }
+}
+
+/// Whether the plugin under test offers the option `reconcile` ("Conciliar com o TOTVS
+/// Assinatura Eletrônica"), asked with a dry run (`fix: false`: nothing changes anywhere) over
+/// the contract `key`: `Ok(response)` when it answered, `Err(reason)` when the plugin refused
+/// the option as unknown. Any other refusal panics: the option exists but this probe's request
+/// no longer fits it, and the tests that run reconcile must be brought up to date rather than
+/// skip it silently.
+pub fn probe_reconcile(
+    plugin: &Plugin,
+    host: &RmHost,
+    session: &str,
+    key: &str,
+) -> Result<Value, String> {
+    let (status, response) = plugin.execute(
+        host,
+        &json!({"session": session, "invoked_from": {"kind": "contract_view", "contract_keys": [key]},
+                "option": "reconcile", "params": {"fix": false}}),
+    );
+    if status == 0 {
+        return Ok(response);
+    }
+    let text = response.to_string();
+    let lower = text.to_lowercase();
+    let unknown = lower.contains("reconcile")
+        && [
+            "unknown variant",
+            "unknown option",
+            "desconhecid",
+            "não existe",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+    assert!(
+        unknown,
+        "the plugin seems to offer `reconcile` but refused the probe (status {status}): {text} — \
+         bring the reconcile steps of the reliability tests up to date with its request"
+    );
+    Err(text)
+}
+
+/// Prints the line that says a reconcile step did not run because the plugin lacks the option.
+pub fn reconcile_skipped(what: &str, reason: &str) {
+    println!("SKIPPED {what}: the plugin does not offer the option `reconcile` yet ({reason})");
+}
+
+/// Records and TAE one to one: every TAE document that is not cancelled (drafts included) is
+/// referenced by exactly one record, and every record with a document id points at a document
+/// TAE has. Answers the problems found.
+pub fn one_to_one_problems(db: &SchoolDb, sim: &SimServer) -> Vec<String> {
+    let records = db.all_records().expect("records");
+    let docs = sim.state().documents();
+    let mut by_doc: HashMap<u64, Vec<String>> = HashMap::new();
+    for r in &records {
+        if let Some(id) = r["document_id"].as_u64() {
+            by_doc
+                .entry(id)
+                .or_default()
+                .push(r["id"].as_str().unwrap_or("?").to_string());
+        }
+    }
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    for d in &docs {
+        let id = d["id"].as_u64().expect("document id");
+        ids.insert(id);
+        if d["status"].as_i64() == Some(TAE_CANCELLED) {
+            continue;
+        }
+        match by_doc.get(&id).map(Vec::len).unwrap_or(0) {
+            1 => {}
+            0 => problems.push(format!(
+                "TAE document {id} ({}, status {}) has no record",
+                d["name"], d["status"]
+            )),
+            n => problems.push(format!(
+                "TAE document {id} has {n} records: {:?}",
+                by_doc[&id]
+            )),
+        }
+    }
+    for (id, recs) in &by_doc {
+        if !ids.contains(id) {
+            problems.push(format!(
+                "records {recs:?} point at document {id}, unknown to TAE"
+            ));
+        }
+    }
+    problems.sort();
+    problems
+}
+
+/// Ends every lease in the database at `path` (`expires_at_ms = 0`): what the lease time
+/// passing does to the leases of a killed process, which never releases them. Answers how many.
+pub fn expire_leases(path: &Path) -> usize {
+    let c = rusqlite::Connection::open(path).expect("open the database");
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    c.execute("UPDATE leases SET expires_at_ms = 0", [])
+        .expect("expire the leases")
 }

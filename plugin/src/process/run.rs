@@ -90,11 +90,21 @@ impl<'h> Run<'h> {
         }
     }
 
-    /// Counts a finished contract for the circuit breaker: timeouts across
-    /// [`TIMEOUTS_TO_STOP`] distinct contracts stop the run (and every retry and wait of its
-    /// TAE client).
+    /// Counts a finished contract for the circuit breaker: timeouts in [`TIMEOUTS_TO_STOP`]
+    /// distinct contracts with no contract answered by TAE in between stop the run (and every
+    /// retry and wait of its TAE client). A contract TAE answered clears the count: sporadic
+    /// timeouts in a long batch on a working TAE never stop it; an outage (nothing answered)
+    /// stops it within seconds.
     pub(super) fn observe(&self, outcome: &super::Outcome) {
+        use super::OutcomeKind as K;
         if outcome.unreachable != Some(super::outcome::Unreachable::Timeout) {
+            let answered = !matches!(
+                outcome.outcome,
+                K::Failed | K::NotProcessed | K::Held | K::Skipped
+            );
+            if answered {
+                self.timeouts.borrow_mut().clear();
+            }
             return;
         }
         let n = {
