@@ -11,7 +11,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use support::*;
 use tae_sim::{DropMode, FaultConfig, Latency, RateLimit, RateMap, SimOptions};
 
@@ -146,7 +146,7 @@ fn faults_send_check_update_delete_then_clean_rerun() {
     let first = w.send(&keys);
     let send_ms = t.elapsed().as_millis();
     // Hung requests finish on the server after the client gave up; let them land.
-    std::thread::sleep(Duration::from_millis(HANG_MS + 500));
+    wait_for_hung_requests(&w.sim);
     assert_outcomes("send with faults", &first, &keys, &["sent"]);
     let counts = outcome_counts(&first);
     let a = audit(w.host.db(), &w.sim);
@@ -268,7 +268,7 @@ fn faults_send_check_update_delete_then_clean_rerun() {
     phases.switch(faulty(), "check");
     let check1 = w.run_keys("check", &keys, json!({}));
     state.set_many_ids(true);
-    std::thread::sleep(Duration::from_millis(HANG_MS + 500));
+    wait_for_hung_requests(&w.sim);
     assert_outcomes("check with faults", &check1, &keys, &["pending", "signed"]);
     for (k, r) in results_by_key(&check1) {
         let expected = if signed_keys.contains(&k) {
@@ -345,7 +345,7 @@ fn faults_send_check_update_delete_then_clean_rerun() {
     }
     phases.switch(faulty(), "update_emails");
     let up1 = w.run_keys("update_emails", &changed, json!({}));
-    std::thread::sleep(Duration::from_millis(HANG_MS + 500));
+    wait_for_hung_requests(&w.sim);
     assert_outcomes("update e-mails with faults", &up1, &changed, &["updated"]);
     let up_failed = outcome_counts(&up1).get("failed").copied().unwrap_or(0);
     phases.switch(clean(), "update_emails rerun");
@@ -411,7 +411,7 @@ fn faults_send_check_update_delete_then_clean_rerun() {
     let delete_keys: Vec<String> = pending_keys.iter().skip(1).step_by(2).cloned().collect();
     phases.switch(faulty(), "delete");
     let del1 = w.run_keys("delete", &delete_keys, json!({}));
-    std::thread::sleep(Duration::from_millis(HANG_MS + 500));
+    wait_for_hung_requests(&w.sim);
     assert_outcomes("delete with faults", &del1, &delete_keys, &["deleted"]);
     let del_failed = outcome_counts(&del1).get("failed").copied().unwrap_or(0);
     phases.switch(clean(), "delete rerun");
@@ -548,7 +548,7 @@ fn harsh_faults_then_clean_rerun_reconciles_without_duplicates() {
     let screens_before = w.host.ui_requests().len();
     let first = w.send(&keys);
     let reauth_screens = w.host.ui_requests().len() - screens_before;
-    std::thread::sleep(Duration::from_millis(HANG_MS + 500));
+    wait_for_hung_requests(&w.sim);
     assert_outcomes("harsh send", &first, &keys, &["sent"]);
     let counts = outcome_counts(&first);
     let a = audit(w.host.db(), &w.sim);

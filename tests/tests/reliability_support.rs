@@ -37,6 +37,21 @@ pub fn unique_session(prefix: &str) -> String {
 }
 
 /// A school database, a tae-sim and a host over them.
+/// Waits until no request held by tae-sim's hang fault is still open (the client gave up on
+/// them; they finish on the server and may still change its state). Polls the sim's own count,
+/// with a deadline.
+pub fn wait_for_hung_requests(sim: &SimServer) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sim.state().hangs_in_progress() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} request(s) still held by a hang fault after 60 s",
+            sim.state().hangs_in_progress()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub struct World {
     pub plugin: Plugin,
     pub sim: SimServer,
