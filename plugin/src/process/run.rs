@@ -230,8 +230,11 @@ impl<'h> Run<'h> {
             .cloned()
     }
 
-    /// Makes sure a recipient exists in TAE (lookup, then registration), once per e-mail per
-    /// batch even when siblings run concurrently. Answers whether a registration happened.
+    /// Makes sure a recipient exists in TAE, once per e-mail per batch even when siblings run
+    /// concurrently: one registration (A3), where "already registered" (the user exists,
+    /// confirmed or not, under any case of the e-mail) counts as present — no lookup first,
+    /// which saves a request per distinct recipient (`docs/PERFORMANCE.md`). Answers whether
+    /// a registration happened.
     pub async fn ensure_recipient(
         &self,
         email: &str,
@@ -247,18 +250,21 @@ impl<'h> Run<'h> {
             .clone();
         let tae = &self.tae;
         cell.get_or_init(|| async {
-            let exists = tae
-                .call(|t| async move { tae.client.user_exists(&t, email).await })
-                .await?;
-            if exists {
-                return Ok(false);
-            }
             tae.call(|t| async move { tae.client.register_user(&t, email, name, cpf).await })
-                .await?;
-            Ok(true)
+                .await
         })
         .await
         .clone()
+    }
+
+    /// Whether another contract of this batch has started registering this e-mail and not
+    /// finished: a sibling then uploads its PDF meanwhile and waits for the registration only
+    /// before its publish, instead of holding its place in the batch idle.
+    pub fn registration_in_flight(&self, email: &str) -> bool {
+        self.registrations
+            .borrow()
+            .get(&email.trim().to_lowercase())
+            .is_some_and(|c| !c.initialized())
     }
 }
 

@@ -538,8 +538,10 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                     if let Err(m) = run.put(&[&r]).await {
                         return Outcome::failed(item, m).with_record(&r);
                     }
-                    if let Err(m) = ensure_signers_registered(run, plan, &recips).await {
-                        return Outcome::failed(item, m).with_record(&r);
+                    if let Err((what, e)) =
+                        register_signers(run, plan, &recips, Registering::All).await
+                    {
+                        return Outcome::tae_failed(item, &what, &e).with_record(&r);
                     }
                     return finish_publish(run, plan, item, r, &name, &by).await;
                 }
@@ -614,14 +616,20 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m);
     }
-    if let Err(m) = ensure_signers_registered(run, plan, &r.recipients).await {
-        let o = Outcome::failed(item, m);
-        r.set_status(RecordStatus::Falhou);
-        r.last_error = Some(o.message.clone());
-        r.event(&by, "error", o.message.clone());
-        let _ = run.put(&[&r]).await;
-        return o.with_record(&r);
-    }
+    // Signers another contract of the batch is registering right now are awaited before the
+    // publish (below): this contract uploads meanwhile.
+    let deferred =
+        match register_signers(run, plan, &r.recipients, Registering::DeferInFlight).await {
+            Ok(d) => d,
+            Err((what, e)) => {
+                let o = Outcome::tae_failed(item, &what, &e);
+                r.set_status(RecordStatus::Falhou);
+                r.last_error = Some(o.message.clone());
+                r.event(&by, "error", o.message.clone());
+                let _ = run.put(&[&r]).await;
+                return o.with_record(&r);
+            }
+        };
     if let Err(e) = run.still_holds(item) {
         return e.outcome(item).with_record(&r);
     }
@@ -655,35 +663,79 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     if let Err(m) = run.put(&[&r]).await {
         return Outcome::failed(item, m).with_record(&r);
     }
+    if !deferred.is_empty() {
+        if let Err((what, e)) =
+            register_signers(run, plan, &r.recipients, Registering::Only(&deferred)).await
+        {
+            // The draft stays "rascunho" with its id: a rerun registers the signer and
+            // publishes this draft instead of uploading again.
+            let mut o = Outcome::tae_failed(item, &what, &e);
+            o.message = format!(
+                "{} O rascunho nº {id} foi mantido e será publicado na próxima execução.",
+                o.message
+            );
+            r.last_error = Some(o.message.clone());
+            r.event(&by, "error", format!("register: {e}"));
+            let _ = run.put(&[&r]).await;
+            return o.with_record(&r);
+        }
+    }
     finish_publish(run, plan, item, r, &name, &by).await
 }
 
-/// Registers, with the "login" authentication type, every signer with a CPF that TAE lacks.
-async fn ensure_signers_registered(
+/// How [`register_signers`] treats the recipients.
+#[derive(Clone, Copy)]
+enum Registering<'a> {
+    /// Every one, waiting for each registration.
+    All,
+    /// Every one, except those whose registration another contract of the batch has started
+    /// and not finished: their positions are answered, for the caller to await before the
+    /// publish.
+    DeferInFlight,
+    /// Only these positions (the ones deferred earlier).
+    Only(&'a [usize]),
+}
+
+/// Registers, with the "login" authentication type, the signers with a CPF (TAE answers
+/// "already registered" for those it has). Answers the positions deferred
+/// ([`Registering::DeferInFlight`]); a failure answers what failed (in Portuguese, naming the
+/// person) and TAE's error.
+async fn register_signers(
     run: &Run<'_>,
     plan: &SendPlan,
     recips: &[Recipient],
-) -> Result<(), ContractError> {
+    how: Registering<'_>,
+) -> Result<Vec<usize>, (String, TaeError)> {
+    let mut deferred = Vec::new();
     if plan.auth_type != RecipientAuthType::Login {
-        return Ok(());
+        return Ok(deferred);
     }
     for (i, r) in recips.iter().enumerate() {
         let Some(cpf) = &r.cpf else { continue };
+        match how {
+            Registering::Only(only) if !only.contains(&i) => continue,
+            Registering::DeferInFlight if run.registration_in_flight(&r.email) => {
+                deferred.push(i);
+                continue;
+            }
+            _ => {}
+        }
         if let Err(e) = run.ensure_recipient(&r.email, &r.name, cpf).await {
             let who = if i == 0 {
                 "o responsável financeiro"
             } else {
                 "o destinatário"
             };
-            return Err(ContractError::new(format!(
-                "não foi possível cadastrar {who} {} ({}) no TOTVS Assinatura Eletrônica: {}.",
-                r.name,
-                r.email,
-                e.user_text()
-            )));
+            return Err((
+                format!(
+                    "não foi possível cadastrar {who} {} ({}) no TOTVS Assinatura Eletrônica",
+                    r.name, r.email
+                ),
+                e,
+            ));
         }
     }
-    Ok(())
+    Ok(deferred)
 }
 
 async fn finish_publish(

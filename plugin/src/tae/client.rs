@@ -734,14 +734,16 @@ impl TaeClient {
     }
 
     /// A3: registers a user; TAE e-mails them to confirm the address and set a password.
-    /// "Already registered" counts as success.
+    /// "Already registered" counts as success. Answers `true` when this call created the user,
+    /// `false` when TAE already had one with that e-mail (TAE's identity service compares
+    /// e-mails case-insensitively, as ASP.NET Identity's normalised e-mail does).
     pub async fn register_user(
         &self,
         token: &str,
         email: &str,
         full_name: &str,
         cpf: &str,
-    ) -> Result<(), TaeError> {
+    ) -> Result<bool, TaeError> {
         let url = self.auth(api::REGISTER);
         // The user sets their own password through TAE's confirmation e-mail; this random one is
         // never shown, stored or logged.
@@ -774,8 +776,8 @@ impl TaeClient {
             .await;
         crate::redact::forget_secret(&password);
         match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind == ErrorKind::AlreadyRegistered => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == ErrorKind::AlreadyRegistered => Ok(false),
             Err(e) => Err(e),
         }
     }
