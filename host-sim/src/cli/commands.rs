@@ -23,6 +23,28 @@ fn parse_json(flag: &str, text: &str) -> Result<Value, Failure> {
         .map_err(|e| Failure::usage(format!("{flag} não é um JSON válido ({e})")))
 }
 
+/// Prints the plugin's answer (`shown`) as JSON when `--json` is given. For a refusal (non-zero
+/// status) answers the exit code, after printing the refusal in Portuguese unless `--json`;
+/// `None` when the plugin answered success.
+fn plugin_answer(
+    s: &Session,
+    json_out: bool,
+    status: i32,
+    shown: &Value,
+    response: &Value,
+) -> Option<u8> {
+    if json_out {
+        println!("{}", pretty(shown));
+    }
+    if status == 0 {
+        return None;
+    }
+    if !json_out {
+        refused(s, status, response);
+    }
+    Some(exit::REFUSED)
+}
+
 /// Prints a whole-call refusal of the plugin; the exit code for it.
 fn refused(s: &Session, status: i32, response: &Value) -> u8 {
     let code = response["error"]["code"].as_str().unwrap_or("");
@@ -258,14 +280,8 @@ pub fn execute(lib: &Option<PathBuf>, a: ExecuteArgs) -> CmdResult {
     let started = std::time::SystemTime::now();
     let (status, response) = s.plugin.execute(&s.host, &request);
     s.print_deferred_logs();
-    if a.common.json {
-        println!("{}", pretty(&response));
-    }
-    if status != 0 {
-        if !a.common.json {
-            return Ok(refused(&s, status, &response));
-        }
-        return Ok(exit::REFUSED);
+    if let Some(code) = plugin_answer(&s, a.common.json, status, &response, &response) {
+        return Ok(code);
     }
     let results = response["results"].as_array().cloned().unwrap_or_default();
     if !a.common.json {
@@ -434,15 +450,8 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
     match a.action {
         ConfigureAction::Describe => {
             let (status, response) = s.plugin.configure(&s.host, &json!({"action": "describe"}));
-            if a.common.json {
-                println!("{}", pretty(&response));
-            }
-            if status != 0 {
-                return Ok(if a.common.json {
-                    exit::REFUSED
-                } else {
-                    refused(&s, status, &response)
-                });
+            if let Some(code) = plugin_answer(&s, a.common.json, status, &response, &response) {
+                return Ok(code);
             }
             if !a.common.json {
                 let rows: Vec<Vec<String>> = response["fields"]
@@ -515,17 +524,12 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
             if let Some(v) = shown_response["values"].as_object_mut() {
                 dbfile::mask_secrets(v);
             }
-            if a.common.json {
-                println!("{}", pretty(&shown_response));
-            }
-            if status != 0 {
-                if !a.common.json {
-                    refused(&s, status, &response);
-                    if a.action == ConfigureAction::Set {
-                        eprintln!("  nada foi gravado.");
-                    }
+            if let Some(code) = plugin_answer(&s, a.common.json, status, &shown_response, &response)
+            {
+                if !a.common.json && a.action == ConfigureAction::Set {
+                    eprintln!("  nada foi gravado.");
                 }
-                return Ok(exit::REFUSED);
+                return Ok(code);
             }
             if a.action == ConfigureAction::Set {
                 // The plugin's normalised value of each field given, stored over the others.
@@ -600,15 +604,8 @@ pub fn configure(lib: &Option<PathBuf>, a: ConfigureArgs) -> CmdResult {
                 request["values"] = Value::Object(merged(base, &given));
             }
             let (status, response) = s.plugin.configure(&s.host, &request);
-            if a.common.json {
-                println!("{}", pretty(&response));
-            }
-            if status != 0 {
-                return Ok(if a.common.json {
-                    exit::REFUSED
-                } else {
-                    refused(&s, status, &response)
-                });
+            if let Some(code) = plugin_answer(&s, a.common.json, status, &response, &response) {
+                return Ok(code);
             }
             let ok = response["login_ok"] == true;
             if !a.common.json {
@@ -660,15 +657,8 @@ pub fn attachments(lib: &Option<PathBuf>, a: AttachmentArgs) -> CmdResult {
     }
     let request = json!({"filter": filter, "page": a.page, "page_size": a.page_size});
     let (status, response) = s.plugin.attachment_list(&s.host, &request);
-    if a.common.json {
-        println!("{}", pretty(&response));
-    }
-    if status != 0 {
-        return Ok(if a.common.json {
-            exit::REFUSED
-        } else {
-            refused(&s, status, &response)
-        });
+    if let Some(code) = plugin_answer(&s, a.common.json, status, &response, &response) {
+        return Ok(code);
     }
     let recs = response["records"].as_array().cloned().unwrap_or_default();
     let total = response["total"].as_i64().unwrap_or(0);

@@ -10,44 +10,39 @@ use serde::{Deserialize, Serialize};
 /// The request as it crosses the ABI: one variant per option, tagged by `option`, each with
 /// its own `params` type. Unknown fields are refused at every level.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "option", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "option", rename_all = "snake_case")]
 enum Wire {
-    Send {
-        session: String,
-        invoked_from: InvokedFrom,
-        #[serde(default)]
-        params: Option<send::SendParams>,
-    },
-    Delete {
-        session: String,
-        invoked_from: InvokedFrom,
-        #[serde(default)]
-        params: Option<NoParams>,
-    },
-    UpdateEmails {
-        session: String,
-        invoked_from: InvokedFrom,
-        #[serde(default)]
-        params: Option<update_emails::UpdateParams>,
-    },
-    Check {
-        session: String,
-        invoked_from: InvokedFrom,
-        #[serde(default)]
-        params: Option<NoParams>,
-    },
-    Download {
-        session: String,
-        invoked_from: InvokedFrom,
-        #[serde(default)]
-        params: Option<download::DownloadParams>,
-    },
-    Reconcile {
-        session: String,
-        invoked_from: InvokedFrom,
-        #[serde(default)]
-        params: Option<reconcile::ReconcileParams>,
-    },
+    Send(Envelope<send::SendParams>),
+    Delete(Envelope<NoParams>),
+    UpdateEmails(Envelope<update_emails::UpdateParams>),
+    Check(Envelope<NoParams>),
+    Download(Envelope<download::DownloadParams>),
+    Reconcile(Envelope<reconcile::ReconcileParams>),
+}
+
+/// The fields every option's request has besides `option`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<P> {
+    session: String,
+    invoked_from: InvokedFrom,
+    #[serde(default = "Option::default")]
+    params: Option<P>,
+}
+
+impl<P: Default> Envelope<P> {
+    /// The session, where the option was started from, and the option with its params
+    /// (omitted params are the option's defaults).
+    fn split(
+        self,
+        option: impl FnOnce(P) -> OptionRequest,
+    ) -> (String, InvokedFrom, OptionRequest) {
+        (
+            self.session,
+            self.invoked_from,
+            option(self.params.unwrap_or_default()),
+        )
+    }
 }
 
 /// Where the option was started from.
@@ -168,60 +163,12 @@ impl ExecuteRequest {
         let wire: Wire = serde_json::from_value(request)
             .map_err(|e| PluginError::invalid_request(format!("execute request: {e}")))?;
         let (session, invoked_from, option) = match wire {
-            Wire::Send {
-                session,
-                invoked_from,
-                params,
-            } => (
-                session,
-                invoked_from,
-                OptionRequest::Send(params.unwrap_or_default()),
-            ),
-            Wire::Delete {
-                session,
-                invoked_from,
-                params,
-            } => (
-                session,
-                invoked_from,
-                OptionRequest::Delete(params.unwrap_or_default()),
-            ),
-            Wire::UpdateEmails {
-                session,
-                invoked_from,
-                params,
-            } => (
-                session,
-                invoked_from,
-                OptionRequest::UpdateEmails(params.unwrap_or_default()),
-            ),
-            Wire::Check {
-                session,
-                invoked_from,
-                params,
-            } => (
-                session,
-                invoked_from,
-                OptionRequest::Check(params.unwrap_or_default()),
-            ),
-            Wire::Download {
-                session,
-                invoked_from,
-                params,
-            } => (
-                session,
-                invoked_from,
-                OptionRequest::Download(params.unwrap_or_default()),
-            ),
-            Wire::Reconcile {
-                session,
-                invoked_from,
-                params,
-            } => (
-                session,
-                invoked_from,
-                OptionRequest::Reconcile(params.unwrap_or_default()),
-            ),
+            Wire::Send(e) => e.split(OptionRequest::Send),
+            Wire::Delete(e) => e.split(OptionRequest::Delete),
+            Wire::UpdateEmails(e) => e.split(OptionRequest::UpdateEmails),
+            Wire::Check(e) => e.split(OptionRequest::Check),
+            Wire::Download(e) => e.split(OptionRequest::Download),
+            Wire::Reconcile(e) => e.split(OptionRequest::Reconcile),
         };
         if session.trim().is_empty() {
             return Err(PluginError::invalid_request(
