@@ -20,6 +20,7 @@ mod routes;
 mod server;
 pub mod state;
 mod store;
+mod timer;
 
 pub use faults::{DropMode, FaultConfig, Hostile, HostileConfig, Latency, RateLimit, RateMap};
 pub use server::{SimOptions, SimServer};

@@ -718,7 +718,7 @@ pub(crate) async fn sleep_or_shutdown(sim: &SimState, duration: Duration) {
 pub(crate) async fn sleep_until_or_shutdown(sim: &SimState, deadline: std::time::Instant) {
     let mut shutdown = sim.shutdown.clone();
     tokio::select! {
-        _ = tokio::time::sleep_until(deadline.into()) => {}
+        _ = crate::timer::sleep_until(deadline) => {}
         _ = shutdown.wait_for(|stopping| *stopping) => {}
     }
 }
@@ -801,9 +801,9 @@ async fn apply_faults(
         && decision.drop_after.is_none();
     if decision.latency_ms > 0 && only_latency {
         // The answer leaves at arrival + L: the handler runs first and the rest of L is slept
-        // after it (tokio's timer fires on the next millisecond tick at or after the deadline,
-        // so the answer is never early and at most about 1 ms late). Sleeping L and then
-        // handling would add the handling time and the timer's rounding to every request.
+        // after it, on a timer with microsecond resolution (`timer.rs`), so the answer is never
+        // early and late only by a thread wake-up. Sleeping L with tokio's timer and then
+        // handling added the handling time and the millisecond tick to every request.
         let response = next.run(request).await;
         sleep_until_or_shutdown(&state.sim, started + latency).await;
         return (None, response);

@@ -357,7 +357,9 @@ where
         if let Some(uri) = canonical_uri(request.uri()) {
             *request.uri_mut() = uri;
         }
-        request.extensions_mut().insert(ConnectionId(self.connection));
+        request
+            .extensions_mut()
+            .insert(ConnectionId(self.connection));
         let mut router = self.router.clone();
         Box::pin(async move {
             let response = match tower_service::Service::call(&mut router, request).await {
