@@ -49,9 +49,22 @@ impl Environment {
             .and_then(Path::parent)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "target".into());
-        let mut command = format!(
-            "CARGO_TARGET_DIR={target} cargo build --release -p tae-edu -p tae-sim -p tae-edu-bench && {target}/release/tae-edu-bench"
-        );
+        // Paths inside the workspace are shown relative to it (the block goes into the docs).
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(|p| format!("{}/", p.display()))
+            .unwrap_or_default();
+        let target = target
+            .strip_prefix(&root)
+            .map(str::to_string)
+            .unwrap_or(target.clone());
+        let mut command = if target == "target" {
+            "cargo build --release -p tae-edu -p tae-sim -p tae-edu-bench && target/release/tae-edu-bench".to_string()
+        } else {
+            format!(
+                "CARGO_TARGET_DIR={target} cargo build --release -p tae-edu -p tae-sim -p tae-edu-bench && {target}/release/tae-edu-bench"
+            )
+        };
         for a in &argv {
             command.push(' ');
             command.push_str(a);
@@ -89,9 +102,10 @@ impl Environment {
             .and_then(|m| m.modified().ok())
             .map(|t| {
                 let t: chrono::DateTime<chrono::Utc> = t.into();
+                let shown = ctx.plugin.display().to_string();
                 format!(
                     "{} (built {})",
-                    ctx.plugin.display(),
+                    shown.strip_prefix(&root).unwrap_or(&shown),
                     t.format("%Y-%m-%d %H:%M UTC")
                 )
             })
@@ -689,15 +703,17 @@ fn decomposition_section(out: &mut String, sends: &[RunResult]) {
          first reach their full level, `min(c, max in flight)`), tail (after they last left it) \
          and steady (between: the client's gaps — record writes, waits between a contract's \
          steps, the calling thread busy). Seconds, and share of `wall − bound`. Connections: \
-         accepted by tae-sim during the run (the bench's own counter reads included).\n\n",
+         accepted by tae-sim during the run (the bench's own counter reads included). Client \
+         turnaround: on each connection, from an answer leaving tae-sim to the next request \
+         arriving on it.\n\n",
     );
-    out.push_str("| L | N | c | wall (s) | bound (s) | wall / bound | server time mean / p50 / p99 / max (ms) | in flight: mean / steady / full level | edges (s) | overshoot (s) | idle: ramp-up | steady | tail (s) | ramp-up / tail length (s) | connections |\n|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|\n");
+    out.push_str("| L | N | c | wall (s) | bound (s) | wall / bound | server time mean / p50 / p99 / max (ms) | in flight: mean / steady / full level | edges (s) | overshoot (s) | idle: ramp-up | steady | tail (s) | ramp-up / tail length (s) | connections | client turnaround per request, mean / p50 (ms) |\n|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|\n");
     for (r, d, conns) in rows {
         let excess = (d.wall_ms - d.bound_ms).max(1e-9);
         let share = |x: f64| format!("{} ({:.0}%)", secs(x), 100.0 * x / excess);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.2} | {:.2} / {:.2} / {:.2} / {:.2} | {:.1} / {:.1} / {:.0} | {} | {} | {} | {} | {} | {} / {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} / {:.2} / {:.2} / {:.2} | {:.1} / {:.1} / {:.0} | {} | {} | {} | {} | {} | {} / {} | {} | {:.2} / {:.2} |",
             r.spec.latency_ms,
             thousands(r.spec.n as u64),
             r.spec.concurrency,
@@ -718,7 +734,9 @@ fn decomposition_section(out: &mut String, sends: &[RunResult]) {
             share(d.idle_tail_ms),
             secs(d.ramp_ms),
             secs(d.tail_ms),
-            conns
+            conns,
+            d.turnaround_mean_ms,
+            d.turnaround_p50_ms
         );
     }
 }

@@ -41,6 +41,10 @@ pub struct Decomposition {
     pub in_flight_mean: f64,
     pub in_flight_steady: f64,
     pub full_level: f64,
+    /// On each connection, from an answer leaving to the next request arriving (the client's
+    /// turnaround between two requests on that connection): mean and median, ms.
+    pub turnaround_mean_ms: f64,
+    pub turnaround_p50_ms: f64,
 }
 
 impl Decomposition {
@@ -129,6 +133,29 @@ pub fn decompose(
     let (idle_ramp, _) = idle_between(first, ramp_end);
     let (idle_steady, busy_steady) = idle_between(ramp_end, tail_start);
     let (idle_tail, _) = idle_between(tail_start, last);
+    let mut by_conn: std::collections::BTreeMap<u64, Vec<(u64, u64)>> = Default::default();
+    for e in entries {
+        by_conn
+            .entry(e.connection)
+            .or_default()
+            .push((e.arrival_us, e.answer_us));
+    }
+    let mut gaps: Vec<f64> = Vec::new();
+    for list in by_conn.values_mut() {
+        list.sort();
+        for w in list.windows(2) {
+            gaps.push(w[1].0.saturating_sub(w[0].1) as f64 / 1000.0);
+        }
+    }
+    gaps.sort_by(f64::total_cmp);
+    let (turnaround_mean_ms, turnaround_p50_ms) = if gaps.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (
+            gaps.iter().sum::<f64>() / gaps.len() as f64,
+            gaps[gaps.len() / 2],
+        )
+    };
     let span_ms = (last - first) as f64 / 1000.0;
     let steady_ms = (tail_start - ramp_end) as f64 / 1000.0;
     Some(Decomposition {
@@ -161,6 +188,8 @@ pub fn decompose(
             0.0
         },
         full_level: full,
+        turnaround_mean_ms,
+        turnaround_p50_ms,
     })
 }
 
