@@ -96,6 +96,9 @@ pub struct BenchArgs {
     /// The tae-sim binary (default: next to this executable).
     #[arg(long)]
     pub tae_sim: Option<PathBuf>,
+    /// An extra argument for every tae-sim process (repeatable), e.g. `--sim-arg=--tokio-timer`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sim_arg: Vec<String>,
     /// Where the table goes (default: docs/PERFORMANCE.md of the workspace); between the
     /// `bench:begin`/`bench:end` markers, keeping what is outside them.
     #[arg(long)]

@@ -173,6 +173,8 @@ pub struct Ctx {
     pub big_pdf_mb: usize,
     /// A command prefix for the measured host process (profiling).
     pub wrap: Option<String>,
+    /// Extra arguments for tae-sim.
+    pub sim_args: Vec<String>,
 }
 
 /// A tae-sim process of this bench (killed, by its handle, when dropped).
@@ -187,9 +189,11 @@ impl SimProcess {
         latency_ms: u64,
         many_ids: bool,
         timeline: bool,
+        extra: &[String],
     ) -> Result<SimProcess, String> {
         let mut cmd = Command::new(bin);
         cmd.args(["--addr", "127.0.0.1:0", "--max-upload-mb", "100"]);
+        cmd.args(extra);
         if timeline {
             cmd.arg("--timeline");
         }
@@ -360,7 +364,13 @@ fn measure_once(ctx: &Ctx, spec: &Spec) -> Result<Measured, String> {
         .prefix("tae-edu-bench-")
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let sim = SimProcess::start(&ctx.tae_sim, spec.latency_ms, spec.many_ids, spec.timeline)?;
+    let sim = SimProcess::start(
+        &ctx.tae_sim,
+        spec.latency_ms,
+        spec.many_ids,
+        spec.timeline,
+        &ctx.sim_args,
+    )?;
     let db_path = dir.path().join("escola.db");
     let (distinct, small_pdf, signers) = setup_db(&db_path, spec, &sim.base_url)?;
     if spec.kind == Kind::RmWay {
@@ -548,6 +558,7 @@ pub fn run_all(args: &BenchArgs) -> Result<(), String> {
         exe: exe.clone(),
         big_pdf_mb: args.big_pdf_mb,
         wrap: args.wrap.clone(),
+        sim_args: args.sim_arg.clone(),
     };
     for (what, p) in [("plugin", &ctx.plugin), ("tae-sim", &ctx.tae_sim)] {
         if !p.is_file() {

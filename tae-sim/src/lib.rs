@@ -21,6 +21,7 @@ mod server;
 pub mod state;
 mod store;
 mod timer;
+pub use timer::use_tokio_timer;
 
 pub use faults::{DropMode, FaultConfig, Hostile, HostileConfig, Latency, RateLimit, RateMap};
 pub use server::{SimOptions, SimServer};

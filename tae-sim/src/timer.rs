@@ -77,9 +77,21 @@ fn timer() -> &'static Timer {
     })
 }
 
+static TOKIO_TIMER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Use tokio's millisecond timer instead (the behaviour before the timer thread; the
+/// `--tokio-timer` flag of the program, to compare the two in one session).
+pub fn use_tokio_timer(on: bool) {
+    TOKIO_TIMER.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Completes at `deadline` (at once when it has passed).
 pub(crate) async fn sleep_until(deadline: Instant) {
     if deadline <= Instant::now() {
+        return;
+    }
+    if TOKIO_TIMER.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep_until(deadline.into()).await;
         return;
     }
     let t = timer();
