@@ -289,3 +289,78 @@ unsafe extern "C" fn mem_progress(
 ) -> i32 {
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use host_sim::seed::{DEMO_PERIOD, DEMO_RM_USER};
+
+    fn call(host: &MemoryHost, method: &str, req: &Value) -> (i32, Vec<u8>) {
+        let t = host.table();
+        let req = serde_json::to_vec(req).unwrap();
+        let mut out: *mut u8 = std::ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: the table's ctx is `host`, alive here; pointers are to locals.
+        let status = unsafe {
+            (t.call.unwrap())(
+                t.ctx,
+                method.as_ptr(),
+                method.len(),
+                req.as_ptr(),
+                req.len(),
+                &mut out,
+                &mut len,
+            )
+        };
+        // SAFETY: the buffer the host just gave, freed once.
+        let bytes = unsafe { std::slice::from_raw_parts(out, len) }.to_vec();
+        unsafe { (t.free_buffer.unwrap())(t.ctx, out, len) };
+        (status, bytes)
+    }
+
+    #[test]
+    fn serves_the_send_from_memory() {
+        let db = SchoolDb::in_memory().unwrap();
+        host_sim::seed_bulk(&db, 20).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pdf = dir.path().join("c.pdf");
+        std::fs::write(&pdf, b"%PDF-1.4 x").unwrap();
+        let filter = json!({"codcoligada": 1, "period": DEMO_PERIOD});
+        let path = pdf.display().to_string();
+        let host =
+            MemoryHost::load(&db, DEMO_RM_USER, &filter, &path, UiScript::cancel_all()).unwrap();
+        assert_eq!(host.contract_count(), 20);
+        let (s, b) = call(&host, "contracts.find", &json!({ "filter": filter }));
+        assert_eq!(s, 0);
+        let found: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(found["contracts"].as_array().unwrap().len(), 20);
+        let key = found["contracts"][0]["key"].as_str().unwrap().to_string();
+        let (s, b) = call(
+            &host,
+            "contracts.find",
+            &json!({"filter": {"codcoligada": 2}}),
+        );
+        assert_eq!(s, 1, "{}", String::from_utf8_lossy(&b));
+        let (s, b) = call(&host, "file.read", &json!({ "path": path }));
+        assert_eq!((s, b.as_slice()), (0, &b"%PDF-1.4 x"[..]));
+        let record = json!({"id": "r-1", "data_server": "EduContratoData", "record_key": key,
+                            "status": "enviando"});
+        let (s, _) = call(&host, "records.put", &json!({ "records": [record] }));
+        assert_eq!(s, 0);
+        let newer = json!({"id": "r-1", "data_server": "EduContratoData", "record_key": key,
+                           "status": "pendente"});
+        call(&host, "records.put", &json!({ "records": [newer] }));
+        let (_, b) = call(
+            &host,
+            "records.get",
+            &json!({"data_server": "EduContratoData",
+                                                        "keys": [key, "1;x;0"]}),
+        );
+        let got: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(got["records"], json!([newer]));
+        assert_eq!(host.record_count(), 1);
+        let (s, _) = call(&host, "report.render", &json!({}));
+        assert_eq!(s, 1);
+        assert_eq!(host.call_counts()["records.put"], 2);
+    }
+}

@@ -1013,6 +1013,20 @@ mod tests {
     }
 
     #[test]
+    fn rss_slope_is_the_least_squares_fit() {
+        // 12 MB + 5 KB per contract, with ±100 KB of noise at the middle point.
+        let pts = [
+            (100.0, 12_288.0 + 500.0),
+            (1_000.0, 12_288.0 + 5_100.0),
+            (10_000.0, 12_288.0 + 50_000.0),
+        ];
+        let slope = rss_slope_kb(&pts).unwrap();
+        assert!((slope - 5.0).abs() < 0.02, "{slope}");
+        assert!(rss_slope_kb(&pts[..1]).is_none());
+        assert!(rss_slope_kb(&[(5.0, 1.0), (5.0, 2.0)]).is_none());
+    }
+
+    #[test]
     fn thousands_separator() {
         assert_eq!(thousands(5), "5");
         assert_eq!(thousands(1000), "1,000");
