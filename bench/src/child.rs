@@ -2,6 +2,7 @@
 //! seeded school database through host-sim's `RmHost`, and runs one `execute` (for a check:
 //! a send first, unmeasured, then the check), printing a [`ChildReport`] as one JSON line.
 
+use crate::memhost::MemoryHost;
 use crate::procstat;
 use host_sim::seed::{DEMO_PERIOD, DEMO_RM_USER, DEMO_RM_USER_CPF};
 use host_sim::{Plugin, RmHost, SchoolDb, UiScript};
@@ -18,6 +19,15 @@ pub const BENCH_SESSION: &str = "rm-sessao-bench-1";
 pub enum Op {
     Send,
     Check,
+}
+
+/// Which host serves the plugin's callbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum HostKind {
+    /// host-sim's `RmHost` over the SQLite school database.
+    Sim,
+    /// [`crate::memhost::MemoryHost`]: everything in memory (send with the `file` source only).
+    Memory,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -37,6 +47,8 @@ pub struct RunOneArgs {
     /// contract (host-sim's printpdf renderer).
     #[arg(long)]
     pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "sim")]
+    pub host: HostKind,
 }
 
 /// What the measured process reports about the measured `execute`.
@@ -60,6 +72,10 @@ pub struct ChildReport {
     pub peak_reset: bool,
     /// Host methods the plugin called during the measured call.
     pub host_calls: BTreeMap<String, u64>,
+    /// The measured call's start and end, in microseconds since the Unix epoch (to line up
+    /// with tae-sim's timeline).
+    pub call_start_us: u64,
+    pub call_end_us: u64,
     /// For a check: the send before it.
     pub pre_send_wall_ms: Option<f64>,
     pub pre_send_outcomes: Option<BTreeMap<String, u64>>,
@@ -117,6 +133,9 @@ pub fn run(args: &RunOneArgs) -> ChildReport {
 
 fn run_inner(args: &RunOneArgs) -> Result<ChildReport, String> {
     host_sim::install_crypto_provider();
+    if args.host == HostKind::Memory {
+        return run_memory(args);
+    }
     let plugin = Plugin::load(&args.plugin)?;
     let db = SchoolDb::open(&args.db).map_err(|e| e.to_string())?;
     let contracts = db.all_contracts().map_err(|e| e.to_string())?.len() as u64;
@@ -167,9 +186,11 @@ fn run_inner(args: &RunOneArgs) -> Result<ChildReport, String> {
     report.peak_reset = procstat::reset_peak_rss();
     report.rss_before_kb = procstat::status_kb("VmRSS").unwrap_or(0);
     let (u0, s0) = procstat::cpu_times_us();
+    report.call_start_us = tae_sim::unix_micros();
     let t = Instant::now();
     let (status, response) = plugin.execute(&host, &request);
     report.wall_ms = t.elapsed().as_secs_f64() * 1000.0;
+    report.call_end_us = tae_sim::unix_micros();
     let (u1, s1) = procstat::cpu_times_us();
     report.peak_rss_kb = procstat::status_kb("VmHWM").unwrap_or(0);
     report.cpu_user_ms = u1.saturating_sub(u0) as f64 / 1000.0;
@@ -186,9 +207,15 @@ fn run_inner(args: &RunOneArgs) -> Result<ChildReport, String> {
         report.error = Some(error_text(status, &response));
         return Ok(report);
     }
-    let (counts, total) = outcome_counts(&response);
+    judge(&mut report, args.op, contracts, &response);
+    Ok(report)
+}
+
+/// Checks that every contract got the expected outcome (else the report carries an error).
+fn judge(report: &mut ChildReport, op: Op, contracts: u64, response: &Value) {
+    let (counts, total) = outcome_counts(response);
     report.total = total;
-    let expected = match args.op {
+    let expected = match op {
         Op::Send => "sent",
         Op::Check => "pending",
     };
@@ -196,9 +223,77 @@ fn run_inner(args: &RunOneArgs) -> Result<ChildReport, String> {
     if good != contracts || total != contracts {
         report.error = Some(format!(
             "{good} of {contracts} contracts {expected}; outcomes {counts:?}; first other: {:?}",
-            first_failure(&response)
+            first_failure(response)
         ));
     }
     report.outcomes = counts;
+}
+
+/// A send through [`MemoryHost`]: the seeded database is read before the measured call only.
+fn run_memory(args: &RunOneArgs) -> Result<ChildReport, String> {
+    if args.op != Op::Send {
+        return Err("the memory host runs sends only".into());
+    }
+    let file = args
+        .file
+        .as_ref()
+        .ok_or("the memory host needs --file (it does not render reports)")?;
+    let plugin = Plugin::load(&args.plugin)?;
+    let menu = json!({"kind": "menu", "filter": {"codcoligada": 1, "period": DEMO_PERIOD}});
+    let host = {
+        let db = SchoolDb::open(&args.db).map_err(|e| e.to_string())?;
+        MemoryHost::load(
+            &db,
+            DEMO_RM_USER,
+            &menu["filter"],
+            &file.display().to_string(),
+            UiScript::with_credentials(tae_sim::ADMIN_EMAIL, tae_sim::ADMIN_PASSWORD)
+                .then_cpf(DEMO_RM_USER_CPF),
+        )?
+    };
+    let contracts = host.contract_count() as u64;
+    let send = json!({"session": BENCH_SESSION, "invoked_from": menu, "option": "send",
+                      "params": {"source": {"kind": "file", "path": file}}});
+    let request = serde_json::to_vec(&send).map_err(|e| e.to_string())?;
+    let table = host.table();
+    let mut report = ChildReport {
+        peak_reset: procstat::reset_peak_rss(),
+        rss_before_kb: procstat::status_kb("VmRSS").unwrap_or(0),
+        ..Default::default()
+    };
+    let (u0, s0) = procstat::cpu_times_us();
+    report.call_start_us = tae_sim::unix_micros();
+    let t = Instant::now();
+    // SAFETY: the table points at `host`, alive until the end of this function; the request
+    // slice is valid for its length.
+    let (status, bytes) = unsafe {
+        plugin.call_raw(
+            host_sim::Export::Execute,
+            &table,
+            request.as_ptr(),
+            request.len(),
+            true,
+        )
+    };
+    report.wall_ms = t.elapsed().as_secs_f64() * 1000.0;
+    report.call_end_us = tae_sim::unix_micros();
+    let (u1, s1) = procstat::cpu_times_us();
+    report.peak_rss_kb = procstat::status_kb("VmHWM").unwrap_or(0);
+    report.cpu_user_ms = u1.saturating_sub(u0) as f64 / 1000.0;
+    report.cpu_sys_ms = s1.saturating_sub(s0) as f64 / 1000.0;
+    report.status = status;
+    report.host_calls = host.call_counts();
+    let response: Value = serde_json::from_slice(&bytes.unwrap_or_default()).unwrap_or(Value::Null);
+    if status != 0 {
+        report.error = Some(error_text(status, &response));
+        return Ok(report);
+    }
+    judge(&mut report, Op::Send, contracts, &response);
+    if report.error.is_none() && host.record_count() < contracts as usize {
+        report.error = Some(format!(
+            "the memory host holds {} records for {contracts} contracts",
+            host.record_count()
+        ));
+    }
     Ok(report)
 }

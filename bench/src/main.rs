@@ -6,9 +6,12 @@
 //! CPU time of the host process; checks of many documents; one send of a 50 MB PDF.
 
 mod child;
+mod memhost;
 mod procstat;
 mod report;
+mod rmway;
 mod runner;
+mod timeline;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,12 +32,31 @@ enum Command {
     RunOne(child::RunOneArgs),
 }
 
-/// What to measure. Defaults: the full matrix of issue 8 (about 10 minutes on 2 cores).
+/// What to measure. Defaults: the rows issue 15's targets need, the headline at L = 20 ms
+/// (about 8 minutes on 2 cores); `--headline-latencies 20,80` adds RM's way at 80 ms (about
+/// 7 minutes more); `--full` the whole product of L × N × c.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// A small subset (N = 100, check of 1,000, the 50 MB PDF): about a minute.
+    /// A small subset (N = 100, check of 1,000, the 50 MB PDF, no headline): about a minute.
     #[arg(long)]
     pub quick: bool,
+    /// The product of --latencies (0,20) × --sizes (100,1000,10000) × c = 1,4,16,32, each run
+    /// estimated over --max-run-secs skipped.
+    #[arg(long)]
+    pub full: bool,
+    /// Latencies (ms) of the headline: RM's own way (one contract at a time, one status read
+    /// per document) against tae-edu, N = --headline-size. RM's way takes about 95 s at 20 ms
+    /// and 6.5 minutes at 80 ms, so 80 is opt-in: `--headline-latencies 20,80`.
+    #[arg(long, value_delimiter = ',', default_value = "20")]
+    pub headline_latencies: Vec<u64>,
+    #[arg(long, default_value_t = 1_000)]
+    pub headline_size: usize,
+    /// Skip the headline (RM's way against tae-edu).
+    #[arg(long)]
+    pub no_headline: bool,
+    /// Skip the sends through the in-memory host (the plugin apart from host-sim).
+    #[arg(long)]
+    pub no_memory_host: bool,
     /// Injected latencies L (ms), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub latencies: Option<Vec<u64>>,
@@ -74,6 +96,9 @@ pub struct BenchArgs {
     /// The tae-sim binary (default: next to this executable).
     #[arg(long)]
     pub tae_sim: Option<PathBuf>,
+    /// An extra argument for every tae-sim process (repeatable), e.g. `--sim-arg=--tokio-timer`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sim_arg: Vec<String>,
     /// Where the table goes (default: docs/PERFORMANCE.md of the workspace); between the
     /// `bench:begin`/`bench:end` markers, keeping what is outside them.
     #[arg(long)]

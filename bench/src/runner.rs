@@ -2,8 +2,9 @@
 //! fresh school database seeded with `seed_bulk(N)`, and a child host process (`run-one`) that
 //! does the measured `execute`; then tae-sim's request counters.
 
-use crate::child::ChildReport;
+use crate::child::{ChildReport, HostKind};
 use crate::report;
+use crate::rmway::{RmWayReport, Signer};
 use crate::BenchArgs;
 use host_sim::{render_contract_pdf, seed_bulk, ReportOptions, SchoolDb};
 use serde_json::json;
@@ -24,6 +25,9 @@ pub enum Kind {
     BigPdf,
     /// One contract with the small PDF, otherwise as `BigPdf` (the reference for its memory).
     BigPdfReference,
+    /// "RM's own way": the bench's sequential client sends the N contracts and reads each
+    /// document's status (no plugin).
+    RmWay,
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +40,10 @@ pub struct Spec {
     pub report_source: bool,
     /// tae-sim offers the many-ids route (D5).
     pub many_ids: bool,
+    /// Which host serves the plugin.
+    pub host: HostKind,
+    /// tae-sim records its request timeline (read after the run).
+    pub timeline: bool,
 }
 
 impl Spec {
@@ -47,18 +55,34 @@ impl Spec {
             concurrency,
             report_source: false,
             many_ids: true,
+            host: HostKind::Sim,
+            timeline: latency_ms > 0,
+        }
+    }
+
+    /// `max_concurrency` as set, or "default" when the bench leaves the parameter unset (0).
+    pub fn concurrency_label(&self) -> String {
+        if self.concurrency == 0 {
+            "default".into()
+        } else {
+            self.concurrency.to_string()
         }
     }
 
     pub fn label(&self) -> String {
         format!(
-            "{:?} L={} N={} c={}{}{}",
+            "{:?} L={} N={} c={}{}{}{}",
             self.kind,
             self.latency_ms,
             self.n,
-            self.concurrency,
+            self.concurrency_label(),
             if self.report_source { " report" } else { "" },
-            if self.many_ids { "" } else { " no-many-ids" }
+            if self.many_ids { "" } else { " no-many-ids" },
+            if self.host == HostKind::Memory {
+                " memory-host"
+            } else {
+                ""
+            }
         )
     }
 
@@ -66,8 +90,17 @@ impl Spec {
     /// taking L, `concurrency` at a time; at L = 0, a few ms of CPU per contract.
     fn estimated_secs(&self) -> f64 {
         let n = self.n as f64;
+        if self.kind == Kind::RmWay {
+            // Sequential: lookup, registration (3 of 4), upload, publish, then one read.
+            return n * 4.75 * self.latency_ms as f64 / 1000.0 + n * 0.004;
+        }
+        let c = if self.concurrency == 0 {
+            8.0
+        } else {
+            self.concurrency as f64
+        };
         let per_send = if self.latency_ms > 0 {
-            n * 3.6 * self.latency_ms as f64 / self.concurrency as f64 / 1000.0
+            n * 3.6 * self.latency_ms as f64 / c / 1000.0
         } else {
             n * 0.004
         };
@@ -91,6 +124,10 @@ pub struct Measured {
     pub document_bytes: u64,
     /// Time to start tae-sim and seed the database (not measured).
     pub setup_ms: f64,
+    /// tae-sim's request timeline of the run, when recorded.
+    pub timeline: Option<tae_sim::TimelineDump>,
+    /// For [`Kind::RmWay`]: what the sequential client measured.
+    pub rm_way: Option<RmWayReport>,
 }
 
 impl Measured {
@@ -136,6 +173,8 @@ pub struct Ctx {
     pub big_pdf_mb: usize,
     /// A command prefix for the measured host process (profiling).
     pub wrap: Option<String>,
+    /// Extra arguments for tae-sim.
+    pub sim_args: Vec<String>,
 }
 
 /// A tae-sim process of this bench (killed, by its handle, when dropped).
@@ -145,9 +184,19 @@ struct SimProcess {
 }
 
 impl SimProcess {
-    fn start(bin: &Path, latency_ms: u64, many_ids: bool) -> Result<SimProcess, String> {
+    fn start(
+        bin: &Path,
+        latency_ms: u64,
+        many_ids: bool,
+        timeline: bool,
+        extra: &[String],
+    ) -> Result<SimProcess, String> {
         let mut cmd = Command::new(bin);
         cmd.args(["--addr", "127.0.0.1:0", "--max-upload-mb", "100"]);
+        cmd.args(extra);
+        if timeline {
+            cmd.arg("--timeline");
+        }
         if latency_ms > 0 {
             cmd.args(["--latency-ms", &latency_ms.to_string()]);
         }
@@ -193,6 +242,13 @@ impl SimProcess {
             .and_then(|r| r.error_for_status())
             .and_then(|r| r.json::<BTreeMap<String, u64>>())
             .map_err(|e| format!("cannot read tae-sim's counters: {e}"))
+    }
+
+    fn timeline(&self) -> Result<tae_sim::TimelineDump, String> {
+        reqwest::blocking::get(format!("{}/_sim/timeline", self.base_url))
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json::<tae_sim::TimelineDump>())
+            .map_err(|e| format!("cannot read tae-sim's timeline: {e}"))
     }
 
     fn stop(&mut self) {
@@ -261,13 +317,21 @@ pub fn big_pdf(mb: usize) -> Vec<u8> {
     out
 }
 
-fn setup_db(db_path: &Path, spec: &Spec, base_url: &str) -> Result<(u64, Vec<u8>), String> {
+/// Seeds the database; answers the distinct responsibles, the first contract's PDF and the
+/// signers (for RM's way).
+fn setup_db(
+    db_path: &Path,
+    spec: &Spec,
+    base_url: &str,
+) -> Result<(u64, Vec<u8>, Vec<Signer>), String> {
     let db = SchoolDb::open(db_path).map_err(|e| e.to_string())?;
     seed_bulk(&db, spec.n).map_err(|e| e.to_string())?;
     db.configure_tae(base_url, tae_sim::ADMIN_EMAIL, tae_sim::ADMIN_PASSWORD)
         .map_err(|e| e.to_string())?;
-    db.set_param("max_concurrency", &json!(spec.concurrency))
-        .map_err(|e| e.to_string())?;
+    if spec.concurrency > 0 {
+        db.set_param("max_concurrency", &json!(spec.concurrency))
+            .map_err(|e| e.to_string())?;
+    }
     db.set_param("max_file_mb", &json!(100))
         .map_err(|e| e.to_string())?;
     let contracts = db.all_contracts().map_err(|e| e.to_string())?;
@@ -279,7 +343,19 @@ fn setup_db(db_path: &Path, spec: &Spec, base_url: &str) -> Result<(u64, Vec<u8>
         .collect();
     let first = contracts.first().ok_or("the seed made no contract")?;
     let pdf = render_contract_pdf(first, &ReportOptions::default());
-    Ok((distinct.len() as u64, pdf))
+    let signers = contracts
+        .iter()
+        .filter_map(|c| {
+            let r = c.financial_responsible.as_ref()?;
+            Some(Signer {
+                contract_key: format!("{};{};{}", c.codcoligada, c.codcontrato, c.ra),
+                name: r.name.clone(),
+                email: r.email.clone()?,
+                cpf: r.cpf.clone()?,
+            })
+        })
+        .collect();
+    Ok((distinct.len() as u64, pdf, signers))
 }
 
 fn measure_once(ctx: &Ctx, spec: &Spec) -> Result<Measured, String> {
@@ -288,9 +364,40 @@ fn measure_once(ctx: &Ctx, spec: &Spec) -> Result<Measured, String> {
         .prefix("tae-edu-bench-")
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let sim = SimProcess::start(&ctx.tae_sim, spec.latency_ms, spec.many_ids)?;
+    let sim = SimProcess::start(
+        &ctx.tae_sim,
+        spec.latency_ms,
+        spec.many_ids,
+        spec.timeline,
+        &ctx.sim_args,
+    )?;
     let db_path = dir.path().join("escola.db");
-    let (distinct, small_pdf) = setup_db(&db_path, spec, &sim.base_url)?;
+    let (distinct, small_pdf, signers) = setup_db(&db_path, spec, &sim.base_url)?;
+    if spec.kind == Kind::RmWay {
+        let setup_ms = setup.elapsed().as_secs_f64() * 1000.0;
+        let rm = crate::rmway::run(&sim.base_url, &signers, &small_pdf)?;
+        let mut child = ChildReport {
+            wall_ms: rm.send_ms + rm.check_ms,
+            total: rm.sent,
+            ..Default::default()
+        };
+        if rm.sent != spec.n as u64 || rm.checked != spec.n as u64 {
+            child.error = Some(format!(
+                "RM's way sent {} and checked {} of {}",
+                rm.sent, rm.checked, spec.n
+            ));
+        }
+        let counters = sim.counters()?;
+        return Ok(Measured {
+            child,
+            counters,
+            distinct_responsibles: distinct,
+            document_bytes: small_pdf.len() as u64,
+            setup_ms,
+            timeline: None,
+            rm_way: Some(rm),
+        });
+    }
     let (file, document_bytes) = match spec.kind {
         Kind::BigPdf => {
             let pdf = big_pdf(ctx.big_pdf_mb);
@@ -332,6 +439,9 @@ fn measure_once(ctx: &Ctx, spec: &Spec) -> Result<Measured, String> {
     if let Some(f) = &file {
         cmd.arg("--file").arg(f);
     }
+    if spec.host == HostKind::Memory {
+        cmd.args(["--host", "memory"]);
+    }
     cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
     let out = cmd
         .output()
@@ -351,6 +461,11 @@ fn measure_once(ctx: &Ctx, spec: &Spec) -> Result<Measured, String> {
     let child: ChildReport = serde_json::from_str(line)
         .map_err(|e| format!("unreadable report from the host process: {e}"))?;
     let counters = sim.counters()?;
+    let timeline = if spec.timeline {
+        Some(sim.timeline()?)
+    } else {
+        None
+    };
     drop(sim);
     Ok(Measured {
         child,
@@ -358,6 +473,8 @@ fn measure_once(ctx: &Ctx, spec: &Spec) -> Result<Measured, String> {
         distinct_responsibles: distinct,
         document_bytes,
         setup_ms,
+        timeline,
+        rm_way: None,
     })
 }
 
@@ -366,7 +483,7 @@ fn run_spec(ctx: &Ctx, args: &BenchArgs, spec: Spec) -> RunResult {
     let est = spec.estimated_secs();
     if est > args.max_run_secs {
         let reason = format!(
-            "skipped: estimated {:.0} s (≈ 3.6 requests × N × L / c), over --max-run-secs {:.0}",
+            "skipped: estimated {:.0} s, over --max-run-secs {:.0}",
             est, args.max_run_secs
         );
         eprintln!("  {:<40} {reason}", spec.label());
@@ -441,6 +558,7 @@ pub fn run_all(args: &BenchArgs) -> Result<(), String> {
         exe: exe.clone(),
         big_pdf_mb: args.big_pdf_mb,
         wrap: args.wrap.clone(),
+        sim_args: args.sim_arg.clone(),
     };
     for (what, p) in [("plugin", &ctx.plugin), ("tae-sim", &ctx.tae_sim)] {
         if !p.is_file() {
@@ -451,17 +569,25 @@ pub fn run_all(args: &BenchArgs) -> Result<(), String> {
         }
     }
     let latencies = args.latencies.clone().unwrap_or_else(|| vec![0, 20]);
+    let explicit = args.sizes.is_some()
+        || args.concurrencies.is_some()
+        || args.latencies.is_some()
+        || args.quick
+        || args.full;
     let sizes = args.sizes.clone().unwrap_or_else(|| {
         if args.quick {
             vec![100]
         } else {
-            vec![100, 1_000, 5_000]
+            vec![100, 1_000, 10_000]
         }
     });
-    let concurrencies = args
-        .concurrencies
-        .clone()
-        .unwrap_or_else(|| vec![1, 4, 16, 32]);
+    let concurrencies = args.concurrencies.clone().unwrap_or_else(|| {
+        if args.full {
+            vec![1, 4, 16, 32]
+        } else {
+            vec![1, 16]
+        }
+    });
     let check_sizes: Vec<usize> = args
         .check_sizes
         .clone()
@@ -484,12 +610,71 @@ pub fn run_all(args: &BenchArgs) -> Result<(), String> {
         ctx.tae_sim.display(),
         env.load_before
     );
-    let mut sends = Vec::new();
-    for &l in latencies.iter().filter(|_| !args.no_sends) {
+    // The headline: RM's own way against tae-edu (default concurrency, send then check), run
+    // whatever --max-run-secs says (they were asked for).
+    let mut headline = Vec::new();
+    if !args.no_headline && !args.quick {
+        let forced = BenchArgs {
+            max_run_secs: f64::INFINITY,
+            ..args.clone()
+        };
+        for &l in &args.headline_latencies {
+            let n = args.headline_size;
+            let tae_edu = Spec {
+                kind: Kind::Check,
+                timeline: false,
+                ..Spec::send(l, n, 0)
+            };
+            let rm = Spec {
+                kind: Kind::RmWay,
+                timeline: false,
+                ..Spec::send(l, n, 1)
+            };
+            headline.push((
+                run_spec(&ctx, &forced, rm),
+                run_spec(&ctx, &forced, tae_edu),
+            ));
+        }
+    }
+    // The send matrix: by default the rows issue 15's targets need (L = 0 at c = 1 and 16 for
+    // N = 100, 1,000, 10,000; L = 20 at c = 16 for N = 1,000 and 10,000); with --sizes,
+    // --concurrencies, --latencies or --full, their product.
+    let mut matrix: Vec<Spec> = Vec::new();
+    if explicit {
+        for &l in &latencies {
+            for &n in &sizes {
+                for &c in &concurrencies {
+                    matrix.push(Spec::send(l, n, c));
+                }
+            }
+        }
+    } else {
         for &n in &sizes {
             for &c in &concurrencies {
-                sends.push(run_spec(&ctx, args, Spec::send(l, n, c)));
+                matrix.push(Spec::send(0, n, c));
             }
+        }
+        for &n in sizes.iter().filter(|n| **n >= 1_000) {
+            matrix.push(Spec::send(20, n, 16));
+        }
+    }
+    let mut sends = Vec::new();
+    for spec in matrix.into_iter().filter(|_| !args.no_sends) {
+        sends.push(run_spec(&ctx, args, spec));
+    }
+    // The plugin apart from host-sim: the same L = 0 sends with the memory host.
+    let mut memory = Vec::new();
+    if !args.no_memory_host && !args.no_sends {
+        let n = if args.quick { 100 } else { 1_000 };
+        for &c in concurrencies.iter().filter(|c| **c == 1 || **c == 16) {
+            memory.push(run_spec(
+                &ctx,
+                args,
+                Spec {
+                    host: HostKind::Memory,
+                    ..Spec::send(0, n, c)
+                },
+            ));
         }
     }
     // The host renders the report per contract (host-sim's PDF renderer in the host's CPU).
@@ -542,7 +727,7 @@ pub fn run_all(args: &BenchArgs) -> Result<(), String> {
         }
     }
     let env = env.finish(started.elapsed().as_secs_f64());
-    let text = report::render(&env, &sends, &extra, &checks, &big);
+    let text = report::render(&env, &headline, &sends, &memory, &extra, &checks, &big);
     println!("{text}");
     if !args.no_write && args.wrap.is_none() {
         let out = args.out.clone().unwrap_or_else(|| {

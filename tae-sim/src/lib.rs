@@ -20,12 +20,14 @@ mod routes;
 mod server;
 pub mod state;
 mod store;
+mod timer;
+pub use timer::use_tokio_timer;
 
 pub use faults::{DropMode, FaultConfig, Hostile, HostileConfig, Latency, RateLimit, RateMap};
 pub use server::{SimOptions, SimServer};
 pub use state::{
-    CancelModel, Email, Features, NewUser, Permissions, RecipientState, SimError, SimState, User,
-    ADMIN_EMAIL, ADMIN_PASSWORD, COMPANY_NAME,
+    unix_micros, CancelModel, Email, Features, NewUser, Permissions, RecipientState, SimError,
+    SimState, TimelineDump, TimelineEntry, User, ADMIN_EMAIL, ADMIN_PASSWORD, COMPANY_NAME,
 };
 
 /// A small valid one-page PDF with the given lines of text (Latin-1), for tests and demos.

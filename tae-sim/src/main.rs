@@ -80,6 +80,14 @@ struct Args {
     /// Let D4 filter by nomeDocumento (off by default: TAE most likely cannot).
     #[arg(long)]
     search_by_name: bool,
+    /// Record each TAE request's arrival and answer times from the start (read them with
+    /// `GET /_sim/timeline`; `POST /_sim/timeline {"recording": bool}` switches it at run time).
+    #[arg(long)]
+    timeline: bool,
+    /// End the injected latency on tokio's millisecond timer (about 1 ms late per request)
+    /// instead of the microsecond timer thread: to compare the two.
+    #[arg(long)]
+    tokio_timer: bool,
 }
 
 fn faults(args: &Args) -> Result<FaultConfig, String> {
@@ -157,6 +165,8 @@ fn main() {
     };
     server.state().set_cancel_model(cancel_model);
     server.state().set_search_by_name(args.search_by_name);
+    server.state().set_timeline(args.timeline);
+    tae_sim::use_tokio_timer(args.tokio_timer);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", server.base_url());
     let _ = writeln!(

@@ -181,6 +181,29 @@ async fn reset_counters(State(sim): State<SimState>) -> Response {
     Json(json!({"ok": true})).into_response()
 }
 
+async fn get_timeline(State(sim): State<SimState>) -> Response {
+    Json(sim.timeline()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineSwitch {
+    recording: bool,
+}
+
+async fn set_timeline(
+    State(sim): State<SimState>,
+    body: Result<Json<TimelineSwitch>, JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(b)) => {
+            sim.set_timeline(b.recording);
+            Json(json!({"recording": b.recording})).into_response()
+        }
+        Err(e) => bad_json(e),
+    }
+}
+
 async fn get_faults(State(sim): State<SimState>) -> Response {
     Json(sim.faults()).into_response()
 }
@@ -294,6 +317,7 @@ pub(crate) fn router(sim: SimState) -> Router {
         .route("/_sim/emails", get(emails))
         .route("/_sim/counters", get(counters))
         .route("/_sim/counters/reset", post(reset_counters))
+        .route("/_sim/timeline", get(get_timeline).post(set_timeline))
         .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/features", get(get_features).post(set_features))
         .route("/_sim/clock", get(get_clock).post(set_clock))

@@ -714,6 +714,15 @@ pub(crate) async fn sleep_or_shutdown(sim: &SimState, duration: Duration) {
     }
 }
 
+/// Sleeps until `deadline`, ending early when the server shuts down.
+pub(crate) async fn sleep_until_or_shutdown(sim: &SimState, deadline: std::time::Instant) {
+    let mut shutdown = sim.shutdown.clone();
+    tokio::select! {
+        _ = crate::timer::sleep_until(deadline) => {}
+        _ = shutdown.wait_for(|stopping| *stopping) => {}
+    }
+}
+
 fn dropped() -> Response {
     let mut response = Response::new(Body::empty());
     response.extensions_mut().insert(DropConnection);
@@ -727,11 +736,22 @@ async fn faults_layer(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    let arrival_us = if state.sim.timeline_recording() {
+        Some(crate::state::unix_micros())
+    } else {
+        None
+    };
+    let connection = request
+        .extensions()
+        .get::<crate::server::ConnectionId>()
+        .map(|c| c.0)
+        .unwrap_or(0);
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
     let template = matched.as_str().to_string();
     let decision = state.sim.inner.lock().count_and_decide(&method, &template);
-    let (fault, mut response) = apply_faults(&state, &decision, &template, request, next).await;
+    let (fault, mut response) =
+        apply_faults(&state, &decision, &template, started, request, next).await;
     // The `Date` header on TAE's clock (the clock offset), as a skewed server would send it.
     let date = state
         .sim
@@ -753,6 +773,15 @@ async fn faults_layer(
             fault.map(|f| format!(" [fault: {f}]")).unwrap_or_default()
         );
     }
+    if let Some(arrival_us) = arrival_us {
+        state.sim.record(crate::state::TimelineEntry {
+            route: format!("{method} {template}"),
+            arrival_us,
+            answer_us: crate::state::unix_micros(),
+            status: response.status().as_u16(),
+            connection,
+        });
+    }
     response
 }
 
@@ -760,11 +789,27 @@ async fn apply_faults(
     state: &AppState,
     decision: &crate::faults::FaultDecision,
     template: &str,
+    started: std::time::Instant,
     request: Request,
     next: Next,
 ) -> (Option<&'static str>, Response) {
+    let latency = Duration::from_millis(decision.latency_ms);
+    let only_latency = decision.rate_limited.is_none()
+        && decision.error_status.is_none()
+        && decision.hostile.is_none()
+        && decision.hang_ms.is_none()
+        && decision.drop_after.is_none();
+    if decision.latency_ms > 0 && only_latency {
+        // The answer leaves at arrival + L: the handler runs first and the rest of L is slept
+        // after it, on a timer with microsecond resolution (`timer.rs`), so the answer is never
+        // early and late only by a thread wake-up. Sleeping L with tokio's timer and then
+        // handling added the handling time and the millisecond tick to every request.
+        let response = next.run(request).await;
+        sleep_until_or_shutdown(&state.sim, started + latency).await;
+        return (None, response);
+    }
     if decision.latency_ms > 0 {
-        sleep_or_shutdown(&state.sim, Duration::from_millis(decision.latency_ms)).await;
+        sleep_until_or_shutdown(&state.sim, started + latency).await;
     }
     if let Some(retry_after) = decision.rate_limited {
         let mut response = fail_for(

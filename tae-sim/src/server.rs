@@ -116,10 +116,14 @@ impl SimServer {
         .layer(DefaultBodyLimit::max(
             options.max_upload_mb.max(1) * 1024 * 1024 + 1024 * 1024,
         ));
-        let service = SimService { router: app };
+        let service = SimService {
+            router: app,
+            connection: 0,
+        };
         let handle = axum_server::Handle::<SocketAddr>::new();
         let server_handle = handle.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let state_for_connections = state.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tae-sim-{}", addr.port()))
             .spawn(move || {
@@ -136,7 +140,7 @@ impl SimServer {
                     }
                 };
                 runtime.block_on(async move {
-                    let make = MakeSimService(service);
+                    let make = MakeSimService(service, state_for_connections);
                     let result = match tls {
                         Some((config, _)) => {
                             let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
@@ -328,7 +332,13 @@ fn canonical_uri(uri: &Uri) -> Option<Uri> {
 #[derive(Clone)]
 struct SimService {
     router: Router,
+    /// The connection's number (from 1, in accept order), put in each request's extensions.
+    connection: u64,
 }
+
+/// A request's connection number, in its extensions (read by the timeline).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionId(pub u64);
 
 impl<B> tower_service::Service<Request<B>> for SimService
 where
@@ -347,6 +357,9 @@ where
         if let Some(uri) = canonical_uri(request.uri()) {
             *request.uri_mut() = uri;
         }
+        request
+            .extensions_mut()
+            .insert(ConnectionId(self.connection));
         let mut router = self.router.clone();
         Box::pin(async move {
             let response = match tower_service::Service::call(&mut router, request).await {
@@ -364,9 +377,9 @@ where
     }
 }
 
-/// Makes one [`SimService`] per connection.
+/// Makes one [`SimService`] per connection, numbering the connections.
 #[derive(Clone)]
-struct MakeSimService(SimService);
+struct MakeSimService(SimService, SimState);
 
 impl<T> tower_service::Service<T> for MakeSimService {
     type Response = SimService;
@@ -378,7 +391,9 @@ impl<T> tower_service::Service<T> for MakeSimService {
     }
 
     fn call(&mut self, _target: T) -> Self::Future {
-        std::future::ready(Ok(self.0.clone()))
+        let mut service = self.0.clone();
+        service.connection = self.1.connection_accepted();
+        std::future::ready(Ok(service))
     }
 }
 

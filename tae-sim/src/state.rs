@@ -18,6 +18,48 @@ pub struct SimState {
     pub(crate) shutdown: tokio::sync::watch::Receiver<bool>,
     /// Requests held by a hang fault that have not answered yet (see [`SimState::hangs_in_progress`]).
     pub(crate) hanging: Arc<std::sync::atomic::AtomicU64>,
+    /// Per-request arrival and answer times, when recording (see [`SimState::set_timeline`]).
+    pub(crate) timeline: Arc<Timeline>,
+}
+
+/// One TAE request as the stand-in saw it: times in microseconds since the Unix epoch (the
+/// system clock, so that another process on the same machine can line its own times up).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// `"<METHOD> <route template>"`, as in the counters.
+    pub route: String,
+    /// When the request reached the fault layer (headers read, before any latency).
+    pub arrival_us: u64,
+    /// When its answer was handed to the connection (after the latency and the handler).
+    pub answer_us: u64,
+    pub status: u16,
+    /// The connection it came on (numbered from 1 in accept order).
+    pub connection: u64,
+}
+
+/// What `GET /_sim/timeline` answers.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct TimelineDump {
+    pub recording: bool,
+    /// Connections accepted since the server started (TAE routes and `/_sim/` alike).
+    pub connections: u64,
+    pub entries: Vec<TimelineEntry>,
+}
+
+/// The request timeline: off by default; when off, a request costs one atomic load.
+#[derive(Default)]
+pub(crate) struct Timeline {
+    pub(crate) on: std::sync::atomic::AtomicBool,
+    pub(crate) connections: std::sync::atomic::AtomicU64,
+    pub(crate) entries: Mutex<Vec<TimelineEntry>>,
+}
+
+/// Microseconds since the Unix epoch, on the system clock.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Counts one hung request until it has answered (dropped at the end of the request).
@@ -45,7 +87,47 @@ impl SimState {
             inner: Arc::new(Mutex::new(Inner::new(seed, faults))),
             shutdown,
             hanging: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            timeline: Arc::new(Timeline::default()),
         }
+    }
+
+    /// Starts (clearing what was recorded) or stops recording the request timeline.
+    pub fn set_timeline(&self, on: bool) {
+        if on {
+            self.timeline.entries.lock().clear();
+        }
+        self.timeline
+            .on
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the timeline is being recorded.
+    pub fn timeline_recording(&self) -> bool {
+        self.timeline.on.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The recorded timeline (in answer order) and the connections accepted so far.
+    pub fn timeline(&self) -> TimelineDump {
+        TimelineDump {
+            recording: self.timeline_recording(),
+            connections: self
+                .timeline
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst),
+            entries: self.timeline.entries.lock().clone(),
+        }
+    }
+
+    /// Counts one accepted connection and answers its number (from 1).
+    pub(crate) fn connection_accepted(&self) -> u64 {
+        self.timeline
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    pub(crate) fn record(&self, entry: TimelineEntry) {
+        self.timeline.entries.lock().push(entry);
     }
 
     /// Every document (all companies), in the portal's JSON shape (see `docs/tae-sim.md`).

@@ -43,6 +43,62 @@ async fn latency_fixed_and_range() {
     }
 }
 
+/// The timeline is off by default; once on, each TAE request gets its route, connection and
+/// arrival/answer times, and with a fixed latency the answer leaves at arrival + L (never
+/// earlier; handling runs inside L, so only the timer's tick and scheduling are added).
+#[tokio::test]
+async fn timeline_records_arrival_and_answer_at_arrival_plus_latency() {
+    let t = sim_target(FaultConfig {
+        latency_ms: Some(Latency::Fixed(25)),
+        ..FaultConfig::default()
+    });
+    let token = t.token().await;
+    assert!(t.state().timeline().entries.is_empty(), "off by default");
+    let (status, body) = t
+        .portal(
+            Method::POST,
+            "/_sim/timeline",
+            Some(json!({"recording": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = t
+        .portal(Method::POST, "/_sim/timeline", Some(json!({"nope": 1})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let before = tae_sim::unix_micros();
+    for i in 0..4 {
+        t.upload(&token, &format!("linha do tempo {i}")).await;
+    }
+    t.send(Method::GET, api::PROFILE, Some(&token), None).await;
+    let after = tae_sim::unix_micros();
+    let (status, dump) = t.portal(Method::GET, "/_sim/timeline", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let dump: tae_sim::TimelineDump = serde_json::from_value(dump).unwrap();
+    assert!(dump.recording);
+    assert!(dump.connections >= 1);
+    assert_eq!(dump.entries.len(), 5, "{:?}", dump.entries);
+    assert_eq!(
+        dump.entries
+            .iter()
+            .filter(|e| e.route == format!("POST {}", api::UPLOAD))
+            .count(),
+        4
+    );
+    for e in &dump.entries {
+        assert!(e.arrival_us >= before && e.answer_us <= after, "{e:?}");
+        let server_us = e.answer_us - e.arrival_us;
+        assert!(server_us >= 25_000, "answered early: {e:?}");
+        assert!(server_us < 25_000 + 20_000, "far too late: {e:?}");
+        assert_eq!(e.status, 200);
+        assert!(e.connection >= 1);
+    }
+    // Off again: nothing more is recorded.
+    t.state().set_timeline(false);
+    t.send(Method::GET, api::PROFILE, Some(&token), None).await;
+    assert_eq!(t.state().timeline().entries.len(), 5);
+}
+
 #[tokio::test]
 async fn error_rate_per_route_gives_5xx_only_there() {
     let t = sim_target(FaultConfig::default());
