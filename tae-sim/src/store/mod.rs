@@ -24,6 +24,9 @@ pub(crate) struct Inner {
     pub(crate) seed: u64,
     pub(crate) companies: Vec<Company>,
     pub(crate) users: Vec<User>,
+    /// Position in `users` by e-mail (ASCII lower case): lookups stay cheap with thousands of
+    /// users (a bench registers one per financial responsible).
+    user_index: HashMap<String, usize>,
     pub(crate) documents: BTreeMap<u64, Document>,
     next_document_id: u64,
     pub(crate) emails: Vec<Email>,
@@ -50,6 +53,7 @@ impl Inner {
             seed,
             companies: Vec::new(),
             users: Vec::new(),
+            user_index: HashMap::new(),
             documents: BTreeMap::new(),
             next_document_id: FIRST_DOCUMENT_ID,
             emails: Vec::new(),
@@ -63,7 +67,7 @@ impl Inner {
         };
         let company = inner.company_id(COMPANY_NAME);
         let created_at = tae_time(inner.now());
-        inner.users.push(User {
+        inner.add_user(User {
             id: 1,
             email: ADMIN_EMAIL.to_string(),
             name: ADMIN_NAME.to_string(),
@@ -92,15 +96,20 @@ impl Inner {
     }
 
     pub(crate) fn user(&self, email: &str) -> Option<&User> {
-        self.users
-            .iter()
-            .find(|u| u.email.eq_ignore_ascii_case(email))
+        let i = *self.user_index.get(&email.to_ascii_lowercase())?;
+        self.users.get(i)
     }
 
     pub(crate) fn user_mut(&mut self, email: &str) -> Option<&mut User> {
-        self.users
-            .iter_mut()
-            .find(|u| u.email.eq_ignore_ascii_case(email))
+        let i = *self.user_index.get(&email.to_ascii_lowercase())?;
+        self.users.get_mut(i)
+    }
+
+    /// Adds a user (users are never removed nor change e-mail).
+    pub(crate) fn add_user(&mut self, user: User) {
+        self.user_index
+            .insert(user.email.to_ascii_lowercase(), self.users.len());
+        self.users.push(user);
     }
 
     fn send_email(&mut self, to: &str, kind: &str, subject: String, document_id: Option<u64>) {

@@ -228,20 +228,7 @@ impl Inner {
             .min()
             .unwrap_or(0);
         let use_workflow = document.use_workflow;
-        let recipient = document
-            .recipients
-            .iter_mut()
-            .find(|r| r.email.eq_ignore_ascii_case(email.trim()))
-            .ok_or_else(|| SimError {
-                status: 404,
-                message: format!("{email} não é destinatário do documento {id}."),
-            })?;
-        if !recipient.is_pending() {
-            return Err(SimError {
-                status: 409,
-                message: format!("{email} já realizou sua ação neste documento."),
-            });
-        }
+        let recipient = pending_recipient(&mut document.recipients, id, email)?;
         if use_workflow && recipient.workflow > next_turn {
             return Err(SimError {
                 status: 409,
@@ -288,20 +275,7 @@ impl Inner {
         if reason.trim().is_empty() {
             return Err(SimError::bad_request("Informe o motivo da rejeição."));
         }
-        let recipient = document
-            .recipients
-            .iter_mut()
-            .find(|r| r.email.eq_ignore_ascii_case(email.trim()))
-            .ok_or_else(|| SimError {
-                status: 404,
-                message: format!("{email} não é destinatário do documento {id}."),
-            })?;
-        if !recipient.is_pending() {
-            return Err(SimError {
-                status: 409,
-                message: format!("{email} já realizou sua ação neste documento."),
-            });
-        }
+        let recipient = pending_recipient(&mut document.recipients, id, email)?;
         recipient.state = RecipientState::Rejected;
         recipient.acted_at = Some(t);
         document.status = api::STATUS_REJECTED;
@@ -317,4 +291,27 @@ impl Inner {
         );
         Ok(snapshot)
     }
+}
+
+/// The document's recipient with this e-mail, if they have not acted yet (the portal's sign,
+/// validate, witness and reject).
+fn pending_recipient<'a>(
+    recipients: &'a mut [Recipient],
+    id: u64,
+    email: &str,
+) -> SimResult<&'a mut Recipient> {
+    let recipient = recipients
+        .iter_mut()
+        .find(|r| r.email.eq_ignore_ascii_case(email.trim()))
+        .ok_or_else(|| SimError {
+            status: 404,
+            message: format!("{email} não é destinatário do documento {id}."),
+        })?;
+    if !recipient.is_pending() {
+        return Err(SimError {
+            status: 409,
+            message: format!("{email} já realizou sua ação neste documento."),
+        });
+    }
+    Ok(recipient)
 }

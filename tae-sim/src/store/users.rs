@@ -18,7 +18,7 @@ impl Inner {
         let company_name = new.company.unwrap_or_else(|| COMPANY_NAME.to_string());
         let company_id = self.company_id(&company_name);
         let user = User {
-            id: self.users.iter().map(|u| u.id).max().unwrap_or(0) + 1,
+            id: self.users.last().map_or(0, |u| u.id) + 1,
             name: if new.name.trim().is_empty() {
                 email.clone()
             } else {
@@ -38,7 +38,7 @@ impl Inner {
             password: new.password.filter(|p| !p.is_empty()),
             created_at: tae_time(self.now()),
         };
-        self.users.push(user.clone());
+        self.add_user(user.clone());
         Ok(user)
     }
 
