@@ -19,15 +19,18 @@ pub mod c_abi;
 
 pub use c_abi::{HostCallFn, HostFreeFn, HostLogFn, HostProgressFn, TaeEduHost, HOST_ABI_VERSION};
 
+use crate::db::records::raw_str;
 use crate::db::{
-    ContractFilter, ContractRef, DbError, DbErrorKind, LeaseOwner, RecordFilter, SchoolDb,
-    CONTRACT_DATA_SERVER,
+    ContractFilter, ContractRef, DbError, DbErrorKind, LeaseOwner, RecordFilter, RecordsIn,
+    SchoolDb, CONTRACT_DATA_SERVER,
 };
 use crate::pdf::{render_contract_pdf, ReportOptions, CONTRACT_REPORT_CODE};
 use crate::ui::UiScript;
 use base64::Engine as _;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -120,6 +123,9 @@ pub struct ProgressEvent {
     pub detail: Value,
 }
 
+/// One progress report as received: (done, total, the detail's JSON text).
+type RawProgress = (u32, u32, Box<[u8]>);
+
 /// Where progress goes.
 pub enum ProgressSink {
     /// Only recorded (see [`RmHost::progress_events`]).
@@ -142,7 +148,7 @@ pub struct RmHost {
     ui: RefCell<UiScript>,
     ui_requests: RefCell<Vec<(String, Value)>>,
     progress: RefCell<ProgressSink>,
-    progress_events: RefCell<Vec<ProgressEvent>>,
+    progress_events: RefCell<Vec<RawProgress>>,
     bar: RefCell<Option<indicatif::ProgressBar>>,
     logs: Arc<Mutex<Vec<LogLine>>>,
     echo_log_level: Cell<i32>,
@@ -221,7 +227,15 @@ impl RmHost {
     }
 
     pub fn progress_events(&self) -> Vec<ProgressEvent> {
-        self.progress_events.borrow().clone()
+        self.progress_events
+            .borrow()
+            .iter()
+            .map(|(done, total, detail)| ProgressEvent {
+                done: *done,
+                total: *total,
+                detail: parse_detail(detail),
+            })
+            .collect()
     }
 
     /// Shared handle on the collected log lines.
@@ -342,11 +356,15 @@ impl RmHost {
     /// the response (JSON, or raw bytes for `file.read`/`report.render`); `Err` is the failure,
     /// sent to the plugin as `{"message", ...}` with a non-zero status.
     pub fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, MethodError> {
-        *self
-            .counters
-            .borrow_mut()
-            .entry(method.to_string())
-            .or_insert(0) += 1;
+        {
+            let mut counters = self.counters.borrow_mut();
+            match counters.get_mut(method) {
+                Some(n) => *n += 1,
+                None => {
+                    counters.insert(method.to_string(), 1);
+                }
+            }
+        }
         // Take the override out while it runs, so it may use the host itself.
         let ov = self.overrides.borrow_mut().remove(method);
         if let Some(mut f) = ov {
@@ -358,6 +376,21 @@ impl RmHost {
             if let Some(answer) = answer {
                 return answer.map_err(MethodError::from);
             }
+        }
+        // The methods called per contract read their request into typed fields straight from
+        // the bytes (no tree) and write their answer straight from the database.
+        match method {
+            "records.put" => return self.records_put(request),
+            "records.get" => return self.records_get(request),
+            "file.read" => {
+                let r: PathRequest = typed_request(method, request)?;
+                let path = r
+                    .path
+                    .and_then(raw_str)
+                    .ok_or_else(|| format!("{method}: missing string field `path`"))?;
+                return read_file(Path::new(path.as_ref()));
+            }
+            _ => {}
         }
         let req: Value = serde_json::from_slice(request)
             .map_err(|e| format!("invalid JSON request for {method}: {e}"))?;
@@ -413,10 +446,7 @@ impl RmHost {
             }
             "contracts.find" => {
                 let filter = ContractFilter::from_json(req.get("filter").unwrap_or(&Value::Null))?;
-                let found = self.db.find_contracts(&filter)?;
-                json_ok(
-                    json!({ "contracts": found.iter().map(|c| c.to_json()).collect::<Vec<_>>() }),
-                )
+                Ok(self.db.find_contracts_json(&filter)?)
             }
             "contracts.set_status" => {
                 let key = str_field("key")?;
@@ -428,11 +458,6 @@ impl RmHost {
                     .to_string();
                 self.db.set_contract_status(&key, &status, &by)?;
                 json_ok(json!({}))
-            }
-            "file.read" => {
-                let path = str_field("path")?;
-                Ok(std::fs::read(&path)
-                    .map_err(|e| io_failure("ler o arquivo", Path::new(&path), &e))?)
             }
             "report.render" => {
                 let code = str_field("report_code")?;
@@ -477,16 +502,6 @@ impl RmHost {
                 let answer = self.ui.borrow_mut().ask_cpf(&req);
                 json_ok(answer)
             }
-            "records.get" => {
-                let data_server = req
-                    .get("data_server")
-                    .and_then(Value::as_str)
-                    .unwrap_or(CONTRACT_DATA_SERVER)
-                    .to_string();
-                let keys = string_list("keys")?;
-                let records = self.db.records_for_keys(&data_server, &keys)?;
-                json_ok(json!({ "records": records }))
-            }
             "records.query" => {
                 let filter = RecordFilter::from_json(req.get("filter").unwrap_or(&Value::Null))?;
                 let offset = req.get("offset").and_then(Value::as_i64).unwrap_or(0);
@@ -494,24 +509,7 @@ impl RmHost {
                 if offset < 0 || limit < 0 {
                     return Err("records.query: offset and limit must not be negative".into());
                 }
-                let (total, records) = self.db.query_records(&filter, offset, limit)?;
-                json_ok(json!({ "total": total, "records": records }))
-            }
-            "records.put" => {
-                let records = req
-                    .get("records")
-                    .and_then(Value::as_array)
-                    .ok_or("records.put: missing array field `records`")?;
-                // With a lease token the write is fenced: refused whole, with
-                // {"code": "lease_lost", "contracts"}, when a contract's lease was lost.
-                let lease_token = match req.get("lease_token") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(t)) => Some(t.as_str()),
-                    Some(_) => return Err("records.put: `lease_token` must be a string".into()),
-                };
-                let warnings = self.db.put_records_leased(records, lease_token)?;
-                self.host_warnings.borrow_mut().extend(warnings);
-                json_ok(json!({}))
+                Ok(self.db.query_records_json(&filter, offset, limit)?)
             }
             "leases.acquire" => {
                 let r: AcquireRequest = parse_request(method, &req)?;
@@ -555,6 +553,49 @@ impl RmHost {
         }
     }
 
+    /// `records.put`: `{"records": [...], "lease_token"?}` read in one pass into
+    /// [`RecordIn`]s (typed fields borrowed from the request, the body kept as its JSON text).
+    fn records_put(&self, request: &[u8]) -> Result<Vec<u8>, MethodError> {
+        let r: PutRequest = typed_request("records.put", request)?;
+        let Some(RecordsIn::Array(records)) = r.records else {
+            return Err("records.put: missing array field `records`".into());
+        };
+        // With a lease token the write is fenced: refused whole, with
+        // {"code": "lease_lost", "contracts"}, when a contract's lease was lost.
+        let lease_token = match r.lease_token {
+            None => None,
+            Some(raw) => Some(raw_str(raw).ok_or("records.put: `lease_token` must be a string")?),
+        };
+        let warnings = self.db.put_records_in(&records, lease_token.as_deref())?;
+        if !warnings.is_empty() {
+            self.host_warnings.borrow_mut().extend(warnings);
+        }
+        Ok(b"{}".to_vec())
+    }
+
+    /// `records.get`: `{"data_server"?, "keys": [...]}`; the answer is written from the stored
+    /// bodies.
+    fn records_get(&self, request: &[u8]) -> Result<Vec<u8>, MethodError> {
+        let method = "records.get";
+        let r: GetRequest = typed_request(method, request)?;
+        let data_server = r.data_server.and_then(raw_str);
+        let data_server = data_server.as_deref().unwrap_or(CONTRACT_DATA_SERVER);
+        let keys: Vec<&RawValue> = match r.keys {
+            Some(raw) if raw.get().starts_with('[') => serde_json::from_str(raw.get())
+                .map_err(|e| format!("invalid JSON request for {method}: {e}"))?,
+            _ => return Err(format!("{method}: missing array field `keys`").into()),
+        };
+        let keys = keys
+            .into_iter()
+            .map(|k| {
+                raw_str(k)
+                    .map(Cow::into_owned)
+                    .ok_or_else(|| format!("{method}: `keys` must hold strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.db.records_for_keys_json(data_server, &keys)?)
+    }
+
     fn on_log(&self, level: i32, message: String) {
         if level <= self.echo_log_level.get() {
             let name = match level {
@@ -574,14 +615,21 @@ impl RmHost {
         }
     }
 
-    fn on_progress(&self, done: u32, total: u32, detail: Value) -> bool {
+    /// One progress report: kept as the detail's JSON text (read into a tree only for a sink
+    /// that looks at it, or by [`RmHost::progress_events`]).
+    fn on_progress(&self, done: u32, total: u32, detail: &[u8]) -> bool {
+        self.progress_events
+            .borrow_mut()
+            .push((done, total, detail.into()));
+        let mut sink = self.progress.borrow_mut();
+        if matches!(&*sink, ProgressSink::Silent) {
+            return false;
+        }
         let ev = ProgressEvent {
             done,
             total,
-            detail,
+            detail: parse_detail(detail),
         };
-        self.progress_events.borrow_mut().push(ev.clone());
-        let mut sink = self.progress.borrow_mut();
         match &mut *sink {
             ProgressSink::Silent => false,
             ProgressSink::Bar => {
@@ -607,6 +655,11 @@ impl RmHost {
     }
 }
 
+/// A progress detail as JSON (`null` when the plugin sent something that is not JSON).
+fn parse_detail(detail: &[u8]) -> Value {
+    serde_json::from_slice(detail).unwrap_or(Value::Null)
+}
+
 /// A file-system failure in Portuguese, naming the path (the plugin puts it in the message the
 /// user reads): never an English OS message inside a Portuguese sentence.
 pub fn io_failure(action: &str, path: &Path, e: &std::io::Error) -> String {
@@ -623,12 +676,84 @@ pub fn io_failure(action: &str, path: &Path, e: &std::io::Error) -> String {
 }
 
 /// A typed request, or a failure naming the method and the problem.
-fn parse_request<T: for<'de> Deserialize<'de>>(
+fn parse_request<'v, T: Deserialize<'v>>(method: &str, req: &'v Value) -> Result<T, MethodError> {
+    T::deserialize(req).map_err(|e| format!("{method}: invalid request: {e}").into())
+}
+
+/// A request read straight from its bytes into `T` (whose fields are all optional raw values or
+/// lenient types, so only a syntax error fails here): the same failures as the generic path,
+/// "invalid JSON request" and "must be a JSON object".
+fn typed_request<'a, T: Deserialize<'a>>(
     method: &str,
-    req: &Value,
+    request: &'a [u8],
 ) -> Result<T, MethodError> {
-    serde_json::from_value(req.clone())
-        .map_err(|e| format!("{method}: invalid request: {e}").into())
+    let invalid = |e: serde_json::Error| format!("invalid JSON request for {method}: {e}");
+    // A struct also reads from an array; the request must be an object.
+    if request.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(request).map_err(invalid)?;
+        return Err(format!("the request of {method} must be a JSON object").into());
+    }
+    Ok(serde_json::from_slice(request).map_err(invalid)?)
+}
+
+/// `file.read`: the file's bytes, in the buffer handed to the plugin as it is (`std::fs::read`
+/// sizes it to the file, so no copy follows; see `into_host_buffer`).
+fn read_file(path: &Path) -> Result<Vec<u8>, MethodError> {
+    Ok(std::fs::read(path).map_err(|e| io_failure("ler o arquivo", path, &e))?)
+}
+
+/// `records.put` request (a repeated member: the last one counts, as in a JSON tree).
+struct PutRequest<'a> {
+    records: Option<RecordsIn<'a>>,
+    lease_token: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for PutRequest<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PutRequest<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a records.put request object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut r = PutRequest {
+                    records: None,
+                    lease_token: None,
+                };
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    match k.as_ref() {
+                        "records" => r.records = map.next_value()?,
+                        "lease_token" => r.lease_token = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `records.get` request.
+#[derive(Deserialize)]
+struct GetRequest<'a> {
+    #[serde(borrow, default)]
+    data_server: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    keys: Option<&'a RawValue>,
+}
+
+/// `file.read` request.
+#[derive(Deserialize)]
+struct PathRequest<'a> {
+    #[serde(borrow, default)]
+    path: Option<&'a RawValue>,
 }
 
 /// A file name without path separators or parent references.
@@ -792,6 +917,25 @@ mod tests {
         );
         let (s, _) = call_json(&h, "contracts.find", json!({"filter": {"curso": "x"}}));
         assert_ne!(s, 0);
+        // The answer written row by row is the ABI's Contract JSON of every contract found.
+        let filter = ContractFilter {
+            codcoligada: Some(1),
+            ..Default::default()
+        };
+        let (s, v) = call_json(&h, "contracts.find", json!({"filter": {"codcoligada": 1}}));
+        assert_eq!(s, 0);
+        let expected: Vec<Value> = h
+            .db()
+            .find_contracts(&filter)
+            .unwrap()
+            .iter()
+            .map(|c| c.to_json())
+            .collect();
+        assert!(expected.len() >= 12);
+        assert_eq!(v, json!({ "contracts": expected }));
+        assert!(expected
+            .iter()
+            .any(|c| c["financial_responsible"]["cpf"].is_string()));
     }
 
     #[test]
@@ -906,6 +1050,80 @@ mod tests {
         let (s, _) = call_json(&h, "records.put", json!({"lease_token": 5, "records": []}));
         assert_eq!(s, 1);
         assert_eq!(h.outstanding_buffers(), 0);
+    }
+
+    /// Bad records in a `records.put` are refused whole with a message naming the problem,
+    /// read from the typed request as from a tree.
+    #[test]
+    fn records_put_refusals_name_the_problem() {
+        let h = host();
+        let cases = [
+            (json!({}), "records.put: missing array field `records`"),
+            (
+                json!({"records": {"id": "x"}}),
+                "records.put: missing array field `records`",
+            ),
+            (
+                json!({"records": [], "lease_token": 5}),
+                "records.put: `lease_token` must be a string",
+            ),
+            (
+                json!({"records": [5]}),
+                "registro de integração: deve ser um objeto JSON",
+            ),
+            (
+                json!({"records": [{"id": 5}]}),
+                "registro de integração sem `id`",
+            ),
+            (
+                json!({"records": [{"id": ""}]}),
+                "registro de integração sem `id`",
+            ),
+            (
+                json!({"records": [{"id": "r", "data_server": "E", "record_key": "k"}]}),
+                "registro de integração r sem `status`",
+            ),
+            (
+                json!({"records": [{"id": "r", "record_key": "k", "status": "pendente"}]}),
+                "registro de integração r sem `data_server`",
+            ),
+        ];
+        for (req, message) in cases {
+            let (s, v) = call_json(&h, "records.put", req.clone());
+            assert_eq!((s, v["message"].as_str()), (1, Some(message)), "{req}");
+        }
+        let (s, v) = call(&h, "records.put", &json!([1]));
+        let v: Value = serde_json::from_slice(&v).unwrap();
+        assert_eq!(
+            (s, v["message"].as_str()),
+            (1, Some("the request of records.put must be a JSON object"))
+        );
+        assert!(h.db().all_records().unwrap().is_empty());
+        // A record that is fine but off the ABI's shape is stored, with host warnings.
+        let rec = json!({"id": "r", "data_server": "E", "record_key": "k", "status": "assinado",
+            "created_at": "ontem", "updated_at": "2026-11-28T10:00:00Z",
+            "events": [{"at": "2026-11-28T10:00:00Z", "by": "s", "kind": "mágica", "detail": ""}]});
+        let (s, _) = call_json(
+            &h,
+            "records.put",
+            json!({"records": [rec], "lease_token": null}),
+        );
+        assert_eq!(s, 0);
+        let w = h.host_warnings();
+        assert!(
+            w.iter().any(|m| m.contains("unknown status `assinado`")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|m| m.contains("`created_at` is not an RFC 3339")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter().any(|m| m.contains("unknown event kind `mágica`")),
+            "{w:?}"
+        );
+        assert_eq!(h.db().all_records().unwrap().len(), 1);
     }
 
     #[test]

@@ -121,6 +121,42 @@ impl Plugin {
         (out.0, out.1.unwrap_or_default())
     }
 
+    /// Calls an export with `host`'s table and raw request bytes; `read` sees the plugin's
+    /// response in the plugin's own buffer (empty when there is none), before it is freed: no
+    /// copy of the response is made.
+    pub fn call_with<R>(
+        &self,
+        which: Export,
+        host: &RmHost,
+        request: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> (i32, R) {
+        let table = host.table();
+        let mut out: *mut u8 = std::ptr::null_mut();
+        let mut out_len: usize = 0;
+        host.begin_call();
+        // SAFETY: the table points at `host`, which outlives the call; the request slice is
+        // valid for its length; the output pointers are to locals.
+        let status = unsafe {
+            (self.export(which))(
+                &table,
+                request.as_ptr(),
+                request.len(),
+                &mut out,
+                &mut out_len,
+            )
+        };
+        host.end_call();
+        if out.is_null() {
+            return (status, read(&[]));
+        }
+        // SAFETY: the plugin wrote a buffer of `out_len` bytes that we own until freed.
+        let answer = read(unsafe { std::slice::from_raw_parts(out, out_len) });
+        // SAFETY: returning the plugin's own buffer, once.
+        unsafe { (self.buffer_free)(out, out_len) };
+        (status, answer)
+    }
+
     /// Lowest level: any pointers, for bad-input tests. With `want_output` false, `out` and
     /// `out_len` are passed as null.
     ///
@@ -161,8 +197,7 @@ impl Plugin {
     /// it answered nothing).
     pub fn call_json(&self, which: Export, host: &RmHost, request: &Value) -> (i32, Value) {
         let req = serde_json::to_vec(request).expect("serialising a Value");
-        let (status, bytes) = self.call_bytes(which, host, &req);
-        (status, parse_response(&bytes))
+        self.call_with(which, host, &req, parse_response)
     }
 
     pub fn configure(&self, host: &RmHost, request: &Value) -> (i32, Value) {

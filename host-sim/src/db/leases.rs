@@ -164,7 +164,7 @@ impl SchoolDb {
         let token = owner.run_id.clone();
         let owner_json = serde_json::to_string(owner)?;
         let tx = self.immediate()?;
-        let now: i64 = tx.query_row(NOW_MS, [], |r| r.get(0))?;
+        let now: i64 = tx.prepare_cached(NOW_MS)?.query_row([], |r| r.get(0))?;
         let mut grant = LeaseGrant {
             token: token.clone(),
             granted: Vec::new(),
@@ -228,7 +228,7 @@ impl SchoolDb {
     ) -> DbResult<LeaseRenewal> {
         let ttl_ms = check_ttl(ttl_secs)?;
         let tx = self.immediate()?;
-        let now: i64 = tx.query_row(NOW_MS, [], |r| r.get(0))?;
+        let now: i64 = tx.prepare_cached(NOW_MS)?.query_row([], |r| r.get(0))?;
         let mut out = LeaseRenewal {
             renewed: Vec::new(),
             lost: Vec::new(),
@@ -310,23 +310,26 @@ impl SchoolDb {
             .collect()
     }
 
-    /// The contracts among `contracts` whose lease row does not carry `token` (for the fencing
-    /// of `records.put`, inside its transaction).
+    /// The contracts among `contracts` (data server, key) whose lease row does not carry
+    /// `token` (for the fencing of `records.put`, inside its transaction).
     pub(super) fn not_held_by(
         conn: &Connection,
         token: &str,
-        contracts: &BTreeSet<ContractRef>,
+        contracts: &BTreeSet<(&str, &str)>,
     ) -> DbResult<Vec<ContractRef>> {
         let mut lost = Vec::new();
-        for c in contracts {
-            let holder: Option<String> = conn
-                .prepare_cached(
-                    "SELECT token FROM leases WHERE data_server = ?1 AND contract_key = ?2",
-                )?
-                .query_row(params![c.data_server, c.key], |r| r.get(0))
+        let mut stmt = conn.prepare_cached(
+            "SELECT token = ?3 FROM leases WHERE data_server = ?1 AND contract_key = ?2",
+        )?;
+        for &(data_server, key) in contracts {
+            let held: Option<bool> = stmt
+                .query_row(params![data_server, key, token], |r| r.get(0))
                 .optional()?;
-            if holder.as_deref() != Some(token) {
-                lost.push(c.clone());
+            if held != Some(true) {
+                lost.push(ContractRef {
+                    data_server: data_server.to_string(),
+                    key: key.to_string(),
+                });
             }
         }
         Ok(lost)

@@ -6,7 +6,8 @@
 use super::filters::ContractFilter;
 use super::{now_rfc3339, DbError, DbResult, SchoolDb};
 use rusqlite::{params, params_from_iter, OptionalExtension};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 /// The DataServer name RM uses for the Educacional contract (the records' `data_server`).
 pub const CONTRACT_DATA_SERVER: &str = "EduContratoData";
@@ -21,6 +22,31 @@ pub struct FinancialResponsible {
     pub name: String,
     pub cpf: Option<String>,
     pub email: Option<String>,
+}
+
+/// The ABI's Contract JSON (`docs/abi.md`, "Contract") of a [`Contract`].
+#[derive(Serialize)]
+pub struct ContractJson<'a> {
+    pub key: String,
+    pub data_server: &'static str,
+    pub codcoligada: i64,
+    pub codfilial: i64,
+    pub codcontrato: &'a str,
+    pub ra: &'a str,
+    pub student_name: &'a str,
+    pub course: &'a str,
+    pub period: &'a str,
+    pub status: &'a str,
+    pub financial_responsible: Option<ResponsibleJson<'a>>,
+}
+
+/// The `financial_responsible` of [`ContractJson`].
+#[derive(Serialize)]
+pub struct ResponsibleJson<'a> {
+    pub code: &'a str,
+    pub name: &'a str,
+    pub cpf: Option<&'a str>,
+    pub email: Option<&'a str>,
 }
 
 /// One student contract with everything the contract report prints.
@@ -53,21 +79,32 @@ impl Contract {
 
     /// The ABI's Contract JSON (`docs/abi.md`).
     pub fn to_json(&self) -> Value {
-        json!({
-            "key": self.key(),
-            "data_server": CONTRACT_DATA_SERVER,
-            "codcoligada": self.codcoligada,
-            "codfilial": self.codfilial,
-            "codcontrato": self.codcontrato,
-            "ra": self.ra,
-            "student_name": self.student_name,
-            "course": self.course,
-            "period": self.period,
-            "status": self.status,
-            "financial_responsible": self.financial_responsible.as_ref().map(|r| json!({
-                "code": r.code, "name": r.name, "cpf": r.cpf, "email": r.email,
-            })),
-        })
+        serde_json::to_value(self.abi()).expect("serialising a contract")
+    }
+
+    /// The ABI's Contract JSON as a borrowing view, serialised straight into an answer.
+    pub fn abi(&self) -> ContractJson<'_> {
+        ContractJson {
+            key: self.key(),
+            data_server: CONTRACT_DATA_SERVER,
+            codcoligada: self.codcoligada,
+            codfilial: self.codfilial,
+            codcontrato: &self.codcontrato,
+            ra: &self.ra,
+            student_name: &self.student_name,
+            course: &self.course,
+            period: &self.period,
+            status: &self.status,
+            financial_responsible: self
+                .financial_responsible
+                .as_ref()
+                .map(|r| ResponsibleJson {
+                    code: &r.code,
+                    name: &r.name,
+                    cpf: r.cpf.as_deref(),
+                    email: r.email.as_deref(),
+                }),
+        }
     }
 
     /// Total value of the contract in cents.
@@ -344,8 +381,8 @@ impl SchoolDb {
         Ok((found, missing))
     }
 
-    /// Contracts matching a filter, ordered by coligada, course, student name.
-    pub fn find_contracts(&self, f: &ContractFilter) -> DbResult<Vec<Contract>> {
+    /// The query of [`SchoolDb::find_contracts`]: SQL and arguments.
+    fn contract_query(f: &ContractFilter) -> (String, Vec<rusqlite::types::Value>) {
         let mut sql = format!("{} WHERE 1=1", Self::CONTRACT_SELECT);
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut add = |cond: &str, v: rusqlite::types::Value| {
@@ -374,9 +411,34 @@ impl SchoolDb {
             add("c.codcontrato =", v.clone().into());
         }
         sql.push_str(" ORDER BY c.codcoligada, c.course, s.name, c.codcontrato");
+        (sql, args)
+    }
+
+    /// Contracts matching a filter, ordered by coligada, course, student name.
+    pub fn find_contracts(&self, f: &ContractFilter) -> DbResult<Vec<Contract>> {
+        let (sql, args) = Self::contract_query(f);
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), Self::contract_from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// `contracts.find`'s answer, `{"contracts": [...]}`: each contract of
+    /// [`SchoolDb::find_contracts`] written as it is read (no list of contracts, no tree).
+    pub fn find_contracts_json(&self, f: &ContractFilter) -> DbResult<Vec<u8>> {
+        let (sql, args) = Self::contract_query(f);
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args))?;
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(br#"{"contracts":["#);
+        let mut first = true;
+        while let Some(row) = rows.next()? {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &Self::contract_from_row(row)?.abi())?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
     }
 
     /// All contracts.

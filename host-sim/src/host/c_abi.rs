@@ -13,7 +13,6 @@
 //! cross the boundary.
 
 use super::{MethodError, RmHost};
-use serde_json::Value;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -196,9 +195,7 @@ unsafe extern "C" fn host_progress(
             return false;
         }
         // SAFETY: the plugin passes a (pointer, length) pair valid for this call.
-        let detail = unsafe { bytes(detail, detail_len) }
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
+        let detail = unsafe { bytes(detail, detail_len) }.unwrap_or(b"null");
         host.on_progress(done, total, detail)
     }));
     match result {
@@ -227,5 +224,34 @@ mod tests {
         let t = h.table();
         assert_eq!(t.abi_version, 1);
         assert_eq!(t.struct_size as usize, std::mem::size_of::<TaeEduHost>());
+    }
+
+    /// `file.read` hands the plugin the very buffer `std::fs::read` filled: it is sized to the
+    /// file (capacity = length), so turning it into the host buffer neither reallocates nor
+    /// copies (the 50 MB PDF is in memory once on the host side).
+    #[test]
+    fn file_read_buffer_is_handed_over_without_a_copy() {
+        let h = host();
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0usize, 1, 12_345, 5 * 1024 * 1024 + 7] {
+            let p = dir.path().join(format!("f{size}.pdf"));
+            std::fs::write(&p, vec![b'x'; size]).unwrap();
+            let bytes = super::super::read_file(&p).unwrap();
+            assert_eq!((bytes.len(), bytes.capacity()), (size, size));
+            let at = bytes.as_ptr();
+            let mut out: *mut u8 = std::ptr::null_mut();
+            let mut len = 0usize;
+            into_host_buffer(&h, bytes, &mut out, &mut len);
+            assert_eq!(len, size);
+            if size > 0 {
+                assert_eq!(
+                    out as *const u8, at,
+                    "the buffer moved (copied) for {size} bytes"
+                );
+            }
+            // SAFETY: freeing the buffer just handed out, once.
+            unsafe { host_free_buffer(&h as *const RmHost as *mut c_void, out, len) };
+        }
+        assert_eq!(h.outstanding_buffers(), 0);
     }
 }
