@@ -1,7 +1,7 @@
 //! Typed wrappers over the host's `call` methods (`docs/abi.md`, "Host methods").
 
 use crate::error::PluginError;
-use crate::host::{Host, HostCallError};
+use crate::host::{Host, HostBytes, HostCallError};
 use crate::records::{Contract, Record};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -133,8 +133,10 @@ impl<'h> HostApi<'h> {
         .map(|_| ())
     }
 
-    pub fn file_read(&self, path: &str) -> Result<Vec<u8>, HostCallError> {
-        self.raw("file.read", &json!({"path": path}))
+    /// `file.read`: the file read in place from the host's buffer, kept until the export returns.
+    pub fn file_read(&self, path: &str) -> Result<HostBytes, HostCallError> {
+        self.host
+            .call_kept("file.read", json!({"path": path}).to_string().as_bytes())
     }
 
     pub fn report_render(
