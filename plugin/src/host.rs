@@ -76,6 +76,9 @@ enum Inner {
 pub trait KeptView: Send + Sync {
     /// Its length (fixed for its life).
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Runs `f` over the bytes while the buffer is alive; answers `false`, without calling `f`,
     /// once it was released. The buffer stays alive while `f` runs.
     fn read(&self, f: &mut dyn FnMut(&[u8])) -> bool;
