@@ -101,7 +101,10 @@ typedef struct TaeEduHost {
   // Returns 0 on success after setting `*out`/`*out_len` to a host-owned buffer with the
   // response (JSON, or raw bytes for `file.read` and `report.render`). Returns non-zero on
   // failure; `*out` may then hold a JSON error `{"message": "..."}` or stay NULL. The plugin
-  // copies the buffer and releases it at once with `free_buffer`.
+  // copies the buffer and releases it at once with `free_buffer`, except the successful
+  // answer of `file.read`, which it reads in place and releases later, still on the calling
+  // thread and before the export returns: the host must keep that buffer valid and unchanged
+  // until its `free_buffer`.
   int32_t (*call)(void *ctx,
                   const uint8_t *method,
                   size_t method_len,
@@ -109,7 +112,9 @@ typedef struct TaeEduHost {
                   size_t request_len,
                   uint8_t **out,
                   size_t *out_len);
-  // Frees a buffer returned by `call` (required). Called with the same pointer and length.
+  // Frees a buffer returned by `call` (required). Called with the same pointer and length,
+  // exactly once, on the calling thread, before the export returns (at once after `call`,
+  // or, for `file.read`'s answer, when the export ends).
   void (*free_buffer)(void *ctx,
                       uint8_t *buf,
                       size_t len);
@@ -268,8 +273,9 @@ void tae_edu_buffer_free(uint8_t *buf,
 int32_t tae_edu_session_end(const uint8_t *session_id,
                             size_t len);
 
-// Stops the plugin's runtime and drops its HTTP client and every cached session token.
-// Idempotent; the next call of any export recreates the state. The library itself stays
+// Drops the plugin's state: every cached session token (each call's runtime, HTTP clients and
+// connections already end when that call returns). Idempotent; the next call of any export
+// recreates the state. The library itself stays
 // loaded (it is linked with `-z nodelete`; never unload it).
 //
 // Parameters: none.

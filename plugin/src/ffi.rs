@@ -26,15 +26,16 @@
 
 use crate::api;
 use crate::error::{PluginError, Status};
-use crate::host::{Host, HostCallError, LogLevel};
+use crate::host::{Host, HostBytes, HostCallError, KeptView, LogLevel};
 use crate::logging::{self, HostSink};
 use crate::redact;
 use serde_json::Value;
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::thread::{self, ThreadId};
 use std::time::Instant;
 
@@ -68,7 +69,10 @@ pub struct TaeEduHost {
     /// Returns 0 on success after setting `*out`/`*out_len` to a host-owned buffer with the
     /// response (JSON, or raw bytes for `file.read` and `report.render`). Returns non-zero on
     /// failure; `*out` may then hold a JSON error `{"message": "..."}` or stay NULL. The plugin
-    /// copies the buffer and releases it at once with `free_buffer`.
+    /// copies the buffer and releases it at once with `free_buffer`, except the successful
+    /// answer of `file.read`, which it reads in place and releases later, still on the calling
+    /// thread and before the export returns: the host must keep that buffer valid and unchanged
+    /// until its `free_buffer`.
     pub call: Option<
         unsafe extern "C" fn(
             ctx: *mut c_void,
@@ -80,7 +84,9 @@ pub struct TaeEduHost {
             out_len: *mut usize,
         ) -> i32,
     >,
-    /// Frees a buffer returned by `call` (required). Called with the same pointer and length.
+    /// Frees a buffer returned by `call` (required). Called with the same pointer and length,
+    /// exactly once, on the calling thread, before the export returns (at once after `call`,
+    /// or, for `file.read`'s answer, when the export ends).
     pub free_buffer: Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut u8, len: usize)>,
     /// Receives one log line, already stripped of secrets (optional). `level`: 1 error, 2 warn,
     /// 3 info, 4 debug, 5 trace. `msg` is UTF-8, not NUL-terminated, valid only during the call.
@@ -308,6 +314,15 @@ impl Drop for ExportGuard {
     }
 }
 
+/// Ends the call's engine (`state::end_call`) on drop, on the calling thread.
+struct CallEngine;
+
+impl Drop for CallEngine {
+    fn drop(&mut self) {
+        crate::state::end_call();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checked pointer helpers
 // ---------------------------------------------------------------------------------------------
@@ -385,6 +400,65 @@ pub struct FfiHost {
     log: Option<LogFn>,
     progress: Option<ProgressFn>,
     thread: ThreadId,
+    /// Host buffers kept for the export (`call_kept`): released in `Drop`, on this thread.
+    kept: RefCell<Vec<KeptHostBuffer>>,
+}
+
+/// A host buffer kept until the export returns, and the view that reads it.
+struct KeptHostBuffer {
+    view: Arc<KeptBuffer>,
+    ptr: *mut u8,
+    len: usize,
+}
+
+/// The guard of a kept host buffer: its address while it is alive, `None` once released.
+/// Every read takes the lock, so a reader (a request body that hyper drops late, on any thread)
+/// can never see the buffer after `free_buffer`.
+struct KeptBuffer {
+    span: parking_lot::Mutex<Option<(usize, usize)>>,
+    len: usize,
+}
+
+impl KeptView for KeptBuffer {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn read(&self, f: &mut dyn FnMut(&[u8])) -> bool {
+        let span = self.span.lock();
+        let Some((addr, len)) = *span else {
+            return false;
+        };
+        // SAFETY: the span is Some only while the host buffer is alive: `release_kept` sets it
+        // to None under this same lock before calling `free_buffer`, and the lock is held for
+        // the whole of `f`. The host's contract keeps a buffer it answered valid (and unchanged)
+        // until the plugin frees it; len <= isize::MAX was checked when it was kept.
+        let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+        f(bytes);
+        true
+    }
+}
+
+impl FfiHost {
+    /// Releases every kept host buffer: each view is closed first (under its lock), then the
+    /// buffer goes back to the host. On the calling thread, before the export returns.
+    fn release_kept(&self) {
+        let kept = std::mem::take(&mut *self.kept.borrow_mut());
+        for k in kept {
+            *k.view.span.lock() = None;
+            // SAFETY: a buffer this host's `call` answered, not yet freed (taken out of the list
+            // once); no reader can reach it any more (its view is closed).
+            unsafe { (self.free_buffer)(self.ctx, k.ptr, k.len) };
+        }
+    }
+}
+
+impl Drop for FfiHost {
+    fn drop(&mut self) {
+        if self.on_calling_thread() {
+            self.release_kept();
+        }
+    }
 }
 
 impl FfiHost {
@@ -442,6 +516,7 @@ impl FfiHost {
             log: table.log,
             progress: table.progress,
             thread: thread::current().id(),
+            kept: RefCell::new(Vec::new()),
         })
     }
 
@@ -464,22 +539,24 @@ impl FfiHost {
     }
 }
 
-impl Host for FfiHost {
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, HostCallError> {
-        let failure = |status: i32, message: String| HostCallError {
-            method: method.to_string(),
-            status,
-            message,
-        };
+impl FfiHost {
+    /// Calls the host's `call` on the calling thread; answers its status and the buffer it set
+    /// (null when none), still owned by the host.
+    fn call_raw(
+        &self,
+        method: &str,
+        request: &[u8],
+    ) -> Result<(i32, *mut u8, usize), HostCallError> {
         if !self.on_calling_thread() {
-            return Err(failure(
-                -1,
-                format!(
+            return Err(HostCallError {
+                method: method.to_string(),
+                status: -1,
+                message: format!(
                     "refused: host callbacks run only on the thread that called the export \
                      (called from {:?})",
                     thread::current().id()
                 ),
-            ));
+            });
         }
         logging::flush_pending();
         let mut out: *mut u8 = std::ptr::null_mut();
@@ -497,39 +574,85 @@ impl Host for FfiHost {
                 &mut out_len,
             )
         };
-        let bytes = if out.is_null() {
-            Vec::new()
+        Ok((status, out, out_len))
+    }
+
+    /// Copies a host buffer and releases it at once.
+    fn copy_and_free(
+        &self,
+        method: &str,
+        status: i32,
+        out: *mut u8,
+        out_len: usize,
+    ) -> Result<Vec<u8>, HostCallError> {
+        if out.is_null() {
+            return Ok(Vec::new());
+        }
+        let copied = if out_len > isize::MAX as usize {
+            None
         } else {
-            let copied = if out_len > isize::MAX as usize {
-                None
-            } else {
-                // SAFETY: the host set out/out_len to a buffer it owns (callback contract).
-                Some(unsafe { std::slice::from_raw_parts(out, out_len) }.to_vec())
-            };
-            // SAFETY: the buffer came from this host's `call`; released exactly once.
-            unsafe { (self.free_buffer)(self.ctx, out, out_len) };
-            match copied {
-                Some(bytes) => bytes,
-                None => {
-                    return Err(failure(
-                        status,
-                        format!("host answered an impossible length {out_len}"),
-                    ))
-                }
-            }
+            // SAFETY: the host set out/out_len to a buffer it owns (callback contract).
+            Some(unsafe { std::slice::from_raw_parts(out, out_len) }.to_vec())
         };
+        // SAFETY: the buffer came from this host's `call`; released exactly once.
+        unsafe { (self.free_buffer)(self.ctx, out, out_len) };
+        copied.ok_or_else(|| HostCallError {
+            method: method.to_string(),
+            status,
+            message: format!("host answered an impossible length {out_len}"),
+        })
+    }
+}
+
+/// A failed host call's error, from the (copied) bytes it answered.
+fn host_failure(method: &str, status: i32, bytes: &[u8]) -> HostCallError {
+    let message = serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|body| {
+            body.get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    HostCallError {
+        method: method.to_string(),
+        status,
+        message: redact::redact(&message),
+    }
+}
+
+impl Host for FfiHost {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, HostCallError> {
+        let (status, out, out_len) = self.call_raw(method, request)?;
+        let bytes = self.copy_and_free(method, status, out, out_len)?;
         if status == 0 {
             return Ok(bytes);
         }
-        let message = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|body| {
-                body.get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        Err(failure(status, redact::redact(&message)))
+        Err(host_failure(method, status, &bytes))
+    }
+
+    /// The answer stays in the host's buffer, read in place, until the export returns (then
+    /// `release_kept` frees it on this thread). Failures and empty answers are copied and freed
+    /// at once, as [`Host::call`] does.
+    fn call_kept(&self, method: &str, request: &[u8]) -> Result<HostBytes, HostCallError> {
+        let (status, out, out_len) = self.call_raw(method, request)?;
+        if status != 0 || out.is_null() || out_len == 0 || out_len > isize::MAX as usize {
+            let bytes = self.copy_and_free(method, status, out, out_len)?;
+            if status == 0 {
+                return Ok(HostBytes::owned(bytes));
+            }
+            return Err(host_failure(method, status, &bytes));
+        }
+        let view = Arc::new(KeptBuffer {
+            span: parking_lot::Mutex::new(Some((out as usize, out_len))),
+            len: out_len,
+        });
+        self.kept.borrow_mut().push(KeptHostBuffer {
+            view: view.clone(),
+            ptr: out,
+            len: out_len,
+        });
+        Ok(HostBytes::kept(view))
     }
 
     fn log(&self, level: LogLevel, message: &str) {
@@ -572,6 +695,8 @@ unsafe fn json_export(
     request_len: usize,
 ) -> Result<Value, PluginError> {
     let _guard = ExportGuard::enter(export)?;
+    // The call's runtime and connections end when the export returns (also after a panic).
+    let _engine = CallEngine;
     logging::install();
     // SAFETY: forwarded contract of the export.
     let host = unsafe { FfiHost::from_raw(host) }?;
@@ -802,8 +927,9 @@ pub unsafe extern "C" fn tae_edu_session_end(session_id: *const u8, len: usize) 
     })
 }
 
-/// Stops the plugin's runtime and drops its HTTP client and every cached session token.
-/// Idempotent; the next call of any export recreates the state. The library itself stays
+/// Drops the plugin's state: every cached session token (each call's runtime, HTTP clients and
+/// connections already end when that call returns). Idempotent; the next call of any export
+/// recreates the state. The library itself stays
 /// loaded (it is linked with `-z nodelete`; never unload it).
 ///
 /// Parameters: none.
@@ -971,5 +1097,87 @@ mod tests {
         assert_eq!(value["a"][0], "x *** y");
         assert_eq!(value["a"][1]["***"], 1);
         redact::forget_secret("unit-test-secret-9f2");
+    }
+
+    /// The host of `kept_buffer_*`: answers a fresh 200 KB buffer of `0..=255` repeated and
+    /// counts the buffers it handed out and got back (in `ctx`: two counters).
+    unsafe extern "C" fn big_answer(
+        ctx: *mut c_void,
+        _method: *const u8,
+        _method_len: usize,
+        _request: *const u8,
+        _request_len: usize,
+        out: *mut *mut u8,
+        out_len: *mut usize,
+    ) -> i32 {
+        let bytes: Box<[u8]> = (0..200 * 1024).map(|i| (i % 256) as u8).collect();
+        let len = bytes.len();
+        // SAFETY: the test's counters outlive the host table; valid out pointers.
+        unsafe {
+            (*(ctx as *const [AtomicUsize; 2]))[0].fetch_add(1, Ordering::SeqCst);
+            *out = Box::into_raw(bytes).cast::<u8>();
+            *out_len = len;
+        }
+        0
+    }
+
+    unsafe extern "C" fn free_big(ctx: *mut c_void, buf: *mut u8, len: usize) {
+        // SAFETY: a buffer `big_answer` made with this length; the counters outlive the table.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, len)));
+            (*(ctx as *const [AtomicUsize; 2]))[1].fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn kept_buffer_is_read_in_place_until_the_host_is_dropped_then_never() {
+        let counters = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        let mut t = table();
+        t.ctx = &counters as *const [AtomicUsize; 2] as *mut c_void;
+        t.call = Some(big_answer);
+        t.free_buffer = Some(free_big);
+        // SAFETY: a valid table whose callbacks outlive the host.
+        let host = unsafe { FfiHost::from_raw(&t) }.unwrap();
+        let kept = host.call_kept("file.read", b"{}").unwrap();
+        assert!(
+            kept.as_owned().is_none(),
+            "kept in the host's buffer, not copied"
+        );
+        assert_eq!(kept.len(), 200 * 1024);
+        assert_eq!(
+            counters[1].load(Ordering::SeqCst),
+            0,
+            "not freed while the call runs"
+        );
+        let chunk = kept.chunk(65_536, 65_536).unwrap();
+        assert_eq!(chunk.len(), 65_536);
+        assert_eq!(chunk[0], 0);
+        assert_eq!(chunk[1], 1);
+        assert_eq!(kept.chunk(200 * 1024 - 10, 65_536).unwrap().len(), 10);
+        assert_eq!(kept.with_slice(|b| b[255]), Some(255));
+        // A reader on another thread (as a request body dropped late could be) is let through
+        // while the buffer lives.
+        let other = kept.clone();
+        let read = thread::spawn(move || other.chunk(0, 4).map(|b| b.to_vec()))
+            .join()
+            .unwrap();
+        assert_eq!(read, Some(vec![0, 1, 2, 3]));
+        // `call` (not kept) copies and frees at once.
+        assert_eq!(host.call("x", b"{}").unwrap().len(), 200 * 1024);
+        assert_eq!(counters[1].load(Ordering::SeqCst), 1);
+        drop(host);
+        assert_eq!(counters[0].load(Ordering::SeqCst), 2);
+        assert_eq!(
+            counters[1].load(Ordering::SeqCst),
+            2,
+            "freed when the host is dropped"
+        );
+        assert!(kept.chunk(0, 4).is_none(), "never read after it was freed");
+        assert!(kept.with_slice(|b| b.len()).is_none());
+        let late = kept.clone();
+        assert!(thread::spawn(move || late.chunk(0, 4))
+            .join()
+            .unwrap()
+            .is_none());
     }
 }

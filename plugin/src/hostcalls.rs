@@ -1,7 +1,7 @@
 //! Typed wrappers over the host's `call` methods (`docs/abi.md`, "Host methods").
 
 use crate::error::PluginError;
-use crate::host::{Host, HostCallError};
+use crate::host::{Host, HostBytes, HostCallError};
 use crate::records::{Contract, Record};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -133,8 +133,10 @@ impl<'h> HostApi<'h> {
         .map(|_| ())
     }
 
-    pub fn file_read(&self, path: &str) -> Result<Vec<u8>, HostCallError> {
-        self.raw("file.read", &json!({"path": path}))
+    /// `file.read`: the file read in place from the host's buffer, kept until the export returns.
+    pub fn file_read(&self, path: &str) -> Result<HostBytes, HostCallError> {
+        self.host
+            .call_kept("file.read", json!({"path": path}).to_string().as_bytes())
     }
 
     pub fn report_render(
@@ -240,11 +242,35 @@ impl<'h> HostApi<'h> {
         if records.is_empty() {
             return Ok(());
         }
-        let request = match lease_token {
-            Some(t) => json!({"records": records, "lease_token": t}),
-            None => json!({"records": records}),
-        };
-        self.json("records.put", &request).map(|_| ())
+        // Serialised straight to bytes (no JSON tree of the records on the way).
+        #[derive(serde::Serialize)]
+        struct Put<'a> {
+            records: &'a [&'a Record],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            lease_token: Option<&'a str>,
+        }
+        let request = serde_json::to_vec(&Put {
+            records,
+            lease_token,
+        })
+        .map_err(|e| PluginError::internal(format!("records.put: cannot serialise: {e}")))?;
+        let answer = self.host.call("records.put", &request).map_err(host_err)?;
+        Self::check_json_answer("records.put", &answer)
+    }
+
+    /// An answer whose content is not used must still be a JSON answer (checked without
+    /// building it).
+    fn check_json_answer(method: &str, bytes: &[u8]) -> Result<(), PluginError> {
+        if bytes.is_empty() {
+            return Err(PluginError::host(format!(
+                "host method {method} answered success with no response"
+            )));
+        }
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map(|_| ())
+            .map_err(|e| {
+                PluginError::host(format!("host method {method}: invalid JSON answer: {e}"))
+            })
     }
 
     pub fn records_store_file(

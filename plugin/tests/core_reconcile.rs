@@ -35,7 +35,7 @@ impl Tae {
     }
 
     fn upload(&self, name: &str) -> i64 {
-        let pdf = bytes::Bytes::from_static(PDF);
+        let pdf = tae_edu::host::HostBytes::owned(bytes::Bytes::from_static(PDF));
         self.rt
             .block_on(self.client.upload(&self.token, name, "contrato.pdf", &pdf))
             .unwrap()

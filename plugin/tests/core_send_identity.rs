@@ -46,7 +46,7 @@ fn someone_else_publishes(sim: &tae_sim::SimServer, name: &str) -> i64 {
         let base = sim.base_url();
         let c = TaeClient::new(http, &format!("{base}/identityintegration"), &base);
         let t = c.login(email, "Outra-Senha-1").await.unwrap().token;
-        let pdf = bytes::Bytes::from_static(PDF);
+        let pdf = tae_edu::host::HostBytes::owned(bytes::Bytes::from_static(PDF));
         let id = c.upload(&t, name, "x.pdf", &pdf).await.unwrap();
         c.publish(
             &t,

@@ -8,6 +8,7 @@ use super::request::people;
 use super::{locate_document, ContractError, Item, Located, Outcome, OutcomeKind, Run};
 use crate::config::{self, Params, Person, RecipientAuthType};
 use crate::error::{PluginError, Status};
+use crate::host::HostBytes;
 use crate::hostcalls::HostApi;
 use crate::records::{Contract, Recipient, RecipientState, Record, RecordStatus, Role};
 use crate::tae::{DocStatus, ErrorKind, NewRecipient, Publication, TaeError};
@@ -71,8 +72,11 @@ fn check_template(t: &str) -> Result<String, PluginError> {
 pub enum Source {
     /// The file chosen in the process, read once for the batch.
     File {
-        /// Shared by every contract and every upload attempt without a copy.
-        bytes: bytes::Bytes,
+        /// Read in place from the host's buffer (kept until the export returns), shared by
+        /// every contract and every upload attempt without a copy.
+        pdf: HostBytes,
+        /// Its SHA-256 (hex), computed once for the batch.
+        sha256: String,
         file_name: String,
     },
     /// A predefined report the host renders per contract.
@@ -134,20 +138,27 @@ impl SendPlan {
                         "params.source.path is empty",
                     ));
                 }
-                let bytes = host.file_read(path).map_err(|e| {
+                let pdf = host.file_read(path).map_err(|e| {
                     bad(
                         format!("Não foi possível ler o arquivo {path}: {}", e.message),
                         e.to_string(),
                     )
                 })?;
-                check_pdf(&bytes, max_bytes)
+                let sha256 = pdf
+                    .with_slice(|bytes| {
+                        check_pdf(bytes, max_bytes).map(|()| format!("{:x}", Sha256::digest(bytes)))
+                    })
+                    .ok_or_else(|| {
+                        PluginError::internal("the host's file.read buffer was already released")
+                    })?
                     .map_err(|m| bad(format!("Arquivo {path}: {m}."), m.message))?;
                 let file_name = std::path::Path::new(path)
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
                     .unwrap_or_else(|| "contrato.pdf".into());
                 Source::File {
-                    bytes: bytes::Bytes::from(bytes),
+                    pdf,
+                    sha256,
                     file_name,
                 }
             }
@@ -581,8 +592,8 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
         }
     };
     // The PDF.
-    let pdf: bytes::Bytes = match &plan.source {
-        Source::File { bytes, .. } => bytes.clone(),
+    let (pdf, sha256): (HostBytes, String) = match &plan.source {
+        Source::File { pdf, sha256, .. } => (pdf.clone(), sha256.clone()),
         Source::Report { report_code } => match run.host.report_render(report_code, &c.key) {
             Ok(b) => {
                 if let Err(m) = check_pdf(&b, plan.max_bytes) {
@@ -591,7 +602,8 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                         format!("o relatório {report_code} gerou um documento inválido: {m}."),
                     );
                 }
-                bytes::Bytes::from(b)
+                let sha256 = format!("{:x}", Sha256::digest(&b));
+                (HostBytes::owned(b), sha256)
             }
             Err(e) => {
                 return Outcome::failed(
@@ -609,7 +621,7 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
     r.new_send_attempt(&name);
     r.file_name = file_name_for(c, plan);
     r.file_size = pdf.len() as u64;
-    r.sha256 = format!("{:x}", Sha256::digest(&pdf));
+    r.sha256 = sha256;
     r.recipients = recips;
     r.last_error = None;
     // Recorded before any remote call of the send.

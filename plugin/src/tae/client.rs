@@ -5,6 +5,7 @@
 use super::error::{kind_from_message, BadAnswer, ErrorKind, TaeError};
 use super::wire::{self, decode, Document, Profile, SearchPage, SearchRecord};
 use super::{api, Publication, RecipientAuth};
+use crate::host::HostBytes;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use parking_lot::RwLock;
 use reqwest::{Method, RequestBuilder};
@@ -788,19 +789,24 @@ impl TaeClient {
         token: &str,
         name: &str,
         file_name: &str,
-        pdf: &bytes::Bytes,
+        pdf: &HostBytes,
     ) -> Result<i64, TaeError> {
         let url = self.api(api::UPLOAD);
         let data = self
             .send("upload", true, &|| {
-                // A reference-counted view of the PDF: no copy per attempt.
-                let part = reqwest::multipart::Part::stream_with_length(
-                    reqwest::Body::from(pdf.clone()),
-                    pdf.len() as u64,
-                )
-                .file_name(file_name.to_string())
-                .mime_str("application/pdf")
-                .expect("static mime type");
+                // Owned bytes: a reference-counted view, no copy per attempt. A host buffer read
+                // in place: streamed from it in chunks, no copy of the whole file.
+                let body = match pdf.as_owned() {
+                    Some(bytes) => reqwest::Body::from(bytes.clone()),
+                    None => reqwest::Body::wrap(HostBody {
+                        pdf: pdf.clone(),
+                        offset: 0,
+                    }),
+                };
+                let part = reqwest::multipart::Part::stream_with_length(body, pdf.len() as u64)
+                    .file_name(file_name.to_string())
+                    .mime_str("application/pdf")
+                    .expect("static mime type");
                 let form = reqwest::multipart::Form::new()
                     .text(api::FIELD_ENVELOPE_NAME, name.to_string())
                     .part(api::FIELD_ENVELOPE_FILE, part);
@@ -1027,6 +1033,50 @@ fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
         out.extend(url::form_urlencoded::byte_serialize(v.as_bytes()));
     }
     out
+}
+
+/// How much of a host buffer one frame of an upload copies.
+const HOST_BODY_CHUNK: usize = 64 * 1024;
+
+/// An upload body read from a host buffer in place, [`HOST_BODY_CHUNK`] bytes per frame (each
+/// frame a copy of that chunk, taken under the buffer's guard): the file itself is never copied
+/// whole. Once the host buffer is released (the export returned) the body fails instead of
+/// reading it.
+struct HostBody {
+    pdf: HostBytes,
+    offset: usize,
+}
+
+impl http_body::Body for HostBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.offset >= this.pdf.len() {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Ready(Some(match this.pdf.chunk(this.offset, HOST_BODY_CHUNK) {
+            Some(chunk) => {
+                this.offset += chunk.len();
+                Ok(http_body::Frame::data(chunk))
+            }
+            None => Err(std::io::Error::other(
+                "the host's buffer was released before the upload ended",
+            )),
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.offset >= self.pdf.len()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.pdf.len().saturating_sub(self.offset) as u64)
+    }
 }
 
 fn protocol(what: &str, detail: &str) -> TaeError {
