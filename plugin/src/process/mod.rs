@@ -501,12 +501,7 @@ where
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     run.batching(true);
     loop {
-        // Contracts that only wait for their last record write do not hold a place.
-        while !cancelled
-            && run.stop_reason().is_none()
-            && inflight.len() - run.finishing() < limit
-            && next < total
-        {
+        while !cancelled && run.stop_reason().is_none() && inflight.len() < limit && next < total {
             let i = next;
             next += 1;
             let fut = work(&items[i]);

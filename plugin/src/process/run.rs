@@ -32,9 +32,6 @@ pub struct Run<'h> {
     registrations: RefCell<HashMap<String, Registration>>,
     /// Record writes waiting for the batch's next group commit ([`Run::put`]).
     put_queue: PutQueue,
-    /// Contracts whose remote work is over and that only wait for their last record write:
-    /// they do not count against `max_concurrency` ([`Run::put_last`]).
-    finishing: Cell<usize>,
     /// Contracts whose last TAE call timed out (the circuit breaker).
     timeouts: RefCell<std::collections::HashSet<String>>,
     /// The TAE user's own documents, listed once per run when a record left mid-send needs
@@ -63,7 +60,6 @@ impl<'h> Run<'h> {
             notices: RefCell::new(Vec::new()),
             registrations: RefCell::new(HashMap::new()),
             put_queue: PutQueue::default(),
-            finishing: Cell::new(0),
             timeouts: RefCell::new(Default::default()),
             own_documents: tokio::sync::OnceCell::new(),
         }
@@ -186,22 +182,6 @@ impl<'h> Run<'h> {
                 "não foi possível gravar o registro de integração no RM (gravação interrompida)",
             ))
         })
-    }
-
-    /// The contract's last record write: after it, the contract makes no remote call. While it
-    /// waits for the write (the batch's next group commit), its place in the batch is free for
-    /// the next contract to start its remote work: the write still completes before the
-    /// contract's outcome is reported.
-    pub async fn put_last(&self, records: &[&Record]) -> Result<(), ContractError> {
-        self.finishing.set(self.finishing.get() + 1);
-        let written = self.put(records).await;
-        self.finishing.set(self.finishing.get() - 1);
-        written
-    }
-
-    /// Contracts in flight that only wait for their last record write.
-    pub(super) fn finishing(&self) -> usize {
-        self.finishing.get()
     }
 
     /// Group commits on while a batch drives the contracts.

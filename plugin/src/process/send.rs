@@ -563,7 +563,7 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                     r.sent_by = Some(by.clone());
                 }
                 r.event(&by, "reconciled", format!("envio anterior interrompido: documento {id} já publicado no TAE foi adotado (situação {})", new_status.label()));
-                if let Err(m) = run.put_last(&[&r]).await {
+                if let Err(m) = run.put(&[&r]).await {
                     return Outcome::failed(item, m).with_record(&r);
                 }
                 return Outcome::new(
@@ -638,7 +638,7 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
                 r.set_status(RecordStatus::Falhou);
                 r.last_error = Some(o.message.clone());
                 r.event(&by, "error", o.message.clone());
-                let _ = run.put_last(&[&r]).await;
+                let _ = run.put(&[&r]).await;
                 return o.with_record(&r);
             }
         };
@@ -661,7 +661,7 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
             r.set_status(RecordStatus::Falhou);
             r.last_error = Some(o.message.clone());
             r.event(&by, "error", format!("upload: {e}"));
-            let _ = run.put_last(&[&r]).await;
+            let _ = run.put(&[&r]).await;
             return o.with_record(&r);
         }
     };
@@ -688,7 +688,7 @@ pub async fn run(run: &Run<'_>, plan: &SendPlan, item: &Item) -> Outcome {
             );
             r.last_error = Some(o.message.clone());
             r.event(&by, "error", format!("register: {e}"));
-            let _ = run.put_last(&[&r]).await;
+            let _ = run.put(&[&r]).await;
             return o.with_record(&r);
         }
     }
@@ -782,7 +782,7 @@ async fn finish_publish(
                     r.recipients.len()
                 ),
             );
-            if let Err(m) = run.put_last(&[&r]).await {
+            if let Err(m) = run.put(&[&r]).await {
                 // The document is published; the next run reconciles the record by its id.
                 return Outcome::failed(item, format!("documento nº {id} publicado, mas {m}"))
                     .with_record(&r);
@@ -808,7 +808,7 @@ async fn finish_publish(
             );
             r.last_error = Some(o.message.clone());
             r.event(by, "error", format!("publish: {e}"));
-            let _ = run.put_last(&[&r]).await;
+            let _ = run.put(&[&r]).await;
             o.with_record(&r)
         }
     }
