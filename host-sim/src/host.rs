@@ -446,7 +446,26 @@ impl RmHost {
             }
             "contracts.find" => {
                 let filter = ContractFilter::from_json(req.get("filter").unwrap_or(&Value::Null))?;
-                Ok(self.db.find_contracts_json(&filter)?)
+                // Pages (`docs/abi.md`): optional; without `limit` every contract at once.
+                let page = match req.get("limit") {
+                    None | Some(Value::Null) => None,
+                    Some(l) => {
+                        let limit = l
+                            .as_u64()
+                            .filter(|n| (1..=100_000).contains(n))
+                            .ok_or("contracts.find: limit deve ser um inteiro de 1 a 100000")?;
+                        let cursor = match req.get("cursor") {
+                            None | Some(Value::Null) => None,
+                            Some(Value::String(c)) => Some(c.clone()),
+                            Some(_) => return Err("contracts.find: cursor deve ser texto".into()),
+                        };
+                        Some(crate::db::ContractPage {
+                            limit: limit as usize,
+                            cursor,
+                        })
+                    }
+                };
+                Ok(self.db.find_contracts_json(&filter, page.as_ref())?)
             }
             "contracts.set_status" => {
                 let key = str_field("key")?;
@@ -873,6 +892,78 @@ mod tests {
         unsafe { (t.free_buffer.unwrap())(t.ctx, out, len) };
         h.end_call();
         assert_eq!(h.outstanding_buffers(), 0);
+    }
+
+    /// `contracts.find` in pages: the pages together are the whole answer in the same order;
+    /// a contract that stops matching the filter between pages skips no other; a bad cursor
+    /// or limit is refused with a message.
+    #[test]
+    fn contracts_find_in_pages() {
+        let h = host();
+        let filter = json!({"codcoligada": 1, "status": "Ativo"});
+        let keys = |v: &Value| -> Vec<String> {
+            v["contracts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["key"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (s, all) = call_json(&h, "contracts.find", json!({"filter": filter}));
+        assert_eq!(s, 0);
+        assert!(all.get("next_cursor").is_none());
+        let all = keys(&all);
+        assert!(all.len() >= 8, "{all:?}");
+        let mut paged = Vec::new();
+        let mut cursor = Value::Null;
+        let mut pages = 0;
+        loop {
+            let (s, v) = call_json(
+                &h,
+                "contracts.find",
+                json!({"filter": filter, "limit": 3, "cursor": cursor}),
+            );
+            assert_eq!(s, 0, "{v}");
+            let page = keys(&v);
+            assert!(page.len() <= 3);
+            pages += 1;
+            if pages == 1 {
+                // The next page's first contract stops matching (as when it is signed): the
+                // rest still come, none twice.
+                let (s, _) = call_json(
+                    &h,
+                    "contracts.set_status",
+                    json!({"key": all[3], "status": "Assinado", "by": "t"}),
+                );
+                assert_eq!(s, 0);
+            }
+            paged.extend(page);
+            match v.get("next_cursor") {
+                Some(Value::String(c)) => cursor = json!(c),
+                _ => break,
+            }
+        }
+        let expected: Vec<String> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3)
+            .map(|(_, k)| k.clone())
+            .collect();
+        assert_eq!(paged, expected);
+        assert_eq!(pages, (expected.len() + 2) / 3);
+        let (s, v) = call_json(
+            &h,
+            "contracts.find",
+            json!({"filter": filter, "limit": 3, "cursor": "x"}),
+        );
+        assert_ne!(s, 0);
+        assert!(
+            v["message"].as_str().unwrap().contains("cursor inválido"),
+            "{v}"
+        );
+        let (s, v) = call_json(&h, "contracts.find", json!({"filter": filter, "limit": 0}));
+        assert_ne!(s, 0);
+        assert!(v["message"].as_str().unwrap().contains("limit"), "{v}");
     }
 
     #[test]

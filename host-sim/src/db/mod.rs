@@ -41,7 +41,7 @@ pub use records::{
     EVENT_KINDS, RECORD_STATUSES,
 };
 pub use school::{
-    contract_key, parse_contract_key, Contract, ContractJson, FinancialResponsible,
+    contract_key, parse_contract_key, Contract, ContractJson, ContractPage, FinancialResponsible,
     ResponsibleJson, RmUser, CONTRACT_DATA_SERVER, PROCESS_PERMISSION,
 };
 

@@ -381,8 +381,13 @@ impl SchoolDb {
         Ok((found, missing))
     }
 
-    /// The query of [`SchoolDb::find_contracts`]: SQL and arguments.
-    fn contract_query(f: &ContractFilter) -> (String, Vec<rusqlite::types::Value>) {
+    /// The query of [`SchoolDb::find_contracts`]: SQL and arguments; with `page`, only the
+    /// contracts after its cursor, at most one more than its limit (to tell whether another
+    /// page follows).
+    fn contract_query(
+        f: &ContractFilter,
+        page: Option<&ContractPage>,
+    ) -> DbResult<(String, Vec<rusqlite::types::Value>)> {
         let mut sql = format!("{} WHERE 1=1", Self::CONTRACT_SELECT);
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut add = |cond: &str, v: rusqlite::types::Value| {
@@ -410,13 +415,35 @@ impl SchoolDb {
         if let Some(v) = &f.codcontrato {
             add("c.codcontrato =", v.clone().into());
         }
-        sql.push_str(" ORDER BY c.codcoligada, c.course, s.name, c.codcontrato");
-        (sql, args)
+        if let Some(after) = page.and_then(|p| p.cursor.as_deref()) {
+            let (coligada, course, name, contrato, ra) = parse_cursor(after)?;
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (c.codcoligada, c.course, s.name, c.codcontrato, c.ra) > (?{}, ?{}, ?{}, ?{}, ?{})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            ));
+            args.extend([
+                coligada.into(),
+                course.into(),
+                name.into(),
+                contrato.into(),
+                ra.into(),
+            ]);
+        }
+        sql.push_str(" ORDER BY c.codcoligada, c.course, s.name, c.codcontrato, c.ra");
+        if let Some(p) = page {
+            sql.push_str(&format!(" LIMIT {}", p.limit + 1));
+        }
+        Ok((sql, args))
     }
 
     /// Contracts matching a filter, ordered by coligada, course, student name.
     pub fn find_contracts(&self, f: &ContractFilter) -> DbResult<Vec<Contract>> {
-        let (sql, args) = Self::contract_query(f);
+        let (sql, args) = Self::contract_query(f, None)?;
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), Self::contract_from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -424,20 +451,48 @@ impl SchoolDb {
 
     /// `contracts.find`'s answer, `{"contracts": [...]}`: each contract of
     /// [`SchoolDb::find_contracts`] written as it is read (no list of contracts, no tree).
-    pub fn find_contracts_json(&self, f: &ContractFilter) -> DbResult<Vec<u8>> {
-        let (sql, args) = Self::contract_query(f);
+    /// With `page`, at most its limit of contracts after its cursor, and `"next_cursor"` when
+    /// more follow (`docs/abi.md`, `contracts.find`).
+    pub fn find_contracts_json(
+        &self,
+        f: &ContractFilter,
+        page: Option<&ContractPage>,
+    ) -> DbResult<Vec<u8>> {
+        let (sql, args) = Self::contract_query(f, page)?;
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query(params_from_iter(args))?;
         let mut out = Vec::with_capacity(64 * 1024);
         out.extend_from_slice(br#"{"contracts":["#);
-        let mut first = true;
+        let limit = page.map_or(usize::MAX, |p| p.limit);
+        let mut written = 0usize;
+        let mut last: Option<Contract> = None;
+        let mut more = false;
         while let Some(row) = rows.next()? {
-            if !std::mem::take(&mut first) {
+            if written == limit {
+                more = true;
+                break;
+            }
+            if written > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut out, &Self::contract_from_row(row)?.abi())?;
+            let c = Self::contract_from_row(row)?;
+            serde_json::to_writer(&mut out, &c.abi())?;
+            written += 1;
+            last = Some(c);
         }
-        out.extend_from_slice(b"]}");
+        out.extend_from_slice(b"]");
+        if let (true, Some(c)) = (more, last) {
+            let cursor = serde_json::to_string(&(
+                c.codcoligada,
+                &c.course,
+                &c.student_name,
+                &c.codcontrato,
+                &c.ra,
+            ))?;
+            out.extend_from_slice(br#","next_cursor":"#);
+            serde_json::to_writer(&mut out, &cursor)?;
+        }
+        out.extend_from_slice(b"}");
         Ok(out)
     }
 
@@ -613,4 +668,21 @@ mod tests {
             .user_has_permission("ninguem", PROCESS_PERMISSION)
             .unwrap());
     }
+}
+
+/// One page of `contracts.find` (`docs/abi.md`): at most `limit` contracts after `cursor`
+/// (the `next_cursor` of the page before; none for the first page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContractPage {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+/// A cursor of [`SchoolDb::find_contracts_json`]: the sort key of the last contract answered.
+fn parse_cursor(cursor: &str) -> DbResult<(i64, String, String, String, String)> {
+    serde_json::from_str(cursor).map_err(|_| {
+        DbError::invalid(format!(
+            "contracts.find: cursor inválido ({cursor}); use o next_cursor da página anterior"
+        ))
+    })
 }
