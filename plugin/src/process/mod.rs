@@ -199,23 +199,44 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
             ));
         }
         run.notices.borrow_mut().extend(notice);
+        // Each contract's future owns its item: the contract and its records are dropped as
+        // soon as its outcome exists.
+        let run = &run;
         let (mut results, cancelled) = match &plan {
-            Plan::Send(p) => run_batch(&run, &items, |it| send::run(&run, p, it)).await,
-            Plan::Delete => run_batch(&run, &items, |it| delete::run(&run, it)).await,
+            Plan::Send(p) => {
+                run_batch(run, items, |it| async move { send::run(run, p, &it).await }).await
+            }
+            Plan::Delete => {
+                run_batch(run, items, |it| async move { delete::run(run, &it).await }).await
+            }
             Plan::UpdateEmails(p) => {
-                run_batch(&run, &items, |it| update_emails::run(&run, p, it)).await
+                run_batch(run, items, |it| async move {
+                    update_emails::run(run, p, &it).await
+                })
+                .await
             }
             Plan::Check => {
-                let prefetched = check::prefetch(&run, &items).await;
-                run_batch(&run, &items, |it| check::run(&run, &prefetched, it)).await
+                let prefetched = check::prefetch(run, &items).await;
+                let prefetched = &prefetched;
+                run_batch(run, items, |it| async move {
+                    check::run(run, prefetched, &it).await
+                })
+                .await
             }
             Plan::Download(kind) => {
-                run_batch(&run, &items, |it| download::run(&run, *kind, it)).await
+                let kind = *kind;
+                run_batch(run, items, |it| async move {
+                    download::run(run, kind, &it).await
+                })
+                .await
             }
             Plan::Reconcile(p) => {
-                let prepared = reconcile::prepare(&run, p, &items).await;
-                let (results, cancelled) =
-                    run_batch(&run, &items, |it| reconcile::run(&run, p, &prepared, it)).await;
+                let prepared = reconcile::prepare(run, p, &items).await;
+                let prepared = &prepared;
+                let (results, cancelled) = run_batch(run, items, |it| async move {
+                    reconcile::run(run, p, prepared, &it).await
+                })
+                .await;
                 // Each finding is a result of its own, after its contract's first one.
                 let mut flat: Vec<Outcome> = Vec::with_capacity(results.len());
                 for mut o in results {
@@ -224,7 +245,7 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
                     flat.extend(more);
                 }
                 if !cancelled && run.stop_reason().is_none() {
-                    flat.extend(reconcile::unknown_documents(&run, &prepared));
+                    flat.extend(reconcile::unknown_documents(run, prepared));
                 }
                 (flat, cancelled)
             }
@@ -483,14 +504,16 @@ fn items_for_contracts(
 /// Reports progress after each contract; a cancel (or a stop set by the run or its session)
 /// stops starting new contracts — in-flight ones finish — and the rest are `not_processed`.
 /// Renews the run's leases at least every `renew_interval` while it works.
-async fn run_batch<'a, F, Fut>(run: &Run<'_>, items: &'a [Item], work: F) -> (Vec<Outcome>, bool)
+async fn run_batch<F, Fut>(run: &Run<'_>, items: Vec<Item>, work: F) -> (Vec<Outcome>, bool)
 where
-    F: Fn(&'a Item) -> Fut,
+    F: Fn(Item) -> Fut,
     Fut: Future<Output = Outcome>,
 {
     let total = items.len();
     let limit = run.params.max_concurrency.max(1);
     let mut results: Vec<Option<Outcome>> = vec![None; total];
+    // The items not started yet (each one moves into its future when it starts).
+    let mut waiting = items.into_iter();
     let mut inflight = FuturesUnordered::new();
     let mut next = 0usize;
     let mut done = 0u32;
@@ -504,7 +527,8 @@ where
         while !cancelled && run.stop_reason().is_none() && inflight.len() < limit && next < total {
             let i = next;
             next += 1;
-            let fut = work(&items[i]);
+            let Some(item) = waiting.next() else { break };
+            let fut = work(item);
             inflight.push(async move { (i, fut.await) });
         }
         // Drive the contracts until one finishes, or until all in flight wait and some wait
@@ -562,16 +586,17 @@ where
     run.flush_writes();
     run.batching(false);
     let stop = run.stop_reason();
+    // Every contract that finished has its outcome; the ones never started are the tail.
     let results = results
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             r.unwrap_or_else(|| {
+                let item = waiting.next().expect("an outcome or an item not started");
                 let reason = match &stop {
                     Some(s) if !cancelled => format!("não processado: {}", s.trim_end_matches('.')),
                     _ => "não processado: execução cancelada pelo usuário".into(),
                 };
-                Outcome::labelled(&items[i], OutcomeKind::NotProcessed, format!("{reason}."))
+                Outcome::labelled(&item, OutcomeKind::NotProcessed, format!("{reason}."))
             })
         })
         .collect();
