@@ -656,8 +656,9 @@ impl<'h> Queue<'h> {
                 log::error!("records.get failed mid-batch: {}", e.detail);
                 let n = self.waiting.len().min(RECORDS_CHUNK);
                 let message = format!(
-                    "não foi possível ler os registros de integração deste contrato no RM ({}); nada foi feito neste contrato.",
-                    e.message.trim_end_matches('.')
+                    "não foi possível ler os registros de integração deste contrato no RM ({} — {}); nada foi feito neste contrato. Execute novamente.",
+                    e.message.trim_end_matches('.'),
+                    e.detail
                 );
                 for w in self.waiting.drain(..n) {
                     self.ready.push_back(Err((w.unread(), message.clone())));
