@@ -472,7 +472,7 @@ fn items_for_contracts<'h>(
     }
     let waiting = contracts
         .into_iter()
-        .map(Waiting::Contract)
+        .map(|c| Waiting::Contract(Box::new(c)))
         .chain(missing.into_iter().map(Waiting::Missing))
         .collect();
     Ok((
@@ -488,14 +488,16 @@ fn items_for_contracts<'h>(
 /// Contracts whose records one `records.get` reads (per DataServer) as the batch reaches them.
 const RECORDS_CHUNK: usize = 256;
 
-/// A contract of the batch not started yet.
+/// A contract of the batch not started yet. Boxed: the queue's own buffer (one slot per
+/// contract, kept until the batch ends) stays a pointer wide, and each contract's memory is
+/// freed when its item is done.
 enum Waiting {
     /// Its records are not read yet.
-    Contract(Contract),
+    Contract(Box<Contract>),
     /// A key the host does not know.
     Missing(String),
     /// Ready to start (records read, or invoked from the attachment).
-    Item(Item),
+    Item(Box<Item>),
 }
 
 impl Waiting {
@@ -512,7 +514,7 @@ impl Waiting {
         match self {
             Waiting::Contract(c) => Item {
                 key: c.key.clone(),
-                contract: Some(c),
+                contract: Some(*c),
                 records: Vec::new(),
                 target_record: None,
             },
@@ -522,7 +524,7 @@ impl Waiting {
                 records: Vec::new(),
                 target_record: None,
             },
-            Waiting::Item(it) => it,
+            Waiting::Item(it) => *it,
         }
     }
 }
@@ -543,7 +545,10 @@ impl<'h> Queue<'h> {
     fn of_items(api: HostApi<'h>, items: Vec<Item>) -> Queue<'h> {
         Queue {
             api,
-            waiting: items.into_iter().map(Waiting::Item).collect(),
+            waiting: items
+                .into_iter()
+                .map(|it| Waiting::Item(Box::new(it)))
+                .collect(),
             ready: VecDeque::new(),
         }
     }
@@ -610,7 +615,7 @@ impl<'h> Queue<'h> {
                     Record::sort_newest_first(&mut records);
                     Item {
                         key: c.key.clone(),
-                        contract: Some(c),
+                        contract: Some(*c),
                         records,
                         target_record: None,
                     }
