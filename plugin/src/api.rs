@@ -1,6 +1,6 @@
 //! The safe entry points behind the C exports. `ffi` checks pointers, UTF-8, size, re-entry and
-//! the host table, parses the request as JSON, and calls one of these; the value answered
-//! becomes the response JSON (status 0), a `PluginError` becomes its status and error JSON.
+//! the host table, parses the request as JSON, and calls one of these; the [`Answer`] becomes
+//! the response JSON (status 0), a `PluginError` becomes its status and error JSON.
 //!
 //! Request and response shapes: `docs/abi.md`.
 
@@ -10,6 +10,23 @@ use crate::host::Host;
 use crate::hostcalls::HostApi;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// What an entry point answers on success.
+#[derive(Debug)]
+pub enum Answer {
+    /// A JSON value: `ffi` redacts every string of it and serialises it.
+    Value(Value),
+    /// The response already serialised, every string redacted by its producer (execute's
+    /// answer grows with the batch: it is written straight from the typed outcomes, never held
+    /// as a JSON tree).
+    Json(Vec<u8>),
+}
+
+impl From<Value> for Answer {
+    fn from(value: Value) -> Answer {
+        Answer::Value(value)
+    }
+}
 
 /// A `configure` request (`docs/abi.md`, "configure").
 #[derive(Debug, Deserialize)]
@@ -60,12 +77,23 @@ pub fn configure(host: &dyn Host, request: Value) -> Result<Value, PluginError> 
     }
 }
 
-/// `tae_edu_execute`: one option over many contracts (or integration records).
-pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
+/// `tae_edu_execute`: one option over many contracts (or integration records). The response
+/// bytes are written straight from the typed outcomes.
+pub fn execute_answer(host: &dyn Host, request: Value) -> Result<Answer, PluginError> {
     // The request's own shape is checked before any host call or screen.
     let request = crate::process::ExecuteRequest::parse(request)?;
     let response = crate::process::execute(host, request)?;
-    serde_json::to_value(response).map_err(|e| PluginError::internal(e.to_string()))
+    Ok(Answer::Json(response.into_json()))
+}
+
+/// [`execute_answer`] with the answer read back as a JSON value (for Rust callers and tests:
+/// the same bytes the C export answers).
+pub fn execute(host: &dyn Host, request: Value) -> Result<Value, PluginError> {
+    match execute_answer(host, request)? {
+        Answer::Value(value) => Ok(value),
+        Answer::Json(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| PluginError::internal(format!("execute response: {e}"))),
+    }
 }
 
 /// `tae_edu_attachment_list`: the integration records, filtered and paged.

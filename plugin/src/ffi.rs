@@ -126,7 +126,7 @@ type ProgressFn = unsafe extern "C" fn(*mut c_void, u32, u32, *const u8, usize) 
 /// Wraps the whole body of an export.
 ///
 /// - `ffi_boundary!(json(out, out_len) { body })`: `body` evaluates to
-///   `Result<Value, PluginError>`; the value (status 0) or the error JSON (its status) is written
+///   `Result<api::Answer, PluginError>`; the answer (status 0) or the error JSON (its status) is written
 ///   to the response buffer; a panic becomes status 6 with a PANIC error JSON.
 /// - `ffi_boundary!(status { body })`: `body` evaluates to `Result<(), PluginError>`; answers
 ///   0 or the error's status; a panic answers 6.
@@ -139,12 +139,13 @@ macro_rules! ffi_boundary {
             // A null out pointer: nothing is run (nobody could read the answer).
             None => Status::NullArgument as i32,
             Some(slot) => {
-                let result: Result<Value, PluginError> = match catch_unwind(AssertUnwindSafe(
-                    || -> Result<Value, PluginError> { $body },
-                )) {
-                    Ok(result) => result,
-                    Err(payload) => Err(panic_error($export, payload)),
-                };
+                let result: Result<api::Answer, PluginError> =
+                    match catch_unwind(AssertUnwindSafe(|| -> Result<api::Answer, PluginError> {
+                        $body
+                    })) {
+                        Ok(result) => result,
+                        Err(payload) => Err(panic_error($export, payload)),
+                    };
                 match catch_unwind(AssertUnwindSafe(move || slot.respond(result))) {
                     Ok(status) => status,
                     Err(_) => Status::Panic as i32,
@@ -217,15 +218,21 @@ impl ResponseSlot {
     }
 
     /// Writes the response (redacted of every registered secret) and answers the status.
-    fn respond(self, result: Result<Value, PluginError>) -> i32 {
-        let (status, mut body) = match result {
-            Ok(value) => (Status::Ok, value),
-            Err(error) => (error.status, error.to_json()),
+    fn respond(self, result: Result<api::Answer, PluginError>) -> i32 {
+        let (status, answer) = match result {
+            Ok(answer) => (Status::Ok, answer),
+            Err(error) => (error.status, api::Answer::Value(error.to_json())),
         };
-        redact_value(&mut body);
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
-            br#"{"ok":false,"error":{"code":"INTERNAL","status":99}}"#.to_vec()
-        });
+        let bytes = match answer {
+            // Written redacted by its producer (execute's typed response).
+            api::Answer::Json(bytes) => bytes,
+            api::Answer::Value(mut body) => {
+                redact_value(&mut body);
+                serde_json::to_vec(&body).unwrap_or_else(|_| {
+                    br#"{"ok":false,"error":{"code":"INTERNAL","status":99}}"#.to_vec()
+                })
+            }
+        };
         let (ptr, len) = into_raw_buffer(bytes);
         // SAFETY: both non-null (checked in `new`) and valid for writes (caller's contract).
         unsafe {
@@ -683,7 +690,7 @@ impl Host for FfiHost {
 // The shared path of the three JSON exports
 // ---------------------------------------------------------------------------------------------
 
-type Entry = fn(&dyn Host, Value) -> Result<Value, PluginError>;
+type Entry = fn(&dyn Host, Value) -> Result<api::Answer, PluginError>;
 
 /// # Safety
 /// The pointer arguments follow the contract of the JSON exports.
@@ -693,7 +700,7 @@ unsafe fn json_export(
     host: *const TaeEduHost,
     request: *const u8,
     request_len: usize,
-) -> Result<Value, PluginError> {
+) -> Result<api::Answer, PluginError> {
     let _guard = ExportGuard::enter(export)?;
     // The call's runtime and connections end when the export returns (also after a panic).
     let _engine = CallEngine;
@@ -794,7 +801,7 @@ pub unsafe extern "C" fn tae_edu_configure(
 ) -> i32 {
     ffi_boundary!(json("tae_edu_configure", out, out_len) {
         // SAFETY: this export's contract, forwarded.
-        unsafe { json_export("tae_edu_configure", api::configure, host, request, request_len) }
+        unsafe { json_export("tae_edu_configure", |h, r| api::configure(h, r).map(api::Answer::Value), host, request, request_len) }
     })
 }
 
@@ -833,7 +840,7 @@ pub unsafe extern "C" fn tae_edu_execute(
 ) -> i32 {
     ffi_boundary!(json("tae_edu_execute", out, out_len) {
         // SAFETY: this export's contract, forwarded.
-        unsafe { json_export("tae_edu_execute", api::execute, host, request, request_len) }
+        unsafe { json_export("tae_edu_execute", api::execute_answer, host, request, request_len) }
     })
 }
 
@@ -871,7 +878,7 @@ pub unsafe extern "C" fn tae_edu_attachment_list(
     ffi_boundary!(json("tae_edu_attachment_list", out, out_len) {
         // SAFETY: this export's contract, forwarded.
         unsafe {
-            json_export("tae_edu_attachment_list", api::attachment_list, host, request, request_len)
+            json_export("tae_edu_attachment_list", |h, r| api::attachment_list(h, r).map(api::Answer::Value), host, request, request_len)
         }
     })
 }

@@ -71,16 +71,21 @@ impl<'h> HostApi<'h> {
         })
     }
 
-    fn field<T: serde::de::DeserializeOwned>(
+    /// Calls `method` and parses its answer straight into `T` (no JSON tree in between: a
+    /// batch's contracts and records are the largest answers a run reads).
+    fn typed<T: serde::de::DeserializeOwned>(
+        &self,
         method: &str,
-        v: &Value,
-        name: &str,
+        request: &Value,
     ) -> Result<T, PluginError> {
-        serde_json::from_value(v.get(name).cloned().unwrap_or(Value::Null)).map_err(|e| {
-            PluginError::host(format!(
-                "host method {method}: field {name} has an unexpected shape: {e}"
-            ))
-        })
+        let bytes = self.raw(method, request).map_err(host_err)?;
+        if bytes.is_empty() {
+            return Err(PluginError::host(format!(
+                "host method {method} answered success with no response"
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| PluginError::host(format!("host method {method}: unexpected answer: {e}")))
     }
 
     pub fn user_current(&self, session: &str) -> Result<CurrentUser, PluginError> {
@@ -114,15 +119,23 @@ impl<'h> HostApi<'h> {
         if keys.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let v = self.json("contracts.get", &json!({"keys": keys}))?;
-        let contracts: Vec<Contract> = Self::field("contracts.get", &v, "contracts")?;
-        let missing: Option<Vec<String>> = Self::field("contracts.get", &v, "missing")?;
-        Ok((contracts, missing.unwrap_or_default()))
+        #[derive(Deserialize)]
+        struct Answer {
+            contracts: Vec<Contract>,
+            #[serde(default)]
+            missing: Option<Vec<String>>,
+        }
+        let a: Answer = self.typed("contracts.get", &json!({"keys": keys}))?;
+        Ok((a.contracts, a.missing.unwrap_or_default()))
     }
 
     pub fn contracts_find(&self, filter: &Value) -> Result<Vec<Contract>, PluginError> {
-        let v = self.json("contracts.find", &json!({"filter": filter}))?;
-        Self::field("contracts.find", &v, "contracts")
+        #[derive(Deserialize)]
+        struct Answer {
+            contracts: Vec<Contract>,
+        }
+        let a: Answer = self.typed("contracts.find", &json!({"filter": filter}))?;
+        Ok(a.contracts)
     }
 
     pub fn set_contract_signed(&self, key: &str, by: &str) -> Result<(), PluginError> {
@@ -210,11 +223,15 @@ impl<'h> HostApi<'h> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let v = self.json(
+        #[derive(Deserialize)]
+        struct Answer {
+            records: Vec<Record>,
+        }
+        let a: Answer = self.typed(
             "records.get",
             &json!({"data_server": data_server, "keys": keys}),
         )?;
-        Self::field("records.get", &v, "records")
+        Ok(a.records)
     }
 
     pub fn records_query(
@@ -223,13 +240,17 @@ impl<'h> HostApi<'h> {
         offset: usize,
         limit: usize,
     ) -> Result<(u64, Vec<Record>), PluginError> {
-        let v = self.json(
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            total: Option<u64>,
+            records: Vec<Record>,
+        }
+        let a: Answer = self.typed(
             "records.query",
             &json!({"filter": filter, "offset": offset, "limit": limit}),
         )?;
-        let total: Option<u64> = Self::field("records.query", &v, "total")?;
-        let records: Vec<Record> = Self::field("records.query", &v, "records")?;
-        Ok((total.unwrap_or(records.len() as u64), records))
+        Ok((a.total.unwrap_or(a.records.len() as u64), a.records))
     }
 
     /// `records.put`, with the run's lease token when the host granted leases (the host then

@@ -124,6 +124,23 @@ fn is_unknown_method(error: &HostCallError) -> bool {
         .starts_with("unknown method")
 }
 
+/// The ids of a request as `[ContractRef]`, written from borrowed ids.
+struct Refs<'a, T>(&'a [T]);
+
+impl<T: std::borrow::Borrow<ContractId>> Serialize for Refs<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Ref<'a> {
+            data_server: &'a str,
+            key: &'a str,
+        }
+        s.collect_seq(self.0.iter().map(|id| {
+            let (data_server, key) = id.borrow();
+            Ref { data_server, key }
+        }))
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 struct ContractRef {
     data_server: String,
@@ -131,13 +148,6 @@ struct ContractRef {
 }
 
 impl ContractRef {
-    fn of(id: &ContractId) -> ContractRef {
-        ContractRef {
-            data_server: id.0.clone(),
-            key: id.1.clone(),
-        }
-    }
-
     fn id(self) -> ContractId {
         (self.data_server, self.key)
     }
@@ -225,13 +235,17 @@ impl Claim {
         host: &dyn Host,
         ids: impl IntoIterator<Item = ContractId>,
     ) -> Result<BTreeMap<ContractId, Holder>, PluginError> {
-        let wanted: Vec<ContractId> = {
-            let mut seen = HashSet::new();
-            ids.into_iter()
-                .filter(|id| !self.ids.contains(id) && !self.leased.contains(id))
-                .filter(|id| seen.insert(id.clone()))
-                .collect()
+        let mut wanted: Vec<ContractId> = ids
+            .into_iter()
+            .filter(|id| !self.ids.contains(id) && !self.leased.contains(id))
+            .collect();
+        // First of each id kept, in the order given (no second copy of the ids for the check).
+        let first: Vec<bool> = {
+            let mut seen = HashSet::with_capacity(wanted.len());
+            wanted.iter().map(|id| seen.insert(id)).collect()
         };
+        let mut first = first.into_iter();
+        wanted.retain(|_| first.next().unwrap_or(false));
         if wanted.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -286,12 +300,20 @@ impl Claim {
         host: &dyn Host,
         ids: &[ContractId],
     ) -> Result<Option<Vec<(ContractId, Holder)>>, PluginError> {
-        let request = json!({
-            "owner": self.owner,
-            "ttl_secs": ttl_secs(self.ttl),
-            "contracts": ids.iter().map(ContractRef::of).collect::<Vec<_>>(),
-        });
-        let bytes = match host.call(ACQUIRE, request.to_string().as_bytes()) {
+        // Written straight to bytes: one request names every contract of the batch.
+        #[derive(Serialize)]
+        struct Request<'a> {
+            owner: &'a Owner,
+            ttl_secs: u64,
+            contracts: Refs<'a, ContractId>,
+        }
+        let request = serde_json::to_vec(&Request {
+            owner: &self.owner,
+            ttl_secs: ttl_secs(self.ttl),
+            contracts: Refs(ids),
+        })
+        .map_err(|e| PluginError::internal(format!("{ACQUIRE} request: {e}")))?;
+        let bytes = match host.call(ACQUIRE, &request) {
             Ok(bytes) => bytes,
             Err(error) if is_unknown_method(&error) => {
                 if self.notice.first() {
@@ -319,26 +341,54 @@ impl Claim {
                 return Err(PluginError::host(detail));
             }
         }
-        let asked: BTreeSet<ContractRef> = ids.iter().map(ContractRef::of).collect();
-        let granted: BTreeSet<ContractRef> = answer.granted.iter().cloned().collect();
-        let mut in_host = Vec::new();
-        let mut answered = granted.clone();
-        for other in answer.held {
-            let reference = ContractRef {
-                data_server: other.data_server,
-                key: other.key,
-            };
+        // The checks borrow the ids (asked) and the answer (granted, held): no copy of either.
+        let asked: HashSet<(&str, &str)> = ids
+            .iter()
+            .map(|(ds, key)| (ds.as_str(), key.as_str()))
+            .collect();
+        let granted: HashSet<(&str, &str)> = answer
+            .granted
+            .iter()
+            .map(|r| (r.data_server.as_str(), r.key.as_str()))
+            .collect();
+        let mut held_asked: HashSet<(&str, &str)> = HashSet::new();
+        for other in &answer.held {
+            let reference = (other.data_server.as_str(), other.key.as_str());
             if granted.contains(&reference) {
-                self.abandon(host, &answer.token);
-                return Err(PluginError::host(format!(
+                let detail = format!(
                     "host method {ACQUIRE} answered contract {}/{} both granted and held",
-                    reference.data_server, reference.key
-                )));
+                    reference.0, reference.1
+                );
+                self.abandon(host, &answer.token);
+                return Err(PluginError::host(detail));
             }
-            answered.insert(reference.clone());
             if asked.contains(&reference) {
+                held_asked.insert(reference);
+            }
+        }
+        if let Some(missing) = ids
+            .iter()
+            .map(|(ds, key)| (ds.as_str(), key.as_str()))
+            .find(|r| !granted.contains(r) && !held_asked.contains(r))
+        {
+            let detail = format!(
+                "host method {ACQUIRE} answered contract {}/{} neither granted nor held",
+                missing.0, missing.1
+            );
+            self.abandon(host, &answer.token);
+            return Err(PluginError::host(detail));
+        }
+        drop(held_asked);
+        drop(granted);
+        let mut in_host = Vec::new();
+        let mut seen_held: HashSet<ContractId> = HashSet::new();
+        for other in answer.held {
+            let reference = (other.data_server, other.key);
+            if asked.contains(&(reference.0.as_str(), reference.1.as_str()))
+                && seen_held.insert(reference.clone())
+            {
                 in_host.push((
-                    reference.id(),
+                    reference,
                     Holder {
                         owner: other.holder,
                         since: other.since,
@@ -347,18 +397,15 @@ impl Claim {
                 ));
             }
         }
-        if let Some(missing) = asked.iter().find(|r| !answered.contains(*r)) {
-            self.abandon(host, &answer.token);
-            return Err(PluginError::host(format!(
-                "host method {ACQUIRE} answered contract {}/{} neither granted nor held",
-                missing.data_server, missing.key
-            )));
-        }
-        let granted_asked: Vec<ContractId> = granted
+        let mut granted_asked: Vec<ContractId> = answer
+            .granted
             .into_iter()
-            .filter(|r| asked.contains(r))
+            .filter(|r| asked.contains(&(r.data_server.as_str(), r.key.as_str())))
             .map(ContractRef::id)
             .collect();
+        drop(asked);
+        granted_asked.sort();
+        granted_asked.dedup();
         if !granted_asked.is_empty() {
             if self.leased.is_empty() {
                 self.last_renew = Instant::now();
@@ -437,16 +484,23 @@ impl Claim {
         if self.leased.is_empty() || since_renew < self.renew_interval() {
             return Vec::new();
         }
-        let mut contracts: Vec<ContractRef> = self.leased.iter().map(ContractRef::of).collect();
+        let mut contracts: Vec<&ContractId> = self.leased.iter().collect();
         contracts.sort();
-        let request = json!({
-            "token": token,
-            "ttl_secs": ttl_secs(self.ttl),
-            "contracts": contracts,
-        });
-        let answer = host
-            .call(RENEW, request.to_string().as_bytes())
-            .map_err(|e| e.to_string())
+        #[derive(Serialize)]
+        struct Request<'a> {
+            token: &'a str,
+            ttl_secs: u64,
+            contracts: Refs<'a, &'a ContractId>,
+        }
+        let request = serde_json::to_vec(&Request {
+            token: &token,
+            ttl_secs: ttl_secs(self.ttl),
+            contracts: Refs(&contracts),
+        })
+        .map_err(|e| e.to_string());
+        drop(contracts);
+        let answer = request
+            .and_then(|request| host.call(RENEW, &request).map_err(|e| e.to_string()))
             .and_then(|bytes| parse::<RenewAnswer>(RENEW, &bytes));
         let lost: Vec<ContractId> = match answer {
             Ok(answer) => {

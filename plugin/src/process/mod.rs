@@ -27,7 +27,7 @@ pub use request::ExecuteRequest;
 use request::{InvokedFrom, OptionRequest};
 pub use run::Run;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::task::Poll;
 use std::time::Instant;
@@ -199,23 +199,48 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
             ));
         }
         run.notices.borrow_mut().extend(notice);
+        // Each contract's future owns its item: the contract and its records are dropped as
+        // soon as its outcome exists.
+        let run = &run;
         let (mut results, cancelled) = match &plan {
-            Plan::Send(p) => run_batch(&run, &items, |it| send::run(&run, p, it)).await,
-            Plan::Delete => run_batch(&run, &items, |it| delete::run(&run, it)).await,
+            Plan::Send(p) => {
+                run_batch(run, items, |it| async move { send::run(run, p, &it).await }).await
+            }
+            Plan::Delete => {
+                run_batch(run, items, |it| async move { delete::run(run, &it).await }).await
+            }
             Plan::UpdateEmails(p) => {
-                run_batch(&run, &items, |it| update_emails::run(&run, p, it)).await
+                run_batch(run, items, |it| async move {
+                    update_emails::run(run, p, &it).await
+                })
+                .await
             }
             Plan::Check => {
-                let prefetched = check::prefetch(&run, &items).await;
-                run_batch(&run, &items, |it| check::run(&run, &prefetched, it)).await
+                // The whole batch's documents are read in one call first.
+                let items = items.read_all()?;
+                let prefetched = check::prefetch(run, &items).await;
+                let prefetched = &prefetched;
+                run_batch(run, Queue::of_items(api, items), |it| async move {
+                    check::run(run, prefetched, &it).await
+                })
+                .await
             }
             Plan::Download(kind) => {
-                run_batch(&run, &items, |it| download::run(&run, *kind, it)).await
+                let kind = *kind;
+                run_batch(run, items, |it| async move {
+                    download::run(run, kind, &it).await
+                })
+                .await
             }
             Plan::Reconcile(p) => {
-                let prepared = reconcile::prepare(&run, p, &items).await;
+                let items = items.read_all()?;
+                let prepared = reconcile::prepare(run, p, &items).await;
+                let prepared = &prepared;
                 let (results, cancelled) =
-                    run_batch(&run, &items, |it| reconcile::run(&run, p, &prepared, it)).await;
+                    run_batch(run, Queue::of_items(api, items), |it| async move {
+                        reconcile::run(run, p, prepared, &it).await
+                    })
+                    .await;
                 // Each finding is a result of its own, after its contract's first one.
                 let mut flat: Vec<Outcome> = Vec::with_capacity(results.len());
                 for mut o in results {
@@ -224,7 +249,7 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
                     flat.extend(more);
                 }
                 if !cancelled && run.stop_reason().is_none() {
-                    flat.extend(reconcile::unknown_documents(&run, &prepared));
+                    flat.extend(reconcile::unknown_documents(run, prepared));
                 }
                 (flat, cancelled)
             }
@@ -310,22 +335,24 @@ fn held_outcome(key: &str, contract: Option<&Contract>, holder: &claims::Holder)
     )
 }
 
-type Resolved = (Vec<Item>, Vec<Outcome>);
+type Resolved<'h> = (Queue<'h>, Vec<Outcome>);
 
 /// Resolves the contracts (and their records) the option runs over; those another run holds
 /// are answered at once as `held`.
-fn resolve_items(
-    api: HostApi<'_>,
+fn resolve_items<'h>(
+    api: HostApi<'h>,
     from: &InvokedFrom,
     option: &OptionRequest,
     claim: &mut claims::Claim,
-) -> Result<Resolved, PluginError> {
+) -> Result<Resolved<'h>, PluginError> {
     match from {
         InvokedFrom::Menu { filter } => {
             let filter = serde_json::to_value(filter.as_ref().unwrap_or(&Default::default()))
                 .map_err(|e| PluginError::internal(e.to_string()))?;
             let contracts = api.contracts_find(&filter)?;
-            items_for_contracts(api, contracts, Vec::new(), claim)
+            let (mut items, held) = items_for_contracts(api, contracts, Vec::new(), claim)?;
+            items.read_first_chunk()?;
+            Ok((items, held))
         }
         InvokedFrom::ContractView { contract_keys } => {
             if contract_keys.is_empty() {
@@ -341,8 +368,9 @@ fn resolve_items(
             // Keep the order the user selected.
             let pos: HashMap<&String, usize> =
                 keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
-            items.sort_by_key(|it| pos.get(&it.key).copied().unwrap_or(usize::MAX));
+            items.sort_by_key(|key| pos.get(key).copied().unwrap_or(usize::MAX));
             held.sort_by_key(|o| pos.get(&o.contract_key).copied().unwrap_or(usize::MAX));
+            items.read_first_chunk()?;
             Ok((items, held))
         }
         InvokedFrom::Attachment { record_ids } => {
@@ -367,7 +395,9 @@ fn resolve_items(
                     .filter(|k| !by_key.contains_key(*k))
                     .cloned()
                     .collect();
-                return items_for_contracts(api, contracts, missing, claim);
+                let (mut items, held) = items_for_contracts(api, contracts, missing, claim)?;
+                items.read_first_chunk()?;
+                return Ok((items, held));
             }
             // Take the contracts, then read their records again: another run may have changed
             // them before this one took them.
@@ -407,17 +437,19 @@ fn resolve_items(
                     }),
                 }
             }
-            Ok((items, held))
+            Ok((Queue::of_items(api, items), held))
         }
     }
 }
 
-fn items_for_contracts(
-    api: HostApi<'_>,
-    contracts: Vec<Contract>,
+/// Takes the contracts (the claim) and queues the ones this run holds; their records are read
+/// a chunk at a time as the batch reaches them ([`Queue`]).
+fn items_for_contracts<'h>(
+    api: HostApi<'h>,
+    mut contracts: Vec<Contract>,
     missing: Vec<String>,
     claim: &mut claims::Claim,
-) -> Result<Resolved, PluginError> {
+) -> Result<Resolved<'h>, PluginError> {
     // Taken before the records are read, so they cannot change under this run.
     let held_map = claim.take(
         api.host,
@@ -426,69 +458,243 @@ fn items_for_contracts(
             .map(|c| (c.data_server().to_string(), c.key.clone()))
             .collect::<Vec<_>>(),
     )?;
-    let (contracts, held_contracts): (Vec<Contract>, Vec<Contract>) = contracts
-        .into_iter()
-        .partition(|c| !held_map.contains_key(&(c.data_server().to_string(), c.key.clone())));
-    let held: Vec<Outcome> = held_contracts
-        .iter()
-        .map(|c| {
-            held_outcome(
-                &c.key,
-                Some(c),
-                &held_map[&(c.data_server().to_string(), c.key.clone())],
-            )
-        })
-        .collect();
-    let mut by_ds: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for c in &contracts {
-        by_ds
-            .entry(c.data_server().to_string())
-            .or_default()
-            .push(c.key.clone());
+    let mut held = Vec::new();
+    if !held_map.is_empty() {
+        contracts.retain(
+            |c| match held_map.get(&(c.data_server().to_string(), c.key.clone())) {
+                Some(holder) => {
+                    held.push(held_outcome(&c.key, Some(c), holder));
+                    false
+                }
+                None => true,
+            },
+        );
     }
-    let mut records_by_key: HashMap<(String, String), Vec<Record>> = HashMap::new();
-    for (ds, keys) in &by_ds {
-        for r in api.records_get(ds, keys)? {
-            records_by_key
-                .entry((r.data_server.clone(), r.record_key.clone()))
-                .or_default()
-                .push(r);
+    let waiting = contracts
+        .into_iter()
+        .map(|c| Waiting::Contract(Box::new(c)))
+        .chain(missing.into_iter().map(Waiting::Missing))
+        .collect();
+    Ok((
+        Queue {
+            api,
+            waiting,
+            ready: VecDeque::new(),
+        },
+        held,
+    ))
+}
+
+/// Contracts whose records one `records.get` reads (per DataServer) as the batch reaches them.
+const RECORDS_CHUNK: usize = 256;
+
+/// A contract of the batch not started yet. Boxed: the queue's own buffer (one slot per
+/// contract, kept until the batch ends) stays a pointer wide, and each contract's memory is
+/// freed when its item is done.
+enum Waiting {
+    /// Its records are not read yet.
+    Contract(Box<Contract>),
+    /// A key the host does not know.
+    Missing(String),
+    /// Ready to start (records read, or invoked from the attachment).
+    Item(Box<Item>),
+}
+
+impl Waiting {
+    fn key(&self) -> &String {
+        match self {
+            Waiting::Contract(c) => &c.key,
+            Waiting::Missing(k) => k,
+            Waiting::Item(it) => &it.key,
         }
     }
-    let mut items: Vec<Item> = contracts
-        .into_iter()
-        .map(|c| {
-            let mut records = records_by_key
-                .remove(&(c.data_server().to_string(), c.key.clone()))
-                .unwrap_or_default();
-            Record::sort_newest_first(&mut records);
-            Item {
+
+    /// The item without reading its records (for a contract that will not be started).
+    fn unread(self) -> Item {
+        match self {
+            Waiting::Contract(c) => Item {
                 key: c.key.clone(),
-                contract: Some(c),
-                records,
+                contract: Some(*c),
+                records: Vec::new(),
                 target_record: None,
+            },
+            Waiting::Missing(key) => Item {
+                key,
+                contract: None,
+                records: Vec::new(),
+                target_record: None,
+            },
+            Waiting::Item(it) => *it,
+        }
+    }
+}
+
+/// The batch's contracts in order, not started yet. The claim holds all of them before any
+/// record is read; the records are read a chunk at a time just before the chunk starts, so a
+/// batch never holds the records of every contract at once (and a contract's own are dropped
+/// with its item once its outcome exists).
+pub struct Queue<'h> {
+    api: HostApi<'h>,
+    waiting: VecDeque<Waiting>,
+    /// Items of the chunk read last (or whose records could not be read: the error).
+    ready: VecDeque<Result<Item, (Item, String)>>,
+}
+
+impl<'h> Queue<'h> {
+    /// Items whose records were already read (invoked from the attachment).
+    fn of_items(api: HostApi<'h>, items: Vec<Item>) -> Queue<'h> {
+        Queue {
+            api,
+            waiting: items
+                .into_iter()
+                .map(|it| Waiting::Item(Box::new(it)))
+                .collect(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len() + self.ready.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sort_by_key(&mut self, mut position: impl FnMut(&String) -> usize) {
+        self.waiting
+            .make_contiguous()
+            .sort_by_key(|w| position(w.key()));
+    }
+
+    /// Reads the records of the next chunk into `ready`.
+    fn read_chunk(&mut self) -> Result<(), PluginError> {
+        let n = self.waiting.len().min(RECORDS_CHUNK);
+        let chunk: Vec<Waiting> = self.waiting.drain(..n).collect();
+        let mut by_ds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for w in &chunk {
+            if let Waiting::Contract(c) = w {
+                by_ds
+                    .entry(c.data_server())
+                    .or_default()
+                    .push(c.key.clone());
             }
-        })
-        .collect();
-    items.extend(missing.into_iter().map(|k| Item {
-        key: k,
-        contract: None,
-        records: Vec::new(),
-        target_record: None,
-    }));
-    Ok((items, held))
+        }
+        let mut records_by_key: HashMap<(String, String), Vec<Record>> = HashMap::new();
+        let mut failed = None;
+        for (ds, keys) in &by_ds {
+            match self.api.records_get(ds, keys) {
+                Ok(records) => {
+                    for r in records {
+                        records_by_key
+                            .entry((r.data_server.clone(), r.record_key.clone()))
+                            .or_default()
+                            .push(r);
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(by_ds);
+        if let Some(e) = failed {
+            // Nothing is started without its records (a send could duplicate a document).
+            for w in chunk.into_iter().rev() {
+                self.waiting.push_front(w);
+            }
+            return Err(e);
+        }
+        for w in chunk {
+            let item = match w {
+                Waiting::Contract(c) => {
+                    let mut records = records_by_key
+                        .remove(&(c.data_server().to_string(), c.key.clone()))
+                        .unwrap_or_default();
+                    Record::sort_newest_first(&mut records);
+                    Item {
+                        key: c.key.clone(),
+                        contract: Some(*c),
+                        records,
+                        target_record: None,
+                    }
+                }
+                other => other.unread(),
+            };
+            self.ready.push_back(Ok(item));
+        }
+        Ok(())
+    }
+
+    /// Reads the first chunk before the batch starts: a host that cannot read records fails
+    /// the call before any contract, as it always did.
+    fn read_first_chunk(&mut self) -> Result<(), PluginError> {
+        self.read_chunk()
+    }
+
+    /// Every item with its records, read now (options that look at the whole batch first:
+    /// check, reconcile).
+    pub fn read_all(mut self) -> Result<Vec<Item>, PluginError> {
+        let mut items = Vec::with_capacity(self.len());
+        loop {
+            while let Some(next) = self.ready.pop_front() {
+                match next {
+                    Ok(it) => items.push(it),
+                    Err((_, message)) => {
+                        return Err(PluginError::host(message));
+                    }
+                }
+            }
+            if self.waiting.is_empty() {
+                return Ok(items);
+            }
+            self.read_chunk()?;
+        }
+    }
+
+    /// The next item to start; its records are read with its chunk's. A chunk whose records
+    /// cannot be read answers each of its contracts with the error.
+    fn next_item(&mut self) -> Option<Result<Item, (Item, String)>> {
+        if self.ready.is_empty() && !self.waiting.is_empty() {
+            if let Err(e) = self.read_chunk() {
+                log::error!("records.get failed mid-batch: {}", e.detail);
+                let n = self.waiting.len().min(RECORDS_CHUNK);
+                let message = format!(
+                    "não foi possível ler os registros de integração deste contrato no RM ({} — {}); nada foi feito neste contrato. Execute novamente.",
+                    e.message.trim_end_matches('.'),
+                    e.detail
+                );
+                for w in self.waiting.drain(..n) {
+                    self.ready.push_back(Err((w.unread(), message.clone())));
+                }
+            }
+        }
+        self.ready.pop_front()
+    }
+
+    /// The items never started, in order, without reading their records.
+    fn rest(self) -> impl Iterator<Item = Item> {
+        self.ready
+            .into_iter()
+            .map(|r| match r {
+                Ok(it) | Err((it, _)) => it,
+            })
+            .chain(self.waiting.into_iter().map(Waiting::unread))
+    }
 }
 
 /// Runs `work` over the items, at most `max_concurrency` at a time, on the calling thread.
 /// Reports progress after each contract; a cancel (or a stop set by the run or its session)
 /// stops starting new contracts — in-flight ones finish — and the rest are `not_processed`.
 /// Renews the run's leases at least every `renew_interval` while it works.
-async fn run_batch<'a, F, Fut>(run: &Run<'_>, items: &'a [Item], work: F) -> (Vec<Outcome>, bool)
+async fn run_batch<F, Fut>(run: &Run<'_>, mut queue: Queue<'_>, work: F) -> (Vec<Outcome>, bool)
 where
-    F: Fn(&'a Item) -> Fut,
+    F: Fn(Item) -> Fut,
     Fut: Future<Output = Outcome>,
 {
-    let total = items.len();
+    use futures_util::future::{ready, Either};
+    let total = queue.len();
     let limit = run.params.max_concurrency.max(1);
     let mut results: Vec<Option<Outcome>> = vec![None; total];
     let mut inflight = FuturesUnordered::new();
@@ -504,7 +710,12 @@ where
         while !cancelled && run.stop_reason().is_none() && inflight.len() < limit && next < total {
             let i = next;
             next += 1;
-            let fut = work(&items[i]);
+            // Each item moves into its future when it starts.
+            let fut = match queue.next_item() {
+                Some(Ok(item)) => Either::Left(work(item)),
+                Some(Err((item, message))) => Either::Right(ready(Outcome::failed(&item, message))),
+                None => break,
+            };
             inflight.push(async move { (i, fut.await) });
         }
         // Drive the contracts until one finishes, or until all in flight wait and some wait
@@ -562,16 +773,18 @@ where
     run.flush_writes();
     run.batching(false);
     let stop = run.stop_reason();
+    // Every contract that finished has its outcome; the ones never started are the tail.
+    let mut waiting = queue.rest();
     let results = results
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
+        .map(|r| {
             r.unwrap_or_else(|| {
+                let item = waiting.next().expect("an outcome or an item not started");
                 let reason = match &stop {
                     Some(s) if !cancelled => format!("não processado: {}", s.trim_end_matches('.')),
                     _ => "não processado: execução cancelada pelo usuário".into(),
                 };
-                Outcome::labelled(&items[i], OutcomeKind::NotProcessed, format!("{reason}."))
+                Outcome::labelled(&item, OutcomeKind::NotProcessed, format!("{reason}."))
             })
         })
         .collect();

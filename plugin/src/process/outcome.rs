@@ -96,15 +96,44 @@ pub enum Unreachable {
     Timeout,
 }
 
+/// Serialises a string with every registered secret masked: the execute response is written
+/// straight to bytes from these types (no JSON tree that `ffi` could redact afterwards), so each
+/// string redacts itself.
+pub(crate) fn redacted<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::redact::redact(text))
+}
+
+fn redacted_opt<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(t) => redacted(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn redacted_all<S: serde::Serializer>(texts: &[String], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(texts.len()))?;
+    for t in texts {
+        seq.serialize_element(&crate::redact::redact(t))?;
+    }
+    seq.end()
+}
+
 /// One contract's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    #[serde(serialize_with = "redacted")]
     pub contract_key: String,
+    #[serde(serialize_with = "redacted_opt")]
     pub record_id: Option<String>,
     pub outcome: OutcomeKind,
     pub document_id: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "redacted_opt"
+    )]
     pub field: Option<String>,
+    #[serde(serialize_with = "redacted")]
     pub message: String,
     /// Reconcile: what was found and what was (or would be) done.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,8 +149,10 @@ pub struct Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// What was found.
+    #[serde(serialize_with = "redacted")]
     pub found: String,
     /// What was done (`fix: true`) or would be done (dry run), or why nothing is done.
+    #[serde(serialize_with = "redacted")]
     pub action: String,
     /// Whether this run changed something for it (a record written, a draft cancelled).
     pub mended: bool,
@@ -254,15 +285,28 @@ impl Summary {
     }
 }
 
-/// The execute response.
+/// The execute response, serialised straight to the response bytes (every string redacted as
+/// it is written).
 #[derive(Debug, Serialize)]
 pub struct Response {
     pub ok: bool,
     pub option: &'static str,
     pub summary: Summary,
     pub results: Vec<Outcome>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "redacted_all")]
     pub notices: Vec<String>,
+}
+
+impl Response {
+    /// The response as JSON bytes, written from the typed outcomes (no JSON tree of the whole
+    /// batch is ever built).
+    pub fn into_json(self) -> Vec<u8> {
+        serde_json::to_vec(&self).unwrap_or_else(|e| {
+            // Serialising these types cannot fail (string keys, no maps of other keys).
+            log::error!("execute response could not be serialised: {e}");
+            br#"{"ok":false,"error":{"code":"INTERNAL","status":99}}"#.to_vec()
+        })
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,10 @@ pub struct MockHost {
     pub fail_puts_from: Cell<Option<u32>>,
     /// Every response and request seen (to assert no secret leaks).
     pub transcript: RefCell<Vec<String>>,
+    /// `records.get` calls answered so far.
+    pub record_gets: Cell<u32>,
+    /// Fail every `records.get` from the N-th (1-based) on.
+    pub fail_record_gets_from: Cell<Option<u32>>,
     /// A records store shared with other hosts (two RM users of one host, on two threads):
     /// `records.put` writes through to it and `records.get` reads it first.
     pub shared_records: RefCell<Option<SharedRecords>>,
@@ -131,6 +135,8 @@ impl MockHost {
             fail_put_for: RefCell::new(None),
             fail_puts_from: Cell::new(None),
             transcript: RefCell::new(Vec::new()),
+            record_gets: Cell::new(0),
+            fail_record_gets_from: Cell::new(None),
             shared_records: RefCell::new(None),
             progress_hook: RefCell::new(None),
             lease_lost: Cell::new(false),
@@ -323,6 +329,14 @@ impl Host for MockHost {
                 self.answer(next.unwrap_or(json!({"cancelled": true})))
             }
             "records.get" => {
+                self.record_gets.set(self.record_gets.get() + 1);
+                if self
+                    .fail_record_gets_from
+                    .get()
+                    .is_some_and(|n| self.record_gets.get() >= n)
+                {
+                    return self.fail(method, "banco de dados indisponível");
+                }
                 if let Some(shared) = self.shared_records.borrow().as_ref() {
                     let shared = shared.lock().unwrap();
                     let mut own = self.records.borrow_mut();
