@@ -129,6 +129,28 @@ impl<'h> HostApi<'h> {
         Ok((a.contracts, a.missing.unwrap_or_default()))
     }
 
+    /// One page of `contracts.find` (`docs/abi.md`): at most `limit` contracts after `cursor`,
+    /// and the cursor of the next page when the host says more follow (a host that does not
+    /// page answers every contract and no cursor).
+    pub fn contracts_find_page(
+        &self,
+        filter: &Value,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Contract>, Option<String>), PluginError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            contracts: Vec<Contract>,
+            #[serde(default)]
+            next_cursor: Option<String>,
+        }
+        let a: Answer = self.typed(
+            "contracts.find",
+            &json!({"filter": filter, "limit": limit, "cursor": cursor}),
+        )?;
+        Ok((a.contracts, a.next_cursor.filter(|c| !c.is_empty())))
+    }
+
     pub fn contracts_find(&self, filter: &Value) -> Result<Vec<Contract>, PluginError> {
         #[derive(Deserialize)]
         struct Answer {

@@ -360,11 +360,8 @@ impl SchoolDb {
         );
         Ok(self
             .conn
-            .query_row(
-                &sql,
-                params![coligada, ra, contrato],
-                Self::contract_from_row,
-            )
+            .prepare_cached(&sql)?
+            .query_row(params![coligada, ra, contrato], Self::contract_from_row)
             .optional()?)
     }
 

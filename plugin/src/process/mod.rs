@@ -349,8 +349,28 @@ fn resolve_items<'h>(
         InvokedFrom::Menu { filter } => {
             let filter = serde_json::to_value(filter.as_ref().unwrap_or(&Default::default()))
                 .map_err(|e| PluginError::internal(e.to_string()))?;
-            let contracts = api.contracts_find(&filter)?;
-            let (mut items, held) = items_for_contracts(api, contracts, Vec::new(), claim)?;
+            // Page by page: each page is taken (the claim) as it comes, and only its keys are
+            // kept; each contract is read again with its chunk's records (`Queue`), so the
+            // batch never holds every contract at once.
+            let mut waiting = VecDeque::new();
+            let mut held = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let (contracts, next) =
+                    api.contracts_find_page(&filter, CONTRACTS_PAGE, cursor.as_deref())?;
+                let (contracts, page_held) = take_contracts(api, contracts, claim)?;
+                held.extend(page_held);
+                waiting.extend(contracts.into_iter().map(|c| Waiting::Key(c.key)));
+                match next {
+                    Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+                    _ => break,
+                }
+            }
+            let mut items = Queue {
+                api,
+                waiting,
+                ready: VecDeque::new(),
+            };
             items.read_first_chunk()?;
             Ok((items, held))
         }
@@ -446,10 +466,36 @@ fn resolve_items<'h>(
 /// a chunk at a time as the batch reaches them ([`Queue`]).
 fn items_for_contracts<'h>(
     api: HostApi<'h>,
-    mut contracts: Vec<Contract>,
+    contracts: Vec<Contract>,
     missing: Vec<String>,
     claim: &mut claims::Claim,
 ) -> Result<Resolved<'h>, PluginError> {
+    let (contracts, held) = take_contracts(api, contracts, claim)?;
+    let waiting = contracts
+        .into_iter()
+        .map(|c| Waiting::Contract(Box::new(c)))
+        .chain(missing.into_iter().map(Waiting::Missing))
+        .collect();
+    Ok((
+        Queue {
+            api,
+            waiting,
+            ready: VecDeque::new(),
+        },
+        held,
+    ))
+}
+
+/// Contracts `contracts.find` answers per page (the menu's selection).
+const CONTRACTS_PAGE: usize = 500;
+
+/// Takes the contracts (the claim): answers those this run holds, and the `held` outcomes of
+/// the others.
+fn take_contracts(
+    api: HostApi<'_>,
+    mut contracts: Vec<Contract>,
+    claim: &mut claims::Claim,
+) -> Result<(Vec<Contract>, Vec<Outcome>), PluginError> {
     // Taken before the records are read, so they cannot change under this run.
     let held_map = claim.take(
         api.host,
@@ -470,19 +516,7 @@ fn items_for_contracts<'h>(
             },
         );
     }
-    let waiting = contracts
-        .into_iter()
-        .map(|c| Waiting::Contract(Box::new(c)))
-        .chain(missing.into_iter().map(Waiting::Missing))
-        .collect();
-    Ok((
-        Queue {
-            api,
-            waiting,
-            ready: VecDeque::new(),
-        },
-        held,
-    ))
+    Ok((contracts, held))
 }
 
 /// Contracts whose records one `records.get` reads (per DataServer) as the batch reaches them.
@@ -494,6 +528,9 @@ const RECORDS_CHUNK: usize = 256;
 enum Waiting {
     /// Its records are not read yet.
     Contract(Box<Contract>),
+    /// Taken, from the menu's selection: the contract itself is read again (`contracts.get`)
+    /// with its chunk's records.
+    Key(String),
     /// A key the host does not know.
     Missing(String),
     /// Ready to start (records read, or invoked from the attachment).
@@ -504,7 +541,7 @@ impl Waiting {
     fn key(&self) -> &String {
         match self {
             Waiting::Contract(c) => &c.key,
-            Waiting::Missing(k) => k,
+            Waiting::Missing(k) | Waiting::Key(k) => k,
             Waiting::Item(it) => &it.key,
         }
     }
@@ -518,7 +555,7 @@ impl Waiting {
                 records: Vec::new(),
                 target_record: None,
             },
-            Waiting::Missing(key) => Item {
+            Waiting::Missing(key) | Waiting::Key(key) => Item {
                 key,
                 contract: None,
                 records: Vec::new(),
@@ -567,10 +604,40 @@ impl<'h> Queue<'h> {
             .sort_by_key(|w| position(w.key()));
     }
 
-    /// Reads the records of the next chunk into `ready`.
+    /// Reads the records of the next chunk into `ready` (and the contracts of the keys in it).
     fn read_chunk(&mut self) -> Result<(), PluginError> {
         let n = self.waiting.len().min(RECORDS_CHUNK);
-        let chunk: Vec<Waiting> = self.waiting.drain(..n).collect();
+        let mut chunk: Vec<Waiting> = self.waiting.drain(..n).collect();
+        let keys: Vec<String> = chunk
+            .iter()
+            .filter_map(|w| match w {
+                Waiting::Key(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        if !keys.is_empty() {
+            match self.api.contracts_get(&keys) {
+                Ok((contracts, _missing)) => {
+                    let mut by_key: HashMap<String, Contract> =
+                        contracts.into_iter().map(|c| (c.key.clone(), c)).collect();
+                    for w in &mut chunk {
+                        if let Waiting::Key(k) = w {
+                            // A contract gone from RM since the selection: "não encontrado".
+                            *w = match by_key.remove(k.as_str()) {
+                                Some(c) => Waiting::Contract(Box::new(c)),
+                                None => Waiting::Missing(std::mem::take(k)),
+                            };
+                        }
+                    }
+                }
+                Err(e) => {
+                    for w in chunk.into_iter().rev() {
+                        self.waiting.push_front(w);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let mut by_ds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for w in &chunk {
             if let Waiting::Contract(c) = w {

@@ -137,7 +137,7 @@ pub struct Outcome {
     pub message: String,
     /// Reconcile: what was found and what was (or would be) done.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub finding: Option<Finding>,
+    pub finding: Option<Box<Finding>>,
     #[serde(skip)]
     pub unreachable: Option<Unreachable>,
     /// Reconcile: the contract's other findings (the response lists each as a result).
@@ -300,8 +300,25 @@ pub struct Response {
 impl Response {
     /// The response as JSON bytes, written from the typed outcomes (no JSON tree of the whole
     /// batch is ever built).
+    /// The buffer is sized exactly first (a counting pass), so a batch's answer never holds
+    /// the slack of a doubling buffer (up to twice its size) beside its outcomes.
     pub fn into_json(self) -> Vec<u8> {
-        serde_json::to_vec(&self).unwrap_or_else(|e| {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        let written = serde_json::to_writer(&mut count, &self).and_then(|()| {
+            let mut out = Vec::with_capacity(count.0);
+            serde_json::to_writer(&mut out, &self).map(|()| out)
+        });
+        written.unwrap_or_else(|e| {
             // Serialising these types cannot fail (string keys, no maps of other keys).
             log::error!("execute response could not be serialised: {e}");
             br#"{"ok":false,"error":{"code":"INTERNAL","status":99}}"#.to_vec()

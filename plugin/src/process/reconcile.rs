@@ -327,11 +327,11 @@ impl Findings<'_> {
         if doc.is_some() {
             o.document_id = doc;
         }
-        o.finding = Some(super::outcome::Finding {
+        o.finding = Some(Box::new(super::outcome::Finding {
             found,
             action,
             mended,
-        });
+        }));
         self.list.push(o);
     }
 
@@ -1090,11 +1090,11 @@ pub fn unknown_documents(run: &Run<'_>, prepared: &Prepared) -> Vec<Outcome> {
             format!("Documento nº {}: {found} {action}", d.id),
         );
         o.document_id = Some(d.id);
-        o.finding = Some(super::outcome::Finding {
+        o.finding = Some(Box::new(super::outcome::Finding {
             found,
             action,
             mended: false,
-        });
+        }));
         out.push(o);
     }
     out

@@ -15,7 +15,15 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// One recipient's lookup/registration, shared by every contract of the batch.
-type Registration = Rc<tokio::sync::OnceCell<Result<bool, TaeError>>>;
+/// One recipient's registration, shared by every contract of the batch: in flight (a cell the
+/// siblings wait on), then its result alone (one entry per distinct e-mail stays for the whole
+/// batch, most of them `Ok`: the error is boxed).
+enum Registration {
+    InFlight(Rc<tokio::sync::OnceCell<RegistrationResult>>),
+    Done(RegistrationResult),
+}
+
+type RegistrationResult = Result<bool, Box<TaeError>>;
 
 pub struct Run<'h> {
     pub host: HostApi<'h>,
@@ -242,29 +250,44 @@ impl<'h> Run<'h> {
         cpf: &str,
     ) -> Result<bool, TaeError> {
         let key = email.trim().to_lowercase();
-        let cell = self
-            .registrations
-            .borrow_mut()
-            .entry(key)
-            .or_insert_with(|| Rc::new(tokio::sync::OnceCell::new()))
-            .clone();
+        let cell = {
+            let mut map = self.registrations.borrow_mut();
+            match map.get(&key) {
+                Some(Registration::Done(r)) => return r.clone().map_err(|e| *e),
+                Some(Registration::InFlight(cell)) => cell.clone(),
+                None => {
+                    let cell = Rc::new(tokio::sync::OnceCell::new());
+                    map.insert(key.clone(), Registration::InFlight(cell.clone()));
+                    cell
+                }
+            }
+        };
         let tae = &self.tae;
-        cell.get_or_init(|| async {
-            tae.call(|t| async move { tae.client.register_user(&t, email, name, cpf).await })
-                .await
-        })
-        .await
-        .clone()
+        let result = cell
+            .get_or_init(|| async {
+                tae.call(|t| async move { tae.client.register_user(&t, email, name, cpf).await })
+                    .await
+                    .map_err(Box::new)
+            })
+            .await
+            .clone();
+        // Kept compact for the rest of the batch (the cell and its waiters are done with).
+        if let Some(entry) = self.registrations.borrow_mut().get_mut(&key) {
+            if matches!(entry, Registration::InFlight(_)) {
+                *entry = Registration::Done(result.clone());
+            }
+        }
+        result.map_err(|e| *e)
     }
 
     /// Whether another contract of this batch has started registering this e-mail and not
     /// finished: a sibling then uploads its PDF meanwhile and waits for the registration only
     /// before its publish, instead of holding its place in the batch idle.
     pub fn registration_in_flight(&self, email: &str) -> bool {
-        self.registrations
-            .borrow()
-            .get(&email.trim().to_lowercase())
-            .is_some_and(|c| !c.initialized())
+        matches!(
+            self.registrations.borrow().get(&email.trim().to_lowercase()),
+            Some(Registration::InFlight(c)) if !c.initialized()
+        )
     }
 }
 
