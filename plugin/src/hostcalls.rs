@@ -151,15 +151,6 @@ impl<'h> HostApi<'h> {
         Ok((a.contracts, a.next_cursor.filter(|c| !c.is_empty())))
     }
 
-    pub fn contracts_find(&self, filter: &Value) -> Result<Vec<Contract>, PluginError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            contracts: Vec<Contract>,
-        }
-        let a: Answer = self.typed("contracts.find", &json!({"filter": filter}))?;
-        Ok(a.contracts)
-    }
-
     pub fn set_contract_signed(&self, key: &str, by: &str) -> Result<(), PluginError> {
         self.json(
             "contracts.set_status",
