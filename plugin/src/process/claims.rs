@@ -21,6 +21,7 @@
 
 use crate::error::PluginError;
 use crate::host::{Host, HostCallError};
+use crate::tae::gate::{write_margin, WriteGate};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -199,6 +200,9 @@ pub struct Claim {
     notice: &'static Notice,
     /// Whether the host has the lease methods (`None` until the first `take` asks).
     host_leases: Option<bool>,
+    /// Open until the host leases' deadline (moved at each grant and renewal): the run's TAE
+    /// client writes no request that changes TAE once it passed (see `tae::gate`).
+    gate: WriteGate,
 }
 
 impl Claim {
@@ -218,7 +222,25 @@ impl Claim {
             renew_failure_logged: false,
             notice: &NO_HOST_LEASES,
             host_leases: None,
+            gate: WriteGate::open(),
         }
+    }
+
+    /// The run's write gate, for its TAE client: open while the run holds no host lease (or
+    /// holds its contracts in this process only), then until the leases' deadline.
+    pub fn gate(&self) -> WriteGate {
+        self.gate.clone()
+    }
+
+    /// Whether the write gate is open now.
+    pub fn writes_open(&self) -> bool {
+        self.gate.is_open()
+    }
+
+    /// The last moment a write may leave under leases granted or renewed at `asked_at` (the
+    /// moment before the host was asked: the host's expiry is later).
+    fn write_deadline(&self, asked_at: Instant) -> Instant {
+        asked_at + self.ttl.saturating_sub(write_margin(self.ttl))
     }
 
     pub fn owner(&self) -> &Owner {
@@ -313,6 +335,7 @@ impl Claim {
             contracts: Refs(ids),
         })
         .map_err(|e| PluginError::internal(format!("{ACQUIRE} request: {e}")))?;
+        let asked_at = Instant::now();
         let bytes = match host.call(ACQUIRE, &request) {
             Ok(bytes) => bytes,
             Err(error) if is_unknown_method(&error) => {
@@ -409,6 +432,10 @@ impl Claim {
         if !granted_asked.is_empty() {
             if self.leased.is_empty() {
                 self.last_renew = Instant::now();
+                self.gate.hold_until(self.write_deadline(asked_at));
+            } else {
+                // The leases held already expire first (they are renewed together).
+                self.gate.hold_at_most_until(self.write_deadline(asked_at));
             }
             self.token = Some(answer.token);
             self.leased.extend(granted_asked);
@@ -422,6 +449,7 @@ impl Claim {
         if self.token.as_deref() == Some(token) {
             self.token = None;
             self.leased.clear();
+            self.gate.close();
         }
         let request = json!({ "token": token });
         if let Err(error) = host.call(RELEASE, request.to_string().as_bytes()) {
@@ -505,6 +533,7 @@ impl Claim {
         let lost: Vec<ContractId> = match answer {
             Ok(answer) => {
                 self.last_renew = now;
+                self.gate.hold_until(self.write_deadline(now));
                 let renewed: HashSet<ContractId> =
                     answer.renewed.into_iter().map(ContractRef::id).collect();
                 let mut lost: BTreeSet<ContractId> =
@@ -558,6 +587,7 @@ impl Claim {
             return;
         };
         self.leased.clear();
+        self.gate.close();
         let request = json!({ "token": token });
         match host.call(RELEASE, request.to_string().as_bytes()) {
             Ok(_) => {}

@@ -138,6 +138,8 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
         std::time::Duration::from_secs(params.lease_ttl_secs),
     );
     let (items, held) = resolve_items(api, &req.invoked_from, &req.option, &mut claim)?;
+    // Every request that changes TAE is written only while the run's leases hold.
+    let client = client.with_gate(claim.gate());
     // Results come back in the selection's order, held contracts among the others.
     let order: HashMap<String, usize> = match &req.invoked_from {
         InvokedFrom::ContractView { contract_keys } => contract_keys
@@ -751,6 +753,18 @@ impl<'h> Queue<'h> {
     }
 }
 
+/// Renews the run's leases when due; stops the run when some were lost.
+fn renew_leases(run: &Run<'_>) {
+    let lost = run.claim.borrow_mut().renew_if_due(run.host.host);
+    if !lost.is_empty() {
+        log::warn!("{} lease(s) lost mid-run; stopping", lost.len());
+        run.stop(format!(
+            "a reserva de {} contrato(s) expirou e foi assumida por outra execução",
+            lost.len()
+        ));
+    }
+}
+
 /// Runs `work` over the items, at most `max_concurrency` at a time, on the calling thread.
 /// Reports progress after each contract; a cancel (or a stop set by the run or its session)
 /// stops starting new contracts — in-flight ones finish — and the rest are `not_processed`.
@@ -774,6 +788,17 @@ where
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     run.batching(true);
     loop {
+        if !run.claim.borrow().writes_open() {
+            // Past the leases' write deadline (the run was frozen or starved): renew now, and
+            // stop if that does not bring them back, before any other contract starts.
+            renew_leases(run);
+            if !run.claim.borrow().writes_open() {
+                run.stop(
+                    "a reserva dos contratos desta execução venceu sem ser renovada; os contratos que faltam ficam para outra execução"
+                        .to_string(),
+                );
+            }
+        }
         while !cancelled && run.stop_reason().is_none() && inflight.len() < limit && next < total {
             let i = next;
             next += 1;
@@ -810,14 +835,7 @@ where
                 continue;
             }
             Step::Renew => {
-                let lost = run.claim.borrow_mut().renew_if_due(run.host.host);
-                if !lost.is_empty() {
-                    log::warn!("{} lease(s) lost mid-run; stopping", lost.len());
-                    run.stop(format!(
-                        "a reserva de {} contrato(s) expirou e foi assumida por outra execução",
-                        lost.len()
-                    ));
-                }
+                renew_leases(run);
                 continue;
             }
             Step::Finished(None) => break,

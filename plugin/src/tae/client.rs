@@ -3,6 +3,7 @@
 //! within a bounded budget (see [`RetryPolicy`]).
 
 use super::error::{kind_from_message, BadAnswer, ErrorKind, TaeError};
+use super::gate::{is_lease_lapsed, GatedBody, WriteGate};
 use super::wire::{self, decode, Document, Profile, SearchPage, SearchRecord};
 use super::{api, Publication, RecipientAuth};
 use crate::host::HostBytes;
@@ -94,6 +95,8 @@ pub struct TaeClient {
     api_url: String,
     /// What this client saw of TAE's reachability, and whether the run gave up on it.
     health: Arc<Health>,
+    /// The run's write gate: every request that changes TAE is written only while it is open.
+    gate: WriteGate,
 }
 
 /// The circuit breaker's view from inside the client: calls that ended (after their retries)
@@ -129,6 +132,10 @@ pub fn build_http(timeout: Duration, ca_file: Option<&str>) -> Result<reqwest::C
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(60))
+        // HTTP/1.1 only: there a request's head and body leave together, in the poll that asks
+        // its body for bytes, so the write gate (`gate`) can still refuse a request whole. With
+        // HTTP/2 the head leaves before the body is asked for.
+        .http1_only()
         // Answers are never decompressed (nothing asks for compression, and a compressed answer
         // is refused in `send`), whatever features another crate turns on in reqwest: a small
         // gzip answer could otherwise expand to gigabytes.
@@ -442,7 +449,27 @@ impl TaeClient {
             auth_url: auth_url.trim_end_matches('/').to_string(),
             api_url: api_url.trim_end_matches('/').to_string(),
             health: Arc::new(Health::default()),
+            gate: WriteGate::open(),
         }
+    }
+
+    /// The client with the run's write gate (the claim moves its deadline).
+    pub fn with_gate(mut self, gate: WriteGate) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// A request that changes TAE, with `body` written only while the run's gate is open.
+    fn gated(&self, rb: RequestBuilder, body: reqwest::Body) -> RequestBuilder {
+        rb.body(reqwest::Body::wrap(GatedBody::new(body, self.gate.clone())))
+    }
+
+    /// [`Self::gated`] with a JSON body (serialised once, before the first attempt).
+    fn gated_json(&self, rb: RequestBuilder, json: &bytes::Bytes) -> RequestBuilder {
+        self.gated(
+            rb.header(reqwest::header::CONTENT_TYPE, "application/json"),
+            reqwest::Body::from(json.clone()),
+        )
     }
 
     /// Why TAE is clearly unusable, when a call ended on it: nothing listening at the address
@@ -567,6 +594,15 @@ impl TaeClient {
         loop {
             attempt += 1;
             let mut err = match build().send().await {
+                Err(e) if is_lease_lapsed(&e) => {
+                    // Refused by the write gate: nothing was sent, nothing to retry.
+                    return Err(TaeError::new(
+                        ErrorKind::LeaseLapsed,
+                        None,
+                        String::new(),
+                        format!("{what}: {}", without_url(&e)),
+                    ));
+                }
                 Err(e) => {
                     let detail = format!("{what}: {}", without_url(&e));
                     let kind = transport_kind(&e, &detail);
@@ -768,11 +804,12 @@ impl TaeClient {
             position: None,
             accepted_term: false,
         };
+        let body = json_bytes("register user", &body)?;
         let res = self
             // Retrying is safe: a registration that went through answers "already exists",
             // which counts as success.
             .send("register user", true, &|| {
-                self.request(Method::POST, &url, Some(token)).json(&body)
+                self.gated_json(self.request(Method::POST, &url, Some(token)), &body)
             })
             .await;
         crate::redact::forget_secret(&password);
@@ -796,6 +833,8 @@ impl TaeClient {
             .send("upload", true, &|| {
                 // Owned bytes: a reference-counted view, no copy per attempt. A host buffer read
                 // in place: streamed from it in chunks, no copy of the whole file.
+                // The file's bytes go through the run's write gate: a run whose leases lapsed
+                // stops mid-upload, and TAE never gets a whole draft from it.
                 let body = match pdf.as_owned() {
                     Some(bytes) => reqwest::Body::from(bytes.clone()),
                     None => reqwest::Body::wrap(HostBody {
@@ -803,6 +842,7 @@ impl TaeClient {
                         offset: 0,
                     }),
                 };
+                let body = reqwest::Body::wrap(GatedBody::new(body, self.gate.clone()));
                 let part = reqwest::multipart::Part::stream_with_length(body, pdf.len() as u64)
                     .file_name(file_name.to_string())
                     .mime_str("application/pdf")
@@ -820,9 +860,9 @@ impl TaeClient {
     /// D2: publishes a draft. Not retried on ambiguous failures: the caller reads D3 first.
     pub async fn publish(&self, token: &str, publication: &Publication) -> Result<(), TaeError> {
         let url = self.api(api::PUBLISH);
-        let body = wire::PublicationBody::new(publication);
+        let body = json_bytes("publish", &wire::PublicationBody::new(publication))?;
         self.send("publish", false, &|| {
-            self.request(Method::POST, &url, Some(token)).json(&body)
+            self.gated_json(self.request(Method::POST, &url, Some(token)), &body)
         })
         .await
         .map(|_| ())
@@ -952,8 +992,9 @@ impl TaeClient {
                 .map(|r| wire::RecipientBody::new(r, auth))
                 .collect(),
         };
+        let body = json_bytes("add recipients", &body)?;
         self.send("add recipients", false, &|| {
-            self.request(Method::POST, &url, Some(token)).json(&body)
+            self.gated_json(self.request(Method::POST, &url, Some(token)), &body)
         })
         .await
         .map(|_| ())
@@ -971,8 +1012,9 @@ impl TaeClient {
             id_documento: id,
             email_destinatario: email,
         };
+        let body = json_bytes("remove recipient", &body)?;
         self.send("remove recipient", true, &|| {
-            self.request(Method::DELETE, &url, Some(token)).json(&body)
+            self.gated_json(self.request(Method::DELETE, &url, Some(token)), &body)
         })
         .await
         .map(|_| ())
@@ -985,8 +1027,12 @@ impl TaeClient {
             self.api(api::PUBLICATION_V1),
             api::CANCEL_SUFFIX
         );
+        // No body on the wire; the gate still judges the request when it is written.
         self.send("cancel", false, &|| {
-            self.request(Method::POST, &url, Some(token))
+            self.gated(
+                self.request(Method::POST, &url, Some(token)),
+                reqwest::Body::from(bytes::Bytes::new()),
+            )
         })
         .await
         .map(|_| ())
@@ -1077,6 +1123,13 @@ impl http_body::Body for HostBody {
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(self.pdf.len().saturating_sub(self.offset) as u64)
     }
+}
+
+/// A request's JSON body, serialised once for every attempt.
+fn json_bytes(what: &str, body: &impl serde::Serialize) -> Result<bytes::Bytes, TaeError> {
+    serde_json::to_vec(body)
+        .map(bytes::Bytes::from)
+        .map_err(|e| protocol(what, &format!("cannot write the request: {e}")))
 }
 
 fn protocol(what: &str, detail: &str) -> TaeError {

@@ -42,6 +42,9 @@ pub enum ErrorKind {
     Protocol,
     /// The server's TLS certificate is not trusted (or does not match its name).
     Certificate,
+    /// Not sent: the run's leases lapsed before the request was written (the write gate,
+    /// [`super::gate`]). Nothing reached TAE.
+    LeaseLapsed,
 }
 
 impl ErrorKind {
@@ -234,6 +237,9 @@ impl TaeError {
             }
             ErrorKind::Protocol => {
                 "o TOTVS Assinatura Eletrônica respondeu de forma inesperada".into()
+            }
+            ErrorKind::LeaseLapsed => {
+                "a reserva deste contrato venceu antes do envio (esta execução ficou parada por mais tempo que a reserva); nada foi enviado ao TOTVS Assinatura Eletrônica, e outra execução pode assumir o contrato".into()
             }
             _ if self.message.is_empty() => {
                 "o TOTVS Assinatura Eletrônica recusou a operação".into()
