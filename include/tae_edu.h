@@ -273,8 +273,9 @@ void tae_edu_buffer_free(uint8_t *buf,
 int32_t tae_edu_session_end(const uint8_t *session_id,
                             size_t len);
 
-// Stops the plugin's runtime and drops its HTTP client and every cached session token.
-// Idempotent; the next call of any export recreates the state. The library itself stays
+// Drops the plugin's state: every cached session token (each call's runtime, HTTP clients and
+// connections already end when that call returns). Idempotent; the next call of any export
+// recreates the state. The library itself stays
 // loaded (it is linked with `-z nodelete`; never unload it).
 //
 // Parameters: none.

@@ -106,8 +106,8 @@ pub fn session_end(session_id: &str) {
     crate::session::end_session(session_id);
 }
 
-/// `tae_edu_shutdown`: drops the runtime, the HTTP client and every cached token. Idempotent;
-/// the next call recreates the state.
+/// `tae_edu_shutdown`: drops every cached token (runtimes and HTTP clients end with each
+/// call). Idempotent; the next call recreates the state.
 pub fn shutdown() {
     crate::state::shutdown();
 }

@@ -923,8 +923,9 @@ pub unsafe extern "C" fn tae_edu_session_end(session_id: *const u8, len: usize) 
     })
 }
 
-/// Stops the plugin's runtime and drops its HTTP client and every cached session token.
-/// Idempotent; the next call of any export recreates the state. The library itself stays
+/// Drops the plugin's state: every cached session token (each call's runtime, HTTP clients and
+/// connections already end when that call returns). Idempotent; the next call of any export
+/// recreates the state. The library itself stays
 /// loaded (it is linked with `-z nodelete`; never unload it).
 ///
 /// Parameters: none.
