@@ -223,7 +223,7 @@ namespace TaeEdu
             return NativeMethods.SessionEnd(bytes, (UIntPtr)bytes.Length);
         }
 
-        /// <summary>Stops the plugin's runtime and drops every token; idempotent.</summary>
+        /// <summary>Drops every cached token (each call's runtime ends with the call); idempotent.</summary>
         public static int Shutdown() { return NativeMethods.Shutdown(); }
 
         private delegate int Export(ref TaeEduHost host, byte[] request, UIntPtr requestLen,
