@@ -321,6 +321,15 @@ impl Drop for ExportGuard {
     }
 }
 
+/// Ends the call's engine (`state::end_call`) on drop, on the calling thread.
+struct CallEngine;
+
+impl Drop for CallEngine {
+    fn drop(&mut self) {
+        crate::state::end_call();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checked pointer helpers
 // ---------------------------------------------------------------------------------------------
@@ -693,6 +702,8 @@ unsafe fn json_export(
     request_len: usize,
 ) -> Result<api::Answer, PluginError> {
     let _guard = ExportGuard::enter(export)?;
+    // The call's runtime and connections end when the export returns (also after a panic).
+    let _engine = CallEngine;
     logging::install();
     // SAFETY: forwarded contract of the export.
     let host = unsafe { FfiHost::from_raw(host) }?;

@@ -3,7 +3,7 @@
 //! The cdylib has its own copy of the `log` global, so one forwarding logger is installed once
 //! ([`install`], `log::set_logger(..).ok()`: a static logger, no allocation). While an export runs, [`with_sink`] makes the host's callback the "current
 //! sink" of the calling thread: records logged on that thread go straight to the host. Records
-//! logged on any other thread (the plugin's runtime workers, reqwest, rustls) must not call the
+//! logged on any other thread (the runtime's blocking pool for DNS, a host's own threads) must not call the
 //! host there (host callbacks run only on the thread that entered the plugin), so they are queued
 //! and delivered on the calling thread: before the next record or host call made on it, and at the
 //! end of the export at the latest ([`flush_pending`]). Every line passes through
