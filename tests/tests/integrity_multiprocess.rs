@@ -561,8 +561,20 @@ fn a_frozen_run_woken_after_the_takeover_changes_nothing() {
         woken_uploads as usize,
         "what the woken run uploaded stays an unpublished draft"
     );
+    // How many of its contracts the woken run had handed a request over for before it froze,
+    // refused at the write by its lapsed leases (the write gate), rather than by a lease check.
+    let refused_at_write = woken.response["results"].as_array().map_or(0, |results| {
+        results
+            .iter()
+            .filter(|r| {
+                r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("venceu antes do envio"))
+            })
+            .count()
+    });
     figures(&format!(
-        "multiprocess-frozen contracts={n} ttl_s={LEASE_TTL_SECS} frozen_after_sent={sent_before_freeze} reruns=[{}] takeover_after_ms={} woken={:?} records_changed_by_woken=0 woken_uploads={woken_uploads} duplicates={} orphan_drafts={}→{}",
+        "multiprocess-frozen contracts={n} ttl_s={LEASE_TTL_SECS} frozen_after_sent={sent_before_freeze} reruns=[{}] takeover_after_ms={} woken={:?} refused_at_write={refused_at_write} records_changed_by_woken=0 woken_uploads={woken_uploads} duplicates={} orphan_drafts={}→{}",
         reruns.join(" "),
         takeover.as_millis(),
         woken.counts(),

@@ -533,7 +533,6 @@ impl Claim {
         let lost: Vec<ContractId> = match answer {
             Ok(answer) => {
                 self.last_renew = now;
-                self.gate.hold_until(self.write_deadline(now));
                 let renewed: HashSet<ContractId> =
                     answer.renewed.into_iter().map(ContractRef::id).collect();
                 let mut lost: BTreeSet<ContractId> =
@@ -546,6 +545,10 @@ impl Claim {
                         .cloned(),
                 );
                 lost.retain(|id| self.leased.contains(id));
+                if self.leased.len() > lost.len() {
+                    // Some are still this run's: writes may leave until the new deadline.
+                    self.gate.hold_until(self.write_deadline(now));
+                }
                 lost.into_iter().collect()
             }
             Err(detail) => {
@@ -566,6 +569,14 @@ impl Claim {
         };
         for id in &lost {
             self.leased.remove(id);
+        }
+        if !lost.is_empty() {
+            // What was handed over may be for a lost contract: refused at its write.
+            if self.leased.is_empty() {
+                self.gate.close();
+            } else {
+                self.gate.revoke();
+            }
         }
         self.give_back_in_process(&lost);
         if !lost.is_empty() {
@@ -1011,6 +1022,9 @@ mod tests {
             .unwrap()
             .is_empty());
         let started = Instant::now();
+        let gate = first.gate();
+        assert!(first.writes_open(), "granted: the run's writes may leave");
+        let handed_over = gate.ticket();
         // While the lease is live, another process is answered "held".
         let answer = host.acquire(&owner("run-next"), 30, &[id("lease-e1")]);
         assert_eq!(answer["granted"], json!([]));
@@ -1024,6 +1038,10 @@ mod tests {
         // by nobody — the host answers it not held by the token any more).
         let lost = first.renew_if_due_at(&host, started + ttl + Duration::from_secs(1));
         assert_eq!(lost, vec![id("lease-e1"), id("lease-e2")]);
+        // The write gate is closed: nothing handed over before (or after) is written.
+        assert!(!first.writes_open());
+        assert!(!gate.admits(handed_over));
+        assert!(!gate.admits(gate.ticket()));
         // Its writes stay fenced by the lost token (refused by the host, never unfenced), and it
         // knows it may no longer act on either contract.
         assert_eq!(first.lease_token(), Some("run-crashed"));
@@ -1045,9 +1063,14 @@ mod tests {
         assert!(claim.renew_if_due_at(&host, taken_at).is_empty());
         assert!(host.calls_of(RENEW).is_empty());
         // Due: renewed by the host's clock (now + ttl), nothing lost.
+        let handed_over = claim.gate().ticket();
         host.advance(25);
         let lost = claim.renew_if_due_at(&host, taken_at + Duration::from_secs(25));
         assert!(lost.is_empty(), "{lost:?}");
+        assert!(
+            claim.gate().admits(handed_over),
+            "a renewal in time refuses nothing handed over before it"
+        );
         let renews = host.calls_of(RENEW);
         assert_eq!(renews.len(), 1);
         assert_eq!(renews[0]["token"], "run-renew");
@@ -1097,7 +1120,12 @@ mod tests {
         let host = LeaseHost::new();
         let mut claim = Claim::new(owner("run-release"), DEFAULT_TTL);
         claim.take(&host, [id("lease-x1"), id("lease-x2")]).unwrap();
+        assert!(claim.writes_open());
         claim.release(&host);
+        assert!(
+            !claim.writes_open(),
+            "released: no write of this run leaves"
+        );
         assert_eq!(
             host.calls_of(RELEASE),
             vec![json!({"token": "run-release"})]

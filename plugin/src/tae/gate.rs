@@ -45,9 +45,21 @@ pub fn write_margin(ttl: Duration) -> Duration {
 
 /// A run's write gate, shared by its claim (which moves the deadline) and its TAE client
 /// (whose requests that change TAE look at it when they are written).
+///
+/// The epoch: a request is judged by the gate as it was when the run handed the request over.
+/// When the leases lapsed and came back (a renewal after the deadline: nobody had taken them
+/// yet), or when some were lost, the epoch moves, and a request handed over before that is
+/// refused even though the gate is open again — it may be for a contract that is no longer
+/// this run's.
 #[derive(Clone, Debug)]
 pub struct WriteGate {
-    deadline: Arc<AtomicU64>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    deadline: AtomicU64,
+    epoch: AtomicU64,
 }
 
 impl Default for WriteGate {
@@ -61,7 +73,10 @@ impl WriteGate {
     pub fn open() -> WriteGate {
         LazyLock::force(&BASE);
         WriteGate {
-            deadline: Arc::new(AtomicU64::new(OPEN)),
+            inner: Arc::new(Inner {
+                deadline: AtomicU64::new(OPEN),
+                epoch: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -69,27 +84,49 @@ impl WriteGate {
         u64::try_from(at.saturating_duration_since(*BASE).as_nanos()).unwrap_or(OPEN - 1)
     }
 
-    /// Writes may leave until `at` (the deadline moves either way: a renewal sets it anew).
+    /// Writes may leave until `at` (a grant or a renewal sets it anew). When the gate was
+    /// closed (the leases had lapsed), the requests handed over before stay refused.
     pub fn hold_until(&self, at: Instant) {
-        self.deadline.store(Self::nanos(at), Ordering::Release);
+        if !self.is_open() {
+            self.revoke();
+        }
+        self.inner
+            .deadline
+            .store(Self::nanos(at), Ordering::Release);
     }
 
     /// Writes may leave until `at` at the latest (a later lease does not extend an earlier
     /// one's deadline).
     pub fn hold_at_most_until(&self, at: Instant) {
         let at = Self::nanos(at);
-        self.deadline.fetch_min(at, Ordering::AcqRel);
+        self.inner.deadline.fetch_min(at, Ordering::AcqRel);
+    }
+
+    /// The requests handed over so far are refused (some lease was lost: they may be for it).
+    pub fn revoke(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// No write leaves any more (the run released or lost its leases).
     pub fn close(&self) {
-        self.deadline.store(0, Ordering::Release);
+        self.revoke();
+        self.inner.deadline.store(0, Ordering::Release);
     }
 
     /// Whether a write may leave now.
     pub fn is_open(&self) -> bool {
-        let deadline = self.deadline.load(Ordering::Acquire);
+        let deadline = self.inner.deadline.load(Ordering::Acquire);
         deadline == OPEN || Self::nanos(Instant::now()) < deadline
+    }
+
+    /// The epoch a request handed over now belongs to.
+    pub(crate) fn ticket(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether a request handed over at `ticket` may be written now.
+    pub(crate) fn admits(&self, ticket: u64) -> bool {
+        self.is_open() && self.ticket() == ticket
     }
 }
 
@@ -123,6 +160,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct GatedBody<B> {
     inner: B,
     gate: WriteGate,
+    /// The gate's epoch when the request was handed over.
+    ticket: u64,
     /// The inner body had no bytes at all.
     empty: bool,
     /// The gate was found closed: the body claims a frame and refuses it.
@@ -134,6 +173,7 @@ impl<B: http_body::Body> GatedBody<B> {
         GatedBody {
             empty: inner.is_end_stream(),
             inner,
+            ticket: gate.ticket(),
             gate,
             refused: AtomicBool::new(false),
         }
@@ -144,7 +184,7 @@ impl<B: http_body::Body> GatedBody<B> {
         if self.refused.load(Ordering::Acquire) {
             return true;
         }
-        if self.gate.is_open() {
+        if self.gate.admits(self.ticket) {
             return false;
         }
         self.refused.store(true, Ordering::Release);
@@ -317,6 +357,22 @@ mod tests {
         assert!(gate.is_open(), "a renewal opens it again");
         gate.close();
         assert!(!gate.is_open());
+        let ticket = gate.ticket();
+        gate.hold_until(now + Duration::from_secs(60));
+        assert!(gate.is_open());
+        assert!(
+            !gate.admits(ticket),
+            "handed over while closed: refused after the gate opens again"
+        );
+        let ticket = gate.ticket();
+        assert!(gate.admits(ticket));
+        gate.hold_until(now + Duration::from_secs(90));
+        assert!(gate.admits(ticket), "a renewal in time changes nothing");
+        gate.revoke();
+        assert!(
+            !gate.admits(ticket),
+            "a lost lease refuses what was handed over"
+        );
         assert_eq!(
             write_margin(Duration::from_secs(90)),
             Duration::from_secs(5)
