@@ -445,10 +445,21 @@ impl<'h> Session<'h> {
         }
     }
 
-    /// The logged RM user must exist in TAE; if not, asks the CPF and registers them. Once per
-    /// session; skipped for non-interactive hosts (the service user acts). Answers a notice for
-    /// the end user when a registration happened.
-    pub async fn ensure_rm_user(&self) -> Result<Option<String>, PluginError> {
+    /// The session's checks before any contract: the TAE user's permissions
+    /// ([`Self::check_permissions`]) and the RM user's presence in TAE
+    /// (`ensure_rm_user`). Their two reads (the profile and the RM user's lookup) are
+    /// made together, one round trip instead of two; a missing permission is answered before
+    /// any screen asks for a CPF.
+    pub async fn check_ready(&self, needs: &[Need]) -> Result<Option<String>, PluginError> {
+        let (permissions, lookup) =
+            futures_util::future::join(self.check_permissions(needs), self.lookup_rm_user()).await;
+        permissions?;
+        self.ensure_rm_user(lookup?).await
+    }
+
+    /// The RM user's e-mail and whether TAE knows it; `None` when there is nothing to check
+    /// (a non-interactive host, or checked earlier in this session).
+    async fn lookup_rm_user(&self) -> Result<Option<(String, bool)>, PluginError> {
         if !self.user.interactive || self.entry().is_some_and(|e| e.rm_user_checked) {
             return Ok(None);
         }
@@ -473,6 +484,19 @@ impl<'h> Session<'h> {
             })
             .await
             .map_err(|e| self.run_error(&e))?;
+        Ok(Some((email, exists)))
+    }
+
+    /// The logged RM user must exist in TAE; if not (as `lookup` answered), asks the CPF and
+    /// registers them. Once per session; skipped for non-interactive hosts (the service user
+    /// acts). Answers a notice for the end user when a registration happened.
+    async fn ensure_rm_user(
+        &self,
+        lookup: Option<(String, bool)>,
+    ) -> Result<Option<String>, PluginError> {
+        let Some((email, exists)) = lookup else {
+            return Ok(None);
+        };
         let mut notice = None;
         if !exists {
             let mut message: Option<String> = Some(format!(

@@ -178,8 +178,8 @@ pub fn execute(host: &dyn Host, req: ExecuteRequest) -> Result<Response, PluginE
                 user.clone(),
             )
             .await?;
-            tae.check_permissions(&needs).await?;
-            let notice = tae.ensure_rm_user().await?;
+            // The permissions and the RM user's presence, read together.
+            let notice = tae.check_ready(&needs).await?;
             Ok::<_, PluginError>((tae, notice))
         };
         let (tae, notice) = match ready.await {
