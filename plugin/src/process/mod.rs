@@ -782,6 +782,8 @@ where
     let mut next = 0usize;
     let mut done = 0u32;
     let mut cancelled = false;
+    // The answers already arrived were gathered before the next group commit.
+    let mut gathered = false;
     let renew_every = run.claim.borrow().renew_interval();
     let mut renew =
         tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
@@ -830,7 +832,17 @@ where
         })
         .await;
         let (i, outcome) = match step {
+            Step::Flush if !gathered => {
+                // Every contract waits and some wait for their writes. Before writing, let the
+                // runtime read the answers that have already arrived (a yield lets it poll the
+                // sockets): their contracts' writes join this group commit instead of waiting
+                // for the next one, which would block the thread again.
+                gathered = true;
+                tokio::task::yield_now().await;
+                continue;
+            }
             Step::Flush => {
+                gathered = false;
                 run.flush_writes();
                 continue;
             }
