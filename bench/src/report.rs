@@ -54,10 +54,12 @@ impl Environment {
             .parent()
             .map(|p| format!("{}/", p.display()))
             .unwrap_or_default();
+        // A target directory outside the workspace is this machine's own: the block shows the
+        // command a reader runs, with the default one.
         let target = target
             .strip_prefix(&root)
             .map(str::to_string)
-            .unwrap_or(target.clone());
+            .unwrap_or_else(|| "target".into());
         let mut command = if target == "target" {
             "cargo build --release -p tae-edu -p tae-sim -p tae-edu-bench && target/release/tae-edu-bench".to_string()
         } else {
@@ -103,11 +105,18 @@ impl Environment {
             .map(|t| {
                 let t: chrono::DateTime<chrono::Utc> = t.into();
                 let shown = ctx.plugin.display().to_string();
-                format!(
-                    "{} (built {})",
-                    shown.strip_prefix(&root).unwrap_or(&shown),
-                    t.format("%Y-%m-%d %H:%M UTC")
-                )
+                let shown = match shown.strip_prefix(&root) {
+                    Some(inside) => inside.to_string(),
+                    // Outside the workspace: the same library of a default build.
+                    None => format!(
+                        "target/release/{}",
+                        ctx.plugin
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ),
+                };
+                format!("{shown} (built {})", t.format("%Y-%m-%d %H:%M UTC"))
             })
             .unwrap_or_else(|| ctx.plugin.display().to_string());
         Environment {
@@ -672,9 +681,10 @@ fn headline_table(out: &mut String, headline: &[(RunResult, RunResult)]) {
     out.push_str(".\n\n");
 }
 
-fn decomposition_section(out: &mut String, sends: &[RunResult]) {
+fn decomposition_section(out: &mut String, sends: &[RunResult], memory: &[RunResult]) {
     let rows: Vec<(&RunResult, crate::timeline::Decomposition, u64)> = sends
         .iter()
+        .chain(memory)
         .filter(|r| r.spec.latency_ms > 0)
         .filter_map(|r| {
             let m = valid(r)?;
@@ -705,15 +715,20 @@ fn decomposition_section(out: &mut String, sends: &[RunResult]) {
          steps, the calling thread busy). Seconds, and share of `wall − bound`. Connections: \
          accepted by tae-sim during the run (the bench's own counter reads included). Client \
          turnaround: on each connection, from an answer leaving tae-sim to the next request \
-         arriving on it.\n\n",
+         arriving on it. Host: host-sim's `RmHost` (SQLite), or the bench's in-memory host (the \
+         same send without host-sim's record writes on the calling thread; see below).\n\n",
     );
-    out.push_str("| L | N | c | wall (s) | bound (s) | wall / bound | server time mean / p50 / p99 / max (ms) | in flight: mean / steady / full level | edges (s) | overshoot (s) | idle: ramp-up | steady | tail (s) | ramp-up / tail length (s) | connections | client turnaround per request, mean / p50 (ms) |\n|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|\n");
+    out.push_str("| host | L | N | c | wall (s) | bound (s) | wall / bound | server time mean / p50 / p99 / max (ms) | in flight: mean / steady / full level | edges (s) | overshoot (s) | idle: ramp-up | steady | tail (s) | ramp-up / tail length (s) | connections | client turnaround per request, mean / p50 (ms) |\n|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|\n");
     for (r, d, conns) in rows {
         let excess = (d.wall_ms - d.bound_ms).max(1e-9);
         let share = |x: f64| format!("{} ({:.0}%)", secs(x), 100.0 * x / excess);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.2} | {:.2} / {:.2} / {:.2} / {:.2} | {:.1} / {:.1} / {:.0} | {} | {} | {} | {} | {} | {} / {} | {} | {:.2} / {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} / {:.2} / {:.2} / {:.2} | {:.1} / {:.1} / {:.0} | {} | {} | {} | {} | {} | {} / {} | {} | {:.2} / {:.2} |",
+            match r.spec.host {
+                crate::child::HostKind::Sim => "host-sim",
+                crate::child::HostKind::Memory => "memory",
+            },
             r.spec.latency_ms,
             thousands(r.spec.n as u64),
             r.spec.concurrency,
@@ -761,7 +776,7 @@ fn host_share_section(out: &mut String, sends: &[RunResult], memory: &[RunResult
             .collect::<Vec<_>>()
             .join(", ")
     };
-    for r in memory {
+    for r in memory.iter().filter(|r| r.spec.latency_ms == 0) {
         let s = &r.spec;
         let sim = find(sends, Kind::Send, 0, s.n, s.concurrency, false);
         let (Some(mm), Some((sr, sm))) = (valid(r), sim.and_then(|x| Some((x, valid(x)?)))) else {
@@ -843,7 +858,7 @@ pub fn render(
     let mut all: Vec<RunResult> = sends.to_vec();
     all.extend(extra.iter().cloned());
     send_table(&mut out, &all, &all);
-    decomposition_section(&mut out, sends);
+    decomposition_section(&mut out, sends, memory);
     host_share_section(&mut out, sends, memory);
     out.push_str("\n### Requests by route (count, and per contract)\n\n`lookup` and `register` include the RM user's own (once per session); `host calls` are host-sim callbacks per contract.\n\n");
     route_table(&mut out, &all);

@@ -676,6 +676,25 @@ pub fn run_all(args: &BenchArgs) -> Result<(), String> {
                 },
             ));
         }
+        // And at the first latency above 0, c = 16, for the sizes of the latency-bound target:
+        // the bound without host-sim's record writes on the calling thread.
+        if let Some(&l) = latencies.iter().find(|l| **l > 0) {
+            let bound_sizes: Vec<usize> = if args.quick {
+                vec![n]
+            } else {
+                sizes.iter().copied().filter(|n| *n >= 1_000).collect()
+            };
+            for n in bound_sizes {
+                memory.push(run_spec(
+                    &ctx,
+                    args,
+                    Spec {
+                        host: HostKind::Memory,
+                        ..Spec::send(l, n, 16)
+                    },
+                ));
+            }
+        }
     }
     // The host renders the report per contract (host-sim's PDF renderer in the host's CPU).
     let mut extra = Vec::new();
