@@ -429,6 +429,22 @@ fn mended(r: &Record, doc: &Document, by: &str) -> (Record, Vec<String>) {
     (m, diffs)
 }
 
+/// A document a record is about to adopt: [`read`], with a document that vanished since the
+/// listing (cancelled or removed meanwhile) a `failed` finding that changed nothing.
+async fn read_to_adopt(
+    run: &Run<'_>,
+    prepared: &Prepared,
+    item: &Item,
+    id: i64,
+) -> Result<Document, Outcome> {
+    read(run, prepared, item, id).await?.ok_or_else(|| {
+        Outcome::failed(
+            item,
+            format!("o documento nº {id} sumiu do TAE durante a conciliação; nada foi alterado."),
+        )
+    })
+}
+
 /// A document (prefetched, or read now); `None` when TAE does not have it. A failure is the
 /// contract's `failed` finding (keeping why TAE could not be reached, for the breaker).
 async fn read(
@@ -567,16 +583,8 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
                 );
                 continue;
             }
-            let doc = match read(run, prepared, item, d.id).await {
-                Ok(Some(doc)) => doc,
-                Ok(None) => {
-                    let m = format!(
-                        "o documento nº {} sumiu do TAE durante a conciliação; nada foi alterado.",
-                        d.id
-                    );
-                    f.list.push(Outcome::failed(item, m).with_record(r));
-                    continue;
-                }
+            let doc = match read_to_adopt(run, prepared, item, d.id).await {
+                Ok(doc) => doc,
                 Err(o) => {
                     f.list.push(o.with_record(r));
                     continue;
@@ -825,16 +833,8 @@ pub async fn run(run: &Run<'_>, plan: &ReconcilePlan, prepared: &Prepared, item:
             );
             continue;
         }
-        let doc = match read(run, prepared, item, d.id).await {
-            Ok(Some(doc)) => doc,
-            Ok(None) => {
-                let m = format!(
-                    "o documento nº {} sumiu do TAE durante a conciliação; nada foi alterado.",
-                    d.id
-                );
-                f.list.push(Outcome::failed(item, m));
-                continue;
-            }
+        let doc = match read_to_adopt(run, prepared, item, d.id).await {
+            Ok(doc) => doc,
             Err(o) => {
                 f.list.push(o);
                 continue;
