@@ -1,9 +1,8 @@
 //! The write gate: a request that changes TAE leaves only while the run still holds its leases,
 //! judged when its bytes are written to the socket, not when the run handed it to the client.
 //!
-//! Why at the write: a run checks its lease (`Run::still_holds`) and then
-//! hands the request to the HTTP client; the bytes leave later, when the connection's task is
-//! polled. A run frozen in between (a suspended virtual machine, a stopped process, a thread
+//! Why at the write: a run checks its lease (`Run::still_holds`) and then hands the request to
+//! the HTTP client; the bytes leave later, when the connection's task is polled. A run frozen in between (a suspended virtual machine, a stopped process, a thread
 //! starved for longer than the lease's time to live) would otherwise wake up and send a publish
 //! for a contract that another run took over in the meantime. With the gate, the request's body
 //! looks at the run's lease deadline in the same poll of the connection that writes its head
@@ -38,7 +37,7 @@ static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
 const OPEN: u64 = u64::MAX;
 
 /// The part of a lease's time to live a write keeps clear of its expiry: a sixth of it, at
-/// most 5 s (15 s of a 90 s lease are 5 s; a 10 s lease keeps 1.7 s).
+/// most 5 s (a 90 s lease keeps 5 s, not 15; a 10 s lease keeps 1.7 s).
 pub fn write_margin(ttl: Duration) -> Duration {
     (ttl / 6).min(Duration::from_secs(5))
 }
