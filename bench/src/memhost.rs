@@ -15,8 +15,6 @@ use host_sim::{SchoolDb, TaeEduHost, UiScript};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::c_void;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The in-memory host. Lives on the thread that calls the plugin.
 pub struct MemoryHost {
@@ -96,17 +94,10 @@ impl MemoryHost {
         self.records.borrow().len()
     }
 
-    /// The callback table; `ctx` points at `self`, which must outlive the call.
+    /// The callback table (host-sim's trampolines); `ctx` points at `self`, which must outlive
+    /// the call.
     pub fn table(&self) -> TaeEduHost {
-        TaeEduHost {
-            abi_version: host_sim::host::HOST_ABI_VERSION,
-            struct_size: std::mem::size_of::<TaeEduHost>() as u32,
-            ctx: self as *const MemoryHost as *mut c_void,
-            call: Some(mem_call),
-            free_buffer: Some(mem_free),
-            log: Some(mem_log),
-            progress: Some(mem_progress),
-        }
+        host_sim::host::table_for(self)
     }
 
     fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, String> {
@@ -218,76 +209,11 @@ impl MemoryHost {
     }
 }
 
-fn give(bytes: Vec<u8>, out: *mut *mut u8, out_len: *mut usize) {
-    if out.is_null() || out_len.is_null() {
-        return;
+/// Served through host-sim's C trampolines; logs and progress are dropped, no cancel.
+impl host_sim::host::CHost for MemoryHost {
+    fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, host_sim::MethodError> {
+        MemoryHost::handle(self, method, request).map_err(host_sim::MethodError::from)
     }
-    let boxed: Box<[u8]> = bytes.into_boxed_slice();
-    let len = boxed.len();
-    // SAFETY: both pointers checked non-null; the plugin passes pointers to its locals.
-    unsafe {
-        *out = Box::into_raw(boxed) as *mut u8;
-        *out_len = len;
-    }
-}
-
-unsafe extern "C" fn mem_call(
-    ctx: *mut c_void,
-    method: *const u8,
-    method_len: usize,
-    request: *const u8,
-    request_len: usize,
-    out: *mut *mut u8,
-    out_len: *mut usize,
-) -> i32 {
-    if ctx.is_null() || method.is_null() || (request.is_null() && request_len > 0) {
-        return 2;
-    }
-    // SAFETY: ctx is the MemoryHost that built the table, alive for the call; the plugin
-    // passes valid (pointer, length) pairs.
-    let host = unsafe { &*(ctx as *const MemoryHost) };
-    let method = unsafe { std::slice::from_raw_parts(method, method_len) };
-    let request: &[u8] = if request.is_null() {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(request, request_len) }
-    };
-    let method = String::from_utf8_lossy(method);
-    match catch_unwind(AssertUnwindSafe(|| host.handle(&method, request))) {
-        Ok(Ok(bytes)) => {
-            give(bytes, out, out_len);
-            0
-        }
-        Ok(Err(message)) => {
-            give(
-                serde_json::to_vec(&json!({ "message": message })).unwrap_or_default(),
-                out,
-                out_len,
-            );
-            1
-        }
-        Err(_) => 3,
-    }
-}
-
-unsafe extern "C" fn mem_free(_ctx: *mut c_void, buf: *mut u8, len: usize) {
-    if buf.is_null() {
-        return;
-    }
-    // SAFETY: `buf`/`len` are a buffer `give` leaked from a Box<[u8]>, handed back once.
-    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, len)) });
-}
-
-unsafe extern "C" fn mem_log(_ctx: *mut c_void, _level: i32, _msg: *const u8, _len: usize) {}
-
-unsafe extern "C" fn mem_progress(
-    _ctx: *mut c_void,
-    _done: u32,
-    _total: u32,
-    _detail: *const u8,
-    _len: usize,
-) -> i32 {
-    0
 }
 
 #[cfg(test)]

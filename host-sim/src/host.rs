@@ -17,7 +17,10 @@
 
 pub mod c_abi;
 
-pub use c_abi::{HostCallFn, HostFreeFn, HostLogFn, HostProgressFn, TaeEduHost, HOST_ABI_VERSION};
+pub use c_abi::{
+    table_for, CHost, HostCallFn, HostFreeFn, HostLogFn, HostProgressFn, TaeEduHost,
+    HOST_ABI_VERSION,
+};
 
 use crate::db::records::raw_str;
 use crate::db::{

@@ -1,9 +1,9 @@
 //! The C side of the host: the `TaeEduHost` table of `docs/abi.md` as a `#[repr(C)]` struct,
 //! and the `extern "C"` trampolines the plugin calls through it.
 //!
-//! Each trampoline turns the raw pointers into slices (null-checked), finds the [`RmHost`]
-//! behind `ctx`, and runs the Rust method inside `catch_unwind`, so a panic never unwinds into
-//! the plugin. Responses go out in host-owned buffers (a leaked `Box<[u8]>`) that the plugin
+//! Each trampoline turns the raw pointers into slices (null-checked), finds the host behind
+//! `ctx` (any [`CHost`]: [`RmHost`], or the bench's in-memory host), and runs the Rust method
+//! inside `catch_unwind`, so a panic never unwinds into the plugin. Responses go out in host-owned buffers (a leaked `Box<[u8]>`) that the plugin
 //! hands back to `free_buffer`; [`RmHost::outstanding_buffers`] counts the ones not yet freed.
 //! Status codes of `call`: 0 done, 1 the method failed (the buffer holds
 //! `{"message", ...}`), 2 null `ctx`, 3 the host panicked.
@@ -52,30 +52,72 @@ pub struct TaeEduHost {
     pub progress: Option<HostProgressFn>,
 }
 
-impl RmHost {
-    /// The callback table for one export call. `ctx` points at `self`: the table must not
-    /// outlive the host nor be used after the host moved.
-    pub fn table(&self) -> TaeEduHost {
-        TaeEduHost {
-            abi_version: HOST_ABI_VERSION,
-            struct_size: std::mem::size_of::<TaeEduHost>() as u32,
-            ctx: self as *const RmHost as *mut c_void,
-            call: Some(host_call),
-            free_buffer: Some(host_free_buffer),
-            log: Some(host_log),
-            progress: Some(host_progress),
-        }
+/// A Rust host the trampolines serve: what `call`, `log` and `progress` do, and the count of
+/// buffers handed out. [`RmHost`] is one; so is the bench's in-memory host.
+pub trait CHost {
+    /// Serves one `call`.
+    fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, MethodError>;
+    /// Refuses a callback on another thread than the export's (by default every thread).
+    fn check_thread(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// A log line of the plugin.
+    fn on_log(&self, _level: i32, _message: String) {}
+    /// A progress report; `true` asks the plugin to cancel.
+    fn on_progress(&self, _done: u32, _total: u32, _detail: &[u8]) -> bool {
+        false
+    }
+    /// A response buffer was handed to the plugin (`+1`) or handed back (`-1`).
+    fn count_buffer(&self, _delta: i64) {}
+}
+
+impl CHost for RmHost {
+    fn handle(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, MethodError> {
+        RmHost::handle(self, method, request)
+    }
+    fn check_thread(&self) -> Result<(), String> {
+        RmHost::check_thread(self)
+    }
+    fn on_log(&self, level: i32, message: String) {
+        RmHost::on_log(self, level, message)
+    }
+    fn on_progress(&self, done: u32, total: u32, detail: &[u8]) -> bool {
+        RmHost::on_progress(self, done, total, detail)
+    }
+    fn count_buffer(&self, delta: i64) {
+        self.outstanding_buffers.fetch_add(delta, Ordering::SeqCst);
     }
 }
 
-fn into_host_buffer(host: &RmHost, bytes: Vec<u8>, out: *mut *mut u8, out_len: *mut usize) {
+/// The callback table for one export call, serving `host`. `ctx` points at `host`: the table
+/// must not outlive it nor be used after it moved.
+pub fn table_for<H: CHost>(host: &H) -> TaeEduHost {
+    TaeEduHost {
+        abi_version: HOST_ABI_VERSION,
+        struct_size: std::mem::size_of::<TaeEduHost>() as u32,
+        ctx: host as *const H as *mut c_void,
+        call: Some(host_call::<H>),
+        free_buffer: Some(host_free_buffer::<H>),
+        log: Some(host_log::<H>),
+        progress: Some(host_progress::<H>),
+    }
+}
+
+impl RmHost {
+    /// The callback table for one export call ([`table_for`]).
+    pub fn table(&self) -> TaeEduHost {
+        table_for(self)
+    }
+}
+
+fn into_host_buffer<H: CHost>(host: &H, bytes: Vec<u8>, out: *mut *mut u8, out_len: *mut usize) {
     if out.is_null() || out_len.is_null() {
         return;
     }
     let boxed: Box<[u8]> = bytes.into_boxed_slice();
     let len = boxed.len();
     let ptr = Box::into_raw(boxed) as *mut u8;
-    host.outstanding_buffers.fetch_add(1, Ordering::SeqCst);
+    host.count_buffer(1);
     // SAFETY: both pointers were checked non-null; the plugin passes pointers to its locals.
     unsafe {
         *out = ptr;
@@ -96,7 +138,7 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-unsafe extern "C" fn host_call(
+unsafe extern "C" fn host_call<H: CHost>(
     ctx: *mut c_void,
     method: *const u8,
     method_len: usize,
@@ -108,8 +150,8 @@ unsafe extern "C" fn host_call(
     if ctx.is_null() {
         return 2;
     }
-    // SAFETY: ctx is the `RmHost` that built this table, alive for the whole export call.
-    let host = unsafe { &*(ctx as *const RmHost) };
+    // SAFETY: ctx is the host that built this table, alive for the whole export call.
+    let host = unsafe { &*(ctx as *const H) };
     if !out.is_null() && !out_len.is_null() {
         // SAFETY: checked non-null above.
         unsafe {
@@ -145,7 +187,7 @@ unsafe extern "C" fn host_call(
     }
 }
 
-unsafe extern "C" fn host_free_buffer(ctx: *mut c_void, buf: *mut u8, len: usize) {
+unsafe extern "C" fn host_free_buffer<H: CHost>(ctx: *mut c_void, buf: *mut u8, len: usize) {
     if buf.is_null() {
         return;
     }
@@ -153,20 +195,25 @@ unsafe extern "C" fn host_free_buffer(ctx: *mut c_void, buf: *mut u8, len: usize
         // SAFETY: `buf`/`len` come from `into_host_buffer` (a leaked `Box<[u8]>` of that length).
         drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, len)) });
         if !ctx.is_null() {
-            // SAFETY: ctx is the live `RmHost` of this table.
-            let host = unsafe { &*(ctx as *const RmHost) };
-            host.outstanding_buffers.fetch_sub(1, Ordering::SeqCst);
+            // SAFETY: ctx is the live host of this table.
+            let host = unsafe { &*(ctx as *const H) };
+            host.count_buffer(-1);
         }
     }));
 }
 
-unsafe extern "C" fn host_log(ctx: *mut c_void, level: i32, msg: *const u8, msg_len: usize) {
+unsafe extern "C" fn host_log<H: CHost>(
+    ctx: *mut c_void,
+    level: i32,
+    msg: *const u8,
+    msg_len: usize,
+) {
     if ctx.is_null() {
         return;
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: ctx is the live `RmHost` of this table.
-        let host = unsafe { &*(ctx as *const RmHost) };
+        // SAFETY: ctx is the live host of this table.
+        let host = unsafe { &*(ctx as *const H) };
         if host.check_thread().is_err() {
             return;
         }
@@ -178,7 +225,7 @@ unsafe extern "C" fn host_log(ctx: *mut c_void, level: i32, msg: *const u8, msg_
     }));
 }
 
-unsafe extern "C" fn host_progress(
+unsafe extern "C" fn host_progress<H: CHost>(
     ctx: *mut c_void,
     done: u32,
     total: u32,
@@ -189,8 +236,8 @@ unsafe extern "C" fn host_progress(
         return 0;
     }
     let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: ctx is the live `RmHost` of this table.
-        let host = unsafe { &*(ctx as *const RmHost) };
+        // SAFETY: ctx is the live host of this table.
+        let host = unsafe { &*(ctx as *const H) };
         if host.check_thread().is_err() {
             return false;
         }
@@ -250,7 +297,7 @@ mod tests {
                 );
             }
             // SAFETY: freeing the buffer just handed out, once.
-            unsafe { host_free_buffer(&h as *const RmHost as *mut c_void, out, len) };
+            unsafe { host_free_buffer::<RmHost>(&h as *const RmHost as *mut c_void, out, len) };
         }
         assert_eq!(h.outstanding_buffers(), 0);
     }
