@@ -197,12 +197,7 @@ fn run_inner(args: &RunOneArgs) -> Result<ChildReport, String> {
     // The call ends when the answer's bytes are in the host's hands; the host's own reading
     // of them (here a JSON tree for the checks below) is after it, outside the figures.
     let (status, answer) = plugin.execute_bytes(&host, &request_bytes);
-    report.wall_ms = t.elapsed().as_secs_f64() * 1000.0;
-    report.call_end_us = tae_sim::unix_micros();
-    let (u1, s1) = procstat::cpu_times_us();
-    report.peak_rss_kb = procstat::status_kb("VmHWM").unwrap_or(0);
-    report.cpu_user_ms = u1.saturating_sub(u0) as f64 / 1000.0;
-    report.cpu_sys_ms = s1.saturating_sub(s0) as f64 / 1000.0;
+    end_of_call(&mut report, t, (u0, s0));
     if std::env::var_os("TAE_EDU_BENCH_EXIT_AFTER_CALL").is_some() {
         // For a heap profiler's peak to fall inside the call (docs/PERFORMANCE.md).
         std::process::exit(0);
@@ -227,6 +222,17 @@ fn run_inner(args: &RunOneArgs) -> Result<ChildReport, String> {
 }
 
 /// Checks that every contract got the expected outcome (else the report carries an error).
+/// Closes the measured window of the call started at `t` with the CPU times `cpu0`: wall,
+/// end time, peak RSS and CPU.
+fn end_of_call(report: &mut ChildReport, t: Instant, cpu0: (u64, u64)) {
+    report.wall_ms = t.elapsed().as_secs_f64() * 1000.0;
+    report.call_end_us = tae_sim::unix_micros();
+    let (u1, s1) = procstat::cpu_times_us();
+    report.peak_rss_kb = procstat::status_kb("VmHWM").unwrap_or(0);
+    report.cpu_user_ms = u1.saturating_sub(cpu0.0) as f64 / 1000.0;
+    report.cpu_sys_ms = s1.saturating_sub(cpu0.1) as f64 / 1000.0;
+}
+
 fn judge(report: &mut ChildReport, op: Op, contracts: u64, response: &Value) {
     let (counts, total) = outcome_counts(response);
     report.total = total;
@@ -290,12 +296,7 @@ fn run_memory(args: &RunOneArgs) -> Result<ChildReport, String> {
             true,
         )
     };
-    report.wall_ms = t.elapsed().as_secs_f64() * 1000.0;
-    report.call_end_us = tae_sim::unix_micros();
-    let (u1, s1) = procstat::cpu_times_us();
-    report.peak_rss_kb = procstat::status_kb("VmHWM").unwrap_or(0);
-    report.cpu_user_ms = u1.saturating_sub(u0) as f64 / 1000.0;
-    report.cpu_sys_ms = s1.saturating_sub(s0) as f64 / 1000.0;
+    end_of_call(&mut report, t, (u0, s0));
     report.status = status;
     report.host_calls = host.call_counts();
     let response: Value = serde_json::from_slice(&bytes.unwrap_or_default()).unwrap_or(Value::Null);
